@@ -1,0 +1,149 @@
+//! The bulk request body of DESIGN.md, built by string concatenation from payloads that
+//! the driver already serialized (the browser's `JSON.stringify` is faster and smaller
+//! than any Rust JSON library in wasm).
+//!
+//! ```text
+//! {"sent_at":1732240000123,"device":"d","events":[{"id":"u","seq":42,"ts":1732240000000,"payload":{...}}]}
+//! ```
+
+/// Digits of the largest `u64`: the bound used where a number is not known yet.
+const MAX_U64_DIGITS: usize = 20;
+
+/// Appends `value` as a JSON string literal.
+pub fn push_json_string(out: &mut String, value: &str) {
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                out.push_str(&format!("\\u{:04x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn json_string_len(value: &str) -> usize {
+    let mut probe = String::with_capacity(value.len() + 2);
+    push_json_string(&mut probe, value);
+    probe.len()
+}
+
+fn digits(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |d| d as usize + 1)
+}
+
+/// Appends one event object.
+pub fn push_event(out: &mut String, id: &str, seq: u64, ts: u64, payload: &str) {
+    out.push_str("{\"id\":");
+    push_json_string(out, id);
+    out.push_str(",\"seq\":");
+    out.push_str(&seq.to_string());
+    out.push_str(",\"ts\":");
+    out.push_str(&ts.to_string());
+    out.push_str(",\"payload\":");
+    out.push_str(payload);
+    out.push('}');
+}
+
+/// Exact length of [`push_event`]'s output.
+pub fn event_len(id: &str, seq: u64, ts: u64, payload: &str) -> usize {
+    r#"{"id":,"seq":,"ts":,"payload":}"#.len()
+        + json_string_len(id)
+        + digits(seq)
+        + digits(ts)
+        + payload.len()
+}
+
+/// Length of an event whose storage key (its `seq`) is not assigned yet: the bound used
+/// to refuse an event that could never fit in a batch.
+pub fn event_len_bound(id: &str, ts: u64, payload: &str) -> usize {
+    event_len(id, 0, ts, payload) - 1 + MAX_U64_DIGITS
+}
+
+/// Upper bound of the bytes a body spends around its events.
+pub fn envelope_len_bound(device: &str) -> usize {
+    r#"{"sent_at":,"device":,"events":[]}"#.len() + MAX_U64_DIGITS + json_string_len(device)
+}
+
+/// Builds the body from pre-encoded event objects.
+pub fn body<'a>(sent_at: u64, device: &str, events: impl Iterator<Item = &'a str>) -> String {
+    let mut out = String::new();
+    out.push_str("{\"sent_at\":");
+    out.push_str(&sent_at.to_string());
+    out.push_str(",\"device\":");
+    push_json_string(&mut out, device);
+    out.push_str(",\"events\":[");
+    for (i, event) in events.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(event);
+    }
+    out.push_str("]}");
+    out
+}
+
+/// Formats 16 random bytes as an RFC 4122 version-4 UUID.
+pub fn uuid_v4(mut bytes: [u8; 16]) -> String {
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let mut out = String::with_capacity(36);
+    for (i, b) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_len_is_exact() {
+        for (id, seq, ts, payload) in [
+            ("a", 0, 0, "{}"),
+            ("quote\"and\\back\nslash", 42, 1_732_240_000_000, r#"{"type":"CLICK"}"#),
+            ("x", u64::MAX, u64::MAX, "null"),
+        ] {
+            let mut out = String::new();
+            push_event(&mut out, id, seq, ts, payload);
+            assert_eq!(out.len(), event_len(id, seq, ts, payload), "{out}");
+            assert!(event_len_bound(id, ts, payload) >= out.len());
+        }
+    }
+
+    #[test]
+    fn body_matches_the_wire_format() {
+        let mut event = String::new();
+        push_event(&mut event, "u1", 7, 1000, r#"{"type":"VIEW"}"#);
+        let body = body(2000, "dev\"ice", [event.as_str(), event.as_str()].into_iter());
+        assert_eq!(
+            body,
+            r#"{"sent_at":2000,"device":"dev\"ice","events":[{"id":"u1","seq":7,"ts":1000,"payload":{"type":"VIEW"}},{"id":"u1","seq":7,"ts":1000,"payload":{"type":"VIEW"}}]}"#
+        );
+        assert!(body.len() <= envelope_len_bound("dev\"ice") + 2 * event.len() + 1);
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        let mut out = String::new();
+        push_json_string(&mut out, "a\u{1}b");
+        assert_eq!(out, r#""a\u0001b""#);
+    }
+
+    #[test]
+    fn uuid_has_version_and_variant() {
+        let id = uuid_v4([0xff; 16]);
+        assert_eq!(id, "ffffffff-ffff-4fff-bfff-ffffffffffff");
+        assert_eq!(uuid_v4([0; 16]), "00000000-0000-4000-8000-000000000000");
+    }
+}

@@ -3,7 +3,9 @@
 
 mod sim;
 
-use evbuf::core::{Action, Config, Core, DropReason, FlushError, LogError, Report, SendOutcome, StoredEvent};
+use evbuf::core::{
+    Action, Config, Core, DropReason, FlushError, LogError, Report, SendOutcome, StoredEvent,
+};
 use sim::{batch_ids, Sim};
 
 fn status(status: u16) -> SendOutcome {
@@ -124,7 +126,11 @@ fn only_one_send_is_in_flight() {
     assert_eq!(sim.sent.len(), 1);
     sim.log_many(120);
     sim.advance(30_000);
-    assert_eq!(sim.sent.len(), 1, "no second request while the first is unanswered");
+    assert_eq!(
+        sim.sent.len(),
+        1,
+        "no second request while the first is unanswered"
+    );
     sim.ok();
     assert_eq!(sim.sent.len(), 2);
 }
@@ -181,7 +187,11 @@ fn a_burst_costs_at_most_one_request_per_full_batch_plus_one() {
         }
     }
     assert_eq!(sim.collector.distinct(), 1_000);
-    assert!(sim.sent.len() <= 1_000usize.div_ceil(100) + 1, "{} requests", sim.sent.len());
+    assert!(
+        sim.sent.len() <= 1_000usize.div_ceil(100) + 1,
+        "{} requests",
+        sim.sent.len()
+    );
 }
 
 // ---- acknowledgement ---------------------------------------------------------------
@@ -196,7 +206,9 @@ fn a_2xx_deletes_exactly_the_sent_events() {
     sim.ok();
     assert_eq!(sim.stored_ids(), late.iter().cloned().collect());
     assert_eq!(sim.collector.distinct(), 5);
-    assert!(first.iter().all(|id| sim.collector.acknowledged.contains_key(id)));
+    assert!(first
+        .iter()
+        .all(|id| sim.collector.acknowledged.contains_key(id)));
     sim.advance(3_000);
     sim.ok();
     assert!(sim.store.is_empty());
@@ -400,7 +412,10 @@ fn a_server_that_rejects_everything_with_400_loses_nothing() {
     let stats = sim.core.stats(sim.now);
     assert_eq!(stats.dropped.total(), 0);
     assert_eq!(stats.retry_at, Some(sim.now + 60_000), "waits the cap");
-    assert!(sim.reports.iter().any(|r| matches!(r, Report::SendFailed { .. })));
+    assert!(sim
+        .reports
+        .iter()
+        .any(|r| matches!(r, Report::SendFailed { .. })));
 }
 
 #[test]
@@ -478,7 +493,9 @@ fn events_in_flight_are_not_dropped_by_limits() {
     sim.log_many(30);
     assert!(first.iter().all(|id| !sim.dropped.contains(id)));
     sim.ok();
-    assert!(first.iter().all(|id| sim.collector.acknowledged.contains_key(id)));
+    assert!(first
+        .iter()
+        .all(|id| sim.collector.acknowledged.contains_key(id)));
 }
 
 // ---- flush, online, leadership ---------------------------------------------------
@@ -514,10 +531,16 @@ fn flush_settles_with_the_error_when_the_send_fails() {
     sim.log();
     let waiter = sim.flush();
     sim.answer(status(503));
-    assert!(matches!(sim.settled(waiter), Some(Err(FlushError::SendFailed { .. }))));
+    assert!(matches!(
+        sim.settled(waiter),
+        Some(Err(FlushError::SendFailed { .. }))
+    ));
     // While backing off, a flush says so instead of hammering the server.
     let again = sim.flush();
-    assert!(matches!(sim.settled(again), Some(Err(FlushError::BackingOff { .. }))));
+    assert!(matches!(
+        sim.settled(again),
+        Some(Err(FlushError::BackingOff { .. }))
+    ));
     assert_eq!(sim.sent.len(), 1);
 }
 
@@ -575,13 +598,16 @@ fn a_failed_write_is_handed_to_storage_again() {
     let mut sim = Sim::with_defaults();
     sim.persist_at_once = false;
     let id = sim.log();
-    sim.core.handle_persist_failed(sim.now, "QuotaExceededError".into());
+    sim.core
+        .handle_persist_failed(sim.now, "QuotaExceededError".into());
     let mut actions = Vec::new();
     while let Some(action) = sim.core.poll_action() {
         actions.push(action);
     }
     assert!(
-        actions.iter().any(|a| matches!(a, Action::Persist(events) if events[0].id == id)),
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Persist(events) if events[0].id == id)),
         "{actions:?}"
     );
     assert!(actions.iter().any(|a| matches!(a,
@@ -606,7 +632,8 @@ fn an_oversized_event_loaded_from_storage_is_sent_alone() {
         }],
     );
     core.handle_flush(0, 1);
-    let sent = std::iter::from_fn(|| core.poll_action()).any(|a| matches!(a, Action::Send(b) if b.keys == vec![1]));
+    let sent = std::iter::from_fn(|| core.poll_action())
+        .any(|a| matches!(a, Action::Send(b) if b.keys == vec![1]));
     assert!(sent);
 }
 

@@ -270,12 +270,7 @@ impl Core {
 
     /// An event was logged. `payload` is its JSON. Refuses an event that could never fit
     /// in a batch; otherwise it will be persisted and sent.
-    pub fn handle_log(
-        &mut self,
-        now: u64,
-        id: String,
-        payload: String,
-    ) -> Result<Ord, LogError> {
+    pub fn handle_log(&mut self, now: u64, id: String, payload: String) -> Result<Ord, LogError> {
         self.stats.logged += 1;
         let bytes = self.envelope_bound + wire::event_len_bound(&id, now, &payload);
         if bytes > self.config.max_batch_bytes {
@@ -593,7 +588,9 @@ impl Core {
         let expired: Vec<Key> = self
             .queue
             .iter()
-            .filter(|(k, q)| q.ts.saturating_add(max_age) < now && in_flight.binary_search(k).is_err())
+            .filter(|(k, q)| {
+                q.ts.saturating_add(max_age) < now && in_flight.binary_search(k).is_err()
+            })
             .map(|(k, _)| *k)
             .collect();
         self.drop_events(
@@ -630,7 +627,14 @@ impl Core {
     }
 
     /// A request failed: its events stay, and the next send waits `wait`.
-    fn fail(&mut self, now: u64, from_split: bool, keys: Vec<Key>, outcome: SendOutcome, wait: u64) {
+    fn fail(
+        &mut self,
+        now: u64,
+        from_split: bool,
+        keys: Vec<Key>,
+        outcome: SendOutcome,
+        wait: u64,
+    ) {
         self.stats.failed_requests += 1;
         // A piece that failed for a transient reason keeps its place at the head of the line.
         if from_split {
@@ -818,4 +822,3 @@ impl Core {
         (keys, false)
     }
 }
-

@@ -143,7 +143,8 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let era = year.div_euclid(400);
     let year_of_era = year - era * 400;
     let month = i64::from(month);
-    let day_of_year = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let day_of_year =
+        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
     let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
     era * 146_097 + day_of_era - 719_468
 }
@@ -209,7 +210,10 @@ mod tests {
         assert_eq!(parse_retry_after(" 0 ", 0), Some(0));
         // 1994-11-06T08:49:37Z is 784111777 s after the epoch.
         let date = "Sun, 06 Nov 1994 08:49:37 GMT";
-        assert_eq!(parse_retry_after(date, 784_111_777_000 - 5_000), Some(5_000));
+        assert_eq!(
+            parse_retry_after(date, 784_111_777_000 - 5_000),
+            Some(5_000)
+        );
         // A date in the past means "now".
         assert_eq!(parse_retry_after(date, 784_111_777_000 + 5_000), Some(0));
         assert_eq!(parse_retry_after("soon", 0), None);

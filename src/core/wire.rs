@@ -111,7 +111,12 @@ mod tests {
     fn event_len_is_exact() {
         for (id, seq, ts, payload) in [
             ("a", 0, 0, "{}"),
-            ("quote\"and\\back\nslash", 42, 1_732_240_000_000, r#"{"type":"CLICK"}"#),
+            (
+                "quote\"and\\back\nslash",
+                42,
+                1_732_240_000_000,
+                r#"{"type":"CLICK"}"#,
+            ),
             ("x", u64::MAX, u64::MAX, "null"),
         ] {
             let mut out = String::new();
@@ -125,7 +130,11 @@ mod tests {
     fn body_matches_the_wire_format() {
         let mut event = String::new();
         push_event(&mut event, "u1", 7, 1000, r#"{"type":"VIEW"}"#);
-        let body = body(2000, "dev\"ice", [event.as_str(), event.as_str()].into_iter());
+        let body = body(
+            2000,
+            "dev\"ice",
+            [event.as_str(), event.as_str()].into_iter(),
+        );
         assert_eq!(
             body,
             r#"{"sent_at":2000,"device":"dev\"ice","events":[{"id":"u1","seq":7,"ts":1000,"payload":{"type":"VIEW"}},{"id":"u1","seq":7,"ts":1000,"payload":{"type":"VIEW"}}]}"#

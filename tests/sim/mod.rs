@@ -117,7 +117,10 @@ impl Sim {
                 }
                 Action::Delete(keys) => self.store.delete(&keys),
                 Action::Send(batch) => {
-                    assert!(self.in_flight.is_none(), "a second send while one is in flight");
+                    assert!(
+                        self.in_flight.is_none(),
+                        "a second send while one is in flight"
+                    );
                     assert!(batch.keys.len() <= self.config.max_batch_events);
                     assert!(
                         batch.body.len() <= self.config.max_batch_bytes || batch.keys.len() == 1,
@@ -148,6 +151,12 @@ impl Sim {
         self.pump();
     }
 
+    pub fn complete_persist_if_pending(&mut self) {
+        if self.pending_persist.is_some() {
+            self.complete_persist();
+        }
+    }
+
     /// Moves the clock, firing the core's timer whenever it is due.
     pub fn advance(&mut self, ms: u64) {
         let target = self.now + ms;
@@ -163,8 +172,11 @@ impl Sim {
             assert!(fired < 100_000, "the timer spins");
             // A core that asks to be woken at a moment it has passed would spin.
             if let Some(next) = self.core.poll_timeout() {
-                assert!(next > self.now || self.in_flight.is_some() || self.pending_persist.is_some(),
-                    "timer re-armed in the past: {next} <= {}", self.now);
+                assert!(
+                    next > self.now || self.in_flight.is_some() || self.pending_persist.is_some(),
+                    "timer re-armed in the past: {next} <= {}",
+                    self.now
+                );
             }
         }
         self.now = target;
@@ -177,7 +189,13 @@ impl Sim {
 
     pub fn answer_with_jitter(&mut self, outcome: SendOutcome, jitter: f64) -> Batch {
         let batch = self.in_flight.take().expect("a request is in flight");
-        if matches!(outcome, SendOutcome::Status { status: 200..=299, .. }) {
+        if matches!(
+            outcome,
+            SendOutcome::Status {
+                status: 200..=299,
+                ..
+            }
+        ) {
             for id in batch_ids(&batch) {
                 *self.collector.acknowledged.entry(id).or_default() += 1;
             }

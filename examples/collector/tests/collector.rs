@@ -1,0 +1,514 @@
+//! Talks to a real collector over loopback with a deliberately dumb HTTP/1.1
+//! client, so what is tested is what a browser sees on the wire.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use evbuf_collector::{serve, Config, Mount};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!("{e}: {}", String::from_utf8_lossy(&self.body));
+        })
+    }
+}
+
+async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Resp {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8(raw[..split].to_vec()).unwrap();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut resp = Resp {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
+    };
+    if resp.header("transfer-encoding") == Some("chunked") {
+        resp.body = dechunk(&resp.body);
+    }
+    resp
+}
+
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let eol = raw.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size = std::str::from_utf8(&raw[..eol])
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap();
+        let size = usize::from_str_radix(size.trim(), 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&raw[eol + 2..eol + 2 + size]);
+        raw = &raw[eol + 4 + size..];
+    }
+}
+
+const JSON: (&str, &str) = ("Content-Type", "application/json");
+
+async fn post(addr: SocketAddr, path: &str, body: &Value) -> Resp {
+    request(addr, "POST", path, &[JSON], body.to_string().as_bytes()).await
+}
+
+async fn get(addr: SocketAddr, path: &str) -> Value {
+    let resp = request(addr, "GET", path, &[], b"").await;
+    assert_eq!(resp.status, 200);
+    resp.json()
+}
+
+async fn start() -> SocketAddr {
+    start_with(Config::default()).await
+}
+
+async fn start_with(config: Config) -> SocketAddr {
+    let config = Config {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        ..config
+    };
+    // The server is detached; it ends with the test's runtime.
+    let (addr, _server) = serve(config).await.unwrap();
+    addr
+}
+
+fn batch(device: &str, events: &[(&str, i64)]) -> Value {
+    let events: Vec<Value> = events
+        .iter()
+        .map(|(id, seq)| json!({"id": id, "seq": seq, "ts": 1_732_240_000_000i64 + seq, "payload": {"n": seq}}))
+        .collect();
+    json!({"sent_at": 1_732_240_000_123i64, "device": device, "events": events})
+}
+
+#[tokio::test]
+async fn stores_and_counts_duplicates() {
+    let addr = start().await;
+    let first = batch("dev-1", &[("a", 1), ("b", 2), ("c", 3)]);
+    let resp = post(addr, "/bulk/event", &first).await;
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.json(), json!({"accepted": 3, "duplicates": 0}));
+
+    // A retried batch overlapping the first: only "d" is new.
+    let second = batch("dev-1", &[("b", 2), ("c", 3), ("d", 4)]);
+    let resp = post(addr, "/bulk/event", &second).await;
+    assert_eq!(resp.json(), json!({"accepted": 1, "duplicates": 2}));
+
+    let report = get(addr, "/events").await;
+    assert_eq!(report["count"], 4);
+    assert_eq!(report["duplicates"], 2);
+    assert_eq!(report["requests"], 2);
+    assert_eq!(report["accepted_requests"], 2);
+    assert_eq!(report["rejected_requests"], json!({}));
+    let bytes = first.to_string().len() + second.to_string().len();
+    assert_eq!(report["bytes"], bytes);
+    assert_eq!(report["ids"], json!(["a", "b", "c", "d"]));
+    assert_eq!(report["events"][3]["device"], "dev-1");
+    assert_eq!(report["events"][3]["seq"], 4);
+    assert_eq!(report["events"][3]["ts"], 1_732_240_000_004i64);
+    assert_eq!(report["events"][3]["payload"], json!({"n": 4}));
+    assert_eq!(report["gaps"], json!([]));
+
+    let summary = get(addr, "/events?summary=1").await;
+    assert_eq!(summary["count"], 4);
+    assert!(summary.get("ids").is_none() && summary.get("events").is_none());
+}
+
+#[tokio::test]
+async fn accepts_text_plain_and_rejects_garbage() {
+    let addr = start().await;
+    let body = batch("dev-1", &[("a", 1)]).to_string();
+    let text = ("Content-Type", "text/plain;charset=UTF-8");
+    let resp = request(addr, "POST", "/bulk/event", &[text], body.as_bytes()).await;
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.json()["accepted"], 1);
+
+    let resp = request(addr, "POST", "/bulk/event", &[JSON], b"{\"events\": 3}").await;
+    assert_eq!(resp.status, 400);
+    assert!(resp.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("invalid batch"));
+    let resp = request(addr, "POST", "/bulk/event", &[text], b"not json").await;
+    assert_eq!(resp.status, 400);
+
+    let report = get(addr, "/events").await;
+    assert_eq!(report["count"], 1);
+    assert_eq!(report["requests"], 3);
+    assert_eq!(report["accepted_requests"], 1);
+    assert_eq!(report["rejected_requests"], json!({"400": 2}));
+}
+
+#[tokio::test]
+async fn cors_headers_on_posts_errors_and_preflight() {
+    let addr = start().await;
+    let origin = ("Origin", "http://127.0.0.1:9999");
+    let ok = request(
+        addr,
+        "POST",
+        "/bulk/event",
+        &[JSON, origin],
+        batch("d", &[]).to_string().as_bytes(),
+    )
+    .await;
+    let bad = request(addr, "POST", "/bulk/event", &[JSON, origin], b"{").await;
+    for resp in [&ok, &bad] {
+        assert_eq!(resp.header("access-control-allow-origin"), Some("*"));
+        assert_eq!(
+            resp.header("access-control-expose-headers"),
+            Some("Retry-After")
+        );
+    }
+    assert_eq!((ok.status, bad.status), (200, 400));
+
+    let preflight = [
+        origin,
+        ("Access-Control-Request-Method", "POST"),
+        ("Access-Control-Request-Headers", "content-type"),
+    ];
+    let resp = request(addr, "OPTIONS", "/bulk/event", &preflight, b"").await;
+    assert_eq!(resp.status, 204);
+    assert_eq!(resp.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(
+        resp.header("access-control-allow-methods"),
+        Some("GET, POST, OPTIONS")
+    );
+    let allowed = resp.header("access-control-allow-headers").unwrap();
+    assert!(allowed.contains('*') && allowed.contains("content-type"));
+    // The two posts count; the preflight is not a bulk request.
+    assert_eq!(get(addr, "/events").await["requests"], 2);
+}
+
+#[tokio::test]
+async fn injected_failures_with_retry_after() {
+    let addr = start().await;
+    let control = json!({"fail_status": 503, "fail_count": 2, "retry_after": "2"});
+    assert_eq!(post(addr, "/control", &control).await.status, 200);
+    assert_eq!(get(addr, "/control").await["fail_count"], 2);
+
+    for _ in 0..2 {
+        let resp = post(addr, "/bulk/event", &batch("d", &[("a", 1)])).await;
+        assert_eq!(resp.status, 503);
+        assert_eq!(resp.header("retry-after"), Some("2"));
+        assert_eq!(resp.header("access-control-allow-origin"), Some("*"));
+    }
+    let resp = post(addr, "/bulk/event", &batch("d", &[("a", 1)])).await;
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.header("retry-after"), None);
+
+    // A time window instead of a count.
+    let control = json!({"fail_status": 429, "fail_for_ms": 300});
+    post(addr, "/control", &control).await;
+    assert_eq!(
+        post(addr, "/bulk/event", &batch("d", &[("b", 2)]))
+            .await
+            .status,
+        429
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        post(addr, "/bulk/event", &batch("d", &[("b", 2)]))
+            .await
+            .status,
+        200
+    );
+
+    let report = get(addr, "/events").await;
+    assert_eq!(report["count"], 2);
+    assert_eq!(report["requests"], 5);
+    assert_eq!(report["accepted_requests"], 2);
+    assert_eq!(report["rejected_requests"], json!({"429": 1, "503": 2}));
+
+    // `{}` clears everything.
+    post(addr, "/control", &json!({"fail_status": 500})).await;
+    let cleared = post(addr, "/control", &json!({})).await.json();
+    assert_eq!(cleared["fail_status"], Value::Null);
+    assert_eq!(
+        post(addr, "/bulk/event", &batch("d", &[])).await.status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn control_rejects_typos() {
+    let addr = start().await;
+    let resp = post(addr, "/control", &json!({"fail_stauts": 503})).await;
+    assert_eq!(resp.status, 400);
+    let resp = post(addr, "/control", &json!({"fail_status": 200})).await;
+    assert_eq!(resp.status, 400);
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_413() {
+    let addr = start().await;
+    post(addr, "/control", &json!({"max_body_bytes": 200})).await;
+    let big = batch("d", &[("a", 1), ("b", 2), ("c", 3), ("d", 4)]);
+    assert!(big.to_string().len() > 200);
+    let resp = post(addr, "/bulk/event", &big).await;
+    assert_eq!(resp.status, 413);
+    assert_eq!(
+        post(addr, "/bulk/event", &batch("d", &[("a", 1)]))
+            .await
+            .status,
+        200
+    );
+
+    let report = get(addr, "/events").await;
+    assert_eq!(report["ids"], json!(["a"]));
+    assert_eq!(report["rejected_requests"], json!({"413": 1}));
+}
+
+#[tokio::test]
+async fn poisoned_batches_are_rejected_whole() {
+    let addr = start().await;
+    post(addr, "/control", &json!({"poison_key": "poison"})).await;
+    let mut poisoned = batch("d", &[("a", 1), ("b", 2)]);
+    poisoned["events"][1]["payload"] = json!({"poison": true});
+    let resp = post(addr, "/bulk/event", &poisoned).await;
+    assert_eq!(resp.status, 400);
+    assert!(resp.json()["error"].as_str().unwrap().contains("poison"));
+
+    // Only `true` poisons.
+    poisoned["events"][1]["payload"] = json!({"poison": false});
+    assert_eq!(post(addr, "/bulk/event", &poisoned).await.status, 200);
+    assert_eq!(get(addr, "/events").await["ids"], json!(["a", "b"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delays_overlap_and_count_in_flight() {
+    let addr = start().await;
+    post(
+        addr,
+        "/control",
+        &json!({"delay_ms": 500, "delay_count": 2}),
+    )
+    .await;
+    let (first, second) = (batch("d", &[("a", 1)]), batch("d", &[("b", 2)]));
+    let started = Instant::now();
+    let (a, b) = tokio::join!(
+        post(addr, "/bulk/event", &first),
+        post(addr, "/bulk/event", &second),
+    );
+    assert_eq!((a.status, b.status), (200, 200));
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    assert_eq!(get(addr, "/control").await["delay_count"], 0);
+
+    post(addr, "/bulk/event", &batch("d", &[("c", 3)])).await;
+    let report = get(addr, "/events").await;
+    assert_eq!(report["max_in_flight"], 2);
+    assert_eq!(report["count"], 3);
+}
+
+#[tokio::test]
+async fn reports_sequence_gaps_per_device() {
+    let addr = start().await;
+    post(
+        addr,
+        "/bulk/event",
+        &batch("a", &[("a1", 1), ("a2", 2), ("a5", 5)]),
+    )
+    .await;
+    post(addr, "/bulk/event", &batch("a", &[("a6", 6), ("a9", 9)])).await;
+    post(
+        addr,
+        "/bulk/event",
+        &batch("b", &[("b0", 0), ("b1", 1), ("b2", 2)]),
+    )
+    .await;
+    post(
+        addr,
+        "/bulk/event",
+        &batch("c", &[("c0", 0), ("c5000", 5000)]),
+    )
+    .await;
+
+    let gaps = get(addr, "/events?summary=1").await["gaps"].clone();
+    let gaps = gaps.as_array().unwrap();
+    assert_eq!(gaps.len(), 2, "{gaps:?}");
+    assert_eq!(
+        gaps[0],
+        json!({"device": "a", "missing": [3, 4, 7, 8], "missing_count": 4})
+    );
+    assert_eq!(gaps[1]["device"], "c");
+    assert_eq!(gaps[1]["missing"].as_array().unwrap().len(), 1000);
+    assert_eq!(gaps[1]["missing"][0], 1);
+    assert_eq!(gaps[1]["missing_count"], 4999);
+}
+
+#[tokio::test]
+async fn reset_clears_events_counters_and_misbehaviour() {
+    let addr = start().await;
+    post(addr, "/bulk/event", &batch("d", &[("a", 1), ("b", 3)])).await;
+    post(addr, "/control", &json!({"fail_status": 503})).await;
+    assert_eq!(
+        post(addr, "/bulk/event", &batch("d", &[])).await.status,
+        503
+    );
+
+    let resp = request(addr, "POST", "/reset", &[], b"").await;
+    assert_eq!(resp.status, 204);
+    assert_eq!(resp.header("access-control-allow-origin"), Some("*"));
+    let report = get(addr, "/events").await;
+    let expected = json!({
+        "count": 0, "duplicates": 0, "requests": 0, "accepted_requests": 0,
+        "rejected_requests": {}, "max_in_flight": 0, "bytes": 0, "gaps": [],
+        "ids": [], "events": [],
+    });
+    assert_eq!(report, expected);
+    assert_eq!(get(addr, "/control").await["fail_status"], Value::Null);
+    assert_eq!(
+        post(addr, "/bulk/event", &batch("d", &[("a", 1)]))
+            .await
+            .json()["accepted"],
+        1
+    );
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("evbuf-collector-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn serves_static_files_with_browser_mime_types() {
+    let root = temp_dir("root");
+    let pkg = temp_dir("pkg");
+    std::fs::write(root.join("index.html"), "<!doctype html>").unwrap();
+    std::fs::write(root.join("app.mjs"), "export {}").unwrap();
+    std::fs::write(pkg.join("evbuf.js"), "export {}").unwrap();
+    std::fs::write(pkg.join("evbuf_bg.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    let mounts = vec![
+        Mount::parse(root.to_str().unwrap()).unwrap(),
+        Mount::parse(&format!("/pkg={}", pkg.display())).unwrap(),
+    ];
+    let addr = start_with(Config {
+        mounts,
+        ..Config::default()
+    })
+    .await;
+
+    let cases = [
+        ("/", "text/html"),
+        ("/app.mjs", "text/javascript"),
+        ("/pkg/evbuf.js", "text/javascript"),
+        ("/pkg/evbuf_bg.wasm", "application/wasm"),
+    ];
+    for (path, mime) in cases {
+        let resp = request(addr, "GET", path, &[], b"").await;
+        assert_eq!(resp.status, 200, "{path}");
+        assert!(
+            resp.header("content-type").unwrap().starts_with(mime),
+            "{path}"
+        );
+        assert_eq!(resp.header("access-control-allow-origin"), Some("*"));
+    }
+    assert_eq!(
+        request(addr, "GET", "/missing.js", &[], b"").await.status,
+        404
+    );
+    // The API still wins over the static root.
+    assert_eq!(get(addr, "/events").await["count"], 0);
+    let _ = std::fs::remove_dir_all(root);
+    let _ = std::fs::remove_dir_all(pkg);
+}
+
+#[tokio::test]
+async fn binary_prints_address_persists_and_exits_on_stdin_eof() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+
+    let dir = temp_dir("bin");
+    let db = dir.join("events.db");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_evbuf-collector"))
+        .args(["--addr", "127.0.0.1:0", "--exit-on-stdin-eof", "--db"])
+        .arg(&db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    stdout.read_line(&mut line).unwrap();
+    let url = line
+        .trim_end()
+        .strip_prefix("evbuf-collector listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
+    let addr: SocketAddr = url.parse().unwrap();
+    assert!(addr.ip().is_loopback() && addr.port() != 0);
+
+    let resp = post(addr, "/bulk/event", &batch("d", &[("a", 1)])).await;
+    assert_eq!(resp.status, 200);
+
+    drop(child.stdin.take());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("collector did not exit after stdin EOF");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert_eq!(rest, "", "stdout must hold only the listening line");
+
+    // The batch outlived the process.
+    let db = std::fs::read(&db).unwrap();
+    assert!(db.windows(6).any(|w| w == b"{\"n\":1"));
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -650,3 +650,60 @@ fn the_stats_show_the_queue() {
     assert_eq!(stats.next_flush_at, Some(sim.now + 2_000));
     assert!(stats.leader && stats.online);
 }
+
+// ---- unload ---------------------------------------------------------------------
+
+#[test]
+fn hiding_the_page_sends_what_is_stored_within_the_keepalive_budget() {
+    let mut sim = Sim::with_defaults();
+    sim.core.handle_online(sim.now, false); // nothing goes out on the normal path
+    sim.core.handle_online(sim.now, true);
+    sim.pump();
+    let ids: Vec<String> = (0..200).map(|_| sim.log_sized(900).unwrap()).collect();
+    // 200 events of ~1 kB: the normal path has one batch in flight, the rest is stored.
+    sim.core.handle_page_hidden(sim.now);
+    sim.pump();
+    let total: usize = sim.unload.iter().map(|b| b.body.len()).sum();
+    assert!(total <= 64 * 1024, "{total} bytes of keepalive bodies");
+    assert!(sim.unload.len() >= 2, "a budget's worth goes out in chunks");
+    let first = batch_ids(&sim.unload[0]);
+    assert_eq!(first[0], ids[0], "oldest first");
+    // A second hide in the same hidden period sends nothing more.
+    let count = sim.unload.len();
+    sim.core.handle_page_hidden(sim.now);
+    sim.pump();
+    assert_eq!(sim.unload.len(), count);
+    // The events stay stored: no answer has acknowledged them.
+    assert_eq!(sim.store.len(), 200);
+}
+
+#[test]
+fn an_answered_unload_send_deletes_its_events() {
+    let mut sim = Sim::with_defaults();
+    let ids = sim.log_many(5);
+    assert_eq!(sim.hide(true, true), 1);
+    assert!(sim.store.is_empty());
+    assert_eq!(sim.core.stats(sim.now).acknowledged, 5);
+    assert!(ids.iter().all(|id| sim.collector.acknowledged[id] == 1));
+    sim.advance(10_000);
+    assert!(sim.sent.is_empty(), "nothing is left to send");
+}
+
+#[test]
+fn an_unanswered_unload_send_is_sent_again_by_the_next_page() {
+    let mut sim = Sim::with_defaults();
+    let ids = sim.log_many(5);
+    sim.hide(true, false);
+    sim.crash_and_reload(false);
+    sim.advance(3_000);
+    sim.ok();
+    assert!(ids.iter().all(|id| sim.collector.acknowledged[id] == 2), "at least once; the server dedups");
+}
+
+#[test]
+fn a_tab_that_is_not_the_sender_sends_nothing_on_hide() {
+    let mut sim = Sim::with_defaults();
+    sim.core.handle_leadership(sim.now, false);
+    sim.log_many(5);
+    assert_eq!(sim.hide(true, true), 0);
+}

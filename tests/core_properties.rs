@@ -36,6 +36,10 @@ enum Step {
     CrashAndReload {
         delivered: bool,
     },
+    Hide {
+        delivered: bool,
+        answered: bool,
+    },
 }
 
 fn status() -> impl Strategy<Value = u16> {
@@ -80,6 +84,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => any::<bool>().prop_map(Step::Leader),
         1 => any::<bool>().prop_map(Step::PersistLater),
         1 => any::<bool>().prop_map(|delivered| Step::CrashAndReload { delivered }),
+        1 => (any::<bool>(), any::<bool>()).prop_map(|(delivered, answered)| Step::Hide { delivered, answered }),
     ]
 }
 
@@ -151,6 +156,9 @@ fn apply(sim: &mut Sim, step: &Step) {
             }
         }
         Step::CrashAndReload { delivered } => sim.crash_and_reload(*delivered),
+        Step::Hide { delivered, answered } => {
+            sim.hide(*delivered, *answered);
+        }
     }
 }
 

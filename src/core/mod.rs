@@ -77,6 +77,9 @@ pub enum Action {
     Delete(Vec<Key>),
     /// POST this batch; answer with [`Core::handle_send_result`].
     Send(Batch),
+    /// The page is going away: POST this batch with `keepalive` and a CORS-safelisted
+    /// content type. If an answer comes, pass it to [`Core::handle_unload_result`].
+    SendUnload(Batch),
     /// Tell the user (the `onError` callback).
     Report(Report),
     /// A `flush()` call is settled.
@@ -229,6 +232,8 @@ pub struct Core {
     flush_waiters: Vec<(u64, Ord)>,
     leader: bool,
     online: bool,
+    /// The page is hidden and its unload send went out.
+    hidden: bool,
     actions: VecDeque<Action>,
     stats: Stats,
 }
@@ -257,6 +262,7 @@ impl Core {
             flush_waiters: Vec::new(),
             leader: true,
             online: true,
+            hidden: false,
             actions: VecDeque::new(),
             stats: Stats::default(),
         })
@@ -476,6 +482,56 @@ impl Core {
     /// is full, or the page is about to be hidden).
     pub fn handle_flush_hint(&mut self, now: u64) {
         self.flush_now = true;
+        self.drive(now);
+    }
+
+    /// The page was hidden or is being closed (`pagehide`, `visibilitychange` to hidden).
+    /// The sending tab sends what is stored with keepalive requests, oldest first, within
+    /// the keepalive budget of the page. Events stay stored until an answer acknowledges
+    /// them: a closed page never hears back, and the next page sends them again (the
+    /// server deduplicates by id). Other tabs leave their events to the sender.
+    pub fn handle_page_hidden(&mut self, now: u64) {
+        if self.hidden || !self.leader || !self.online {
+            return;
+        }
+        self.hidden = true;
+        let mut budget = KEEPALIVE_BUDGET_BYTES;
+        let mut after: Option<Key> = None;
+        loop {
+            let limit = budget.min(self.config.max_batch_bytes);
+            let keys = self.fill_batch(after, limit, false);
+            if keys.is_empty() {
+                break;
+            }
+            after = keys.last().copied();
+            let batch = self.batch(now, keys);
+            self.stats.unload_requests += 1;
+            budget -= batch.body.len().min(budget);
+            self.actions.push_back(Action::SendUnload(batch));
+        }
+    }
+
+    /// The page is visible again: a later hide sends again.
+    pub fn handle_page_visible(&mut self) {
+        self.hidden = false;
+    }
+
+    /// An answer to an [`Action::SendUnload`] arrived (the page lived on). A 2xx
+    /// acknowledges its events; anything else is left to the normal path.
+    pub fn handle_unload_result(&mut self, now: u64, keys: &[Key], outcome: &SendOutcome) {
+        if verdict(outcome, now) != Verdict::Acknowledged {
+            return;
+        }
+        let in_flight = self.in_flight_keys();
+        let keys: Vec<Key> = keys
+            .iter()
+            .copied()
+            .filter(|k| self.queue.contains_key(k) && in_flight.binary_search(k).is_err())
+            .collect();
+        self.stats.acknowledged += keys.len() as u64;
+        self.remove(&keys);
+        self.actions.push_back(Action::Delete(keys));
+        self.settle_flush_waiters();
         self.drive(now);
     }
 
@@ -763,27 +819,29 @@ impl Core {
         self.flush_now = false;
         self.retry_at = None;
         self.flush_at = Some(now + self.config.flush_interval_ms);
+        let batch = self.batch(now, keys);
+        self.stats.in_flight_events = batch.keys.len() as u64;
+        self.in_flight = Some(InFlight {
+            batch_id: batch.id,
+            keys: batch.keys.clone(),
+            from_split,
+        });
+        self.actions.push_back(Action::Send(batch));
+    }
+
+    /// Builds the request for these queued keys.
+    fn batch(&mut self, now: u64, keys: Vec<Key>) -> Batch {
         let body = wire::body(
             now,
             &self.device,
             keys.iter().map(|k| self.queue[k].encoded.as_str()),
         );
         debug_assert!(body.len() <= self.config.max_batch_bytes || keys.len() == 1);
-        let batch_id = self.next_batch_id;
+        let id = self.next_batch_id;
         self.next_batch_id += 1;
         self.stats.requests += 1;
         self.stats.sent += keys.len() as u64;
-        self.stats.in_flight_events = keys.len() as u64;
-        self.in_flight = Some(InFlight {
-            batch_id,
-            keys: keys.clone(),
-            from_split,
-        });
-        self.actions.push_back(Action::Send(Batch {
-            id: batch_id,
-            keys,
-            body,
-        }));
+        Batch { id, keys, body }
     }
 
     /// The next pieces of a split, or the oldest events that fit the batch limits.
@@ -797,13 +855,21 @@ impl Core {
                 return (alive, true);
             }
         }
+        (self.fill_batch(None, self.config.max_batch_bytes, true), false)
+    }
+
+    /// The oldest queued keys after `after` that fit `max_bytes` and the event limit.
+    /// With `alone_if_too_large`, an event larger than the limit goes alone: it was stored
+    /// under another configuration, and the server decides (413 drops it).
+    fn fill_batch(&self, after: Option<Key>, max_bytes: usize, alone_if_too_large: bool) -> Vec<Key> {
         let suspects: &[Key] = self
             .bisection
             .as_ref()
             .map_or(&[], |b| b.suspects.as_slice());
         let mut keys = Vec::new();
         let mut bytes = self.envelope_bound;
-        for (key, queued) in &self.queue {
+        let start = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+        for (key, queued) in self.queue.range((start, std::ops::Bound::Unbounded)) {
             if keys.len() == self.config.max_batch_events {
                 break;
             }
@@ -811,14 +877,12 @@ impl Core {
                 continue;
             }
             let add = queued.encoded.len() + usize::from(!keys.is_empty());
-            // An event too large for the limit still goes, alone: it was stored under
-            // another configuration, and the server decides (413 drops it).
-            if bytes + add > self.config.max_batch_bytes && !keys.is_empty() {
+            if bytes + add > max_bytes && (!keys.is_empty() || !alone_if_too_large) {
                 break;
             }
             bytes += add;
             keys.push(*key);
         }
-        (keys, false)
+        keys
     }
 }

@@ -89,8 +89,10 @@ pub struct Stats {
     pub sent: u64,
     /// Events acknowledged by a 2xx.
     pub acknowledged: u64,
-    /// Requests made.
+    /// Requests made, unload requests included.
     pub requests: u64,
+    /// Keepalive requests made as the page was hidden or closed.
+    pub unload_requests: u64,
     /// Requests that failed (no answer, or an answer that keeps the events).
     pub failed_requests: u64,
     /// Retries scheduled after a failure.

@@ -1,1 +1,56 @@
-//! Browser drivers.
+//! The browser drivers and the wasm-bindgen API. Each driver does one thing: `storage`
+//! (IndexedDB or memory), `transport` (fetch), `timer`, `lifecycle` (online/offline,
+//! page hide); `client` runs the core's loop over them and `api` is the JS face.
+
+mod api;
+mod client;
+mod lifecycle;
+mod options;
+mod random;
+mod storage;
+mod timer;
+mod transport;
+
+use std::fmt;
+
+use wasm_bindgen::JsValue;
+
+use crate::core::{FlushError, LogError};
+
+pub use client::Client;
+pub use options::Options;
+
+/// What can go wrong at the JS boundary; each becomes a JS `Error` with this message.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Error {
+    /// `init()` got an option it cannot use.
+    Options(String),
+    /// IndexedDB refused (the client carries on in memory).
+    Storage(String),
+    /// `logEvent` refused the event.
+    Log(LogError),
+    /// `flush()` could not deliver everything.
+    Flush(FlushError),
+    /// A call needs `init()` first, or came after `shutdown()`.
+    NotStarted,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Options(message) | Error::Storage(message) => f.write_str(message),
+            Error::Log(err) => err.fmt(f),
+            Error::Flush(err) => err.fmt(f),
+            Error::NotStarted => f.write_str("evbuf is not started: call init({ endpoint }) first"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<Error> for JsValue {
+    fn from(err: Error) -> JsValue {
+        js_sys::Error::new(&err.to_string()).into()
+    }
+}

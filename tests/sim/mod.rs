@@ -46,6 +46,8 @@ pub struct Sim {
     pub store: MemoryStore,
     pub in_flight: Option<Batch>,
     pub sent: Vec<Batch>,
+    /// Keepalive batches not yet delivered or answered.
+    pub unload: Vec<Batch>,
     pub reports: Vec<Report>,
     pub settled: Vec<(u64, Result<(), FlushError>)>,
     pub collector: Collector,
@@ -70,6 +72,7 @@ impl Sim {
             store: MemoryStore::new(1),
             in_flight: None,
             sent: Vec::new(),
+            unload: Vec::new(),
             reports: Vec::new(),
             settled: Vec::new(),
             collector: Collector::default(),
@@ -131,6 +134,10 @@ impl Sim {
                     self.sent.push(batch.clone());
                     self.in_flight = Some(batch);
                 }
+                Action::SendUnload(batch) => {
+                    assert!(batch.body.len() <= evbuf::core::KEEPALIVE_BUDGET_BYTES);
+                    self.unload.push(batch);
+                }
                 Action::Report(report) => {
                     if let Report::Dropped { ids, .. } = &report {
                         self.dropped.extend(ids.iter().cloned());
@@ -140,6 +147,30 @@ impl Sim {
                 Action::FlushSettled { waiter, result } => self.settled.push((waiter, result)),
             }
         }
+    }
+
+    /// The page is hidden: its keepalive batches reach the collector if `delivered`, and
+    /// their answers come back if `answered` (the page lived on).
+    pub fn hide(&mut self, delivered: bool, answered: bool) -> usize {
+        self.core.handle_page_hidden(self.now);
+        self.pump();
+        let batches = std::mem::take(&mut self.unload);
+        let count = batches.len();
+        for batch in batches {
+            if !delivered {
+                continue;
+            }
+            for id in batch_ids(&batch) {
+                *self.collector.acknowledged.entry(id).or_default() += 1;
+            }
+            if answered {
+                self.core
+                    .handle_unload_result(self.now, &batch.keys, &SendOutcome::status(200));
+                self.pump();
+            }
+        }
+        self.core.handle_page_visible();
+        count
     }
 
     /// Finishes the write handed to storage.

@@ -1,0 +1,60 @@
+//! The lifecycle driver: listeners on the global scope (a window or a worker) that are
+//! removed when dropped.
+
+use js_sys::Reflect;
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::JsCast;
+use web_sys::{Event, EventTarget};
+
+/// One event listener, removed on drop.
+pub struct Listener {
+    target: EventTarget,
+    kind: &'static str,
+    callback: Closure<dyn FnMut(Event)>,
+}
+
+impl Listener {
+    /// Listens on `target` (the global scope when `None`).
+    pub fn new(target: Option<EventTarget>, kind: &'static str, handler: impl FnMut(Event) + 'static) -> Option<Listener> {
+        let target = target.or_else(|| js_sys::global().dyn_into::<EventTarget>().ok())?;
+        let callback = Closure::<dyn FnMut(Event)>::new(handler);
+        target
+            .add_event_listener_with_callback(kind, callback.as_ref().unchecked_ref())
+            .ok()?;
+        Some(Listener {
+            target,
+            kind,
+            callback,
+        })
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self
+            .target
+            .remove_event_listener_with_callback(self.kind, self.callback.as_ref().unchecked_ref());
+    }
+}
+
+/// `navigator.onLine`, true where the browser does not say.
+pub fn is_online() -> bool {
+    Reflect::get(&js_sys::global(), &"navigator".into())
+        .and_then(|navigator| Reflect::get(&navigator, &"onLine".into()))
+        .ok()
+        .and_then(|v| v.as_bool())
+        .unwrap_or(true)
+}
+
+/// The page's document, where there is one (not in a worker).
+pub fn document() -> Option<web_sys::Document> {
+    Reflect::get(&js_sys::global(), &"document".into())
+        .ok()
+        .filter(|d| !d.is_undefined())
+        .and_then(|d| d.dyn_into().ok())
+}
+
+/// `document.visibilityState == "hidden"`.
+pub fn is_hidden(document: &web_sys::Document) -> bool {
+    document.visibility_state() == web_sys::VisibilityState::Hidden
+}

@@ -1,0 +1,170 @@
+//! `init()` options, read from a plain JS object with errors that name the option.
+
+use js_sys::{Function, Object, Reflect};
+use wasm_bindgen::{JsCast, JsValue};
+
+use crate::core::Config;
+
+use super::Error;
+
+/// Everything `init()` accepts.
+pub struct Options {
+    pub endpoint: String,
+    pub config: Config,
+    pub headers: Vec<(String, String)>,
+    pub on_error: Option<Function>,
+    pub storage_name: String,
+    /// Test hook: start in memory as if IndexedDB had failed to open.
+    pub force_memory: bool,
+}
+
+const KNOWN: [&str; 13] = [
+    "endpoint",
+    "flushIntervalMs",
+    "maxBufferSize",
+    "maxBatchEvents",
+    "maxBatchBytes",
+    "maxStoredEvents",
+    "maxStoredBytes",
+    "maxEventAgeMs",
+    "retry",
+    "headers",
+    "onError",
+    "storageName",
+    "useIndexedDb",
+];
+
+fn bad(option: &str, reason: impl std::fmt::Display) -> Error {
+    Error::Options(format!("invalid option `{option}`: {reason}"))
+}
+
+fn get(object: &JsValue, name: &str) -> Option<JsValue> {
+    Reflect::get(object, &name.into())
+        .ok()
+        .filter(|v| !v.is_undefined())
+}
+
+fn whole_number(object: &JsValue, name: &str, label: &str) -> Result<Option<u64>, Error> {
+    let Some(value) = get(object, name) else {
+        return Ok(None);
+    };
+    match value.as_f64() {
+        Some(n) if n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n <= 9_007_199_254_740_991.0 => {
+            Ok(Some(n as u64))
+        }
+        _ => Err(bad(label, format!("expected a whole number >= 0, got {}", show(&value)))),
+    }
+}
+
+fn show(value: &JsValue) -> String {
+    js_sys::JSON::stringify(value)
+        .ok()
+        .and_then(|s| s.as_string())
+        .unwrap_or_else(|| value.js_typeof().as_string().unwrap_or_default())
+}
+
+impl Options {
+    pub fn parse(raw: &JsValue) -> Result<Options, Error> {
+        if !raw.is_object() {
+            return Err(Error::Options(
+                "invalid options: expected an object like { endpoint: 'https://…/bulk/event' }".into(),
+            ));
+        }
+        for key in Object::keys(raw.unchecked_ref()).iter() {
+            let key = key.as_string().unwrap_or_default();
+            if !KNOWN.contains(&key.as_str()) {
+                return Err(Error::Options(format!(
+                    "unknown option `{key}` (known: {})",
+                    KNOWN.join(", ")
+                )));
+            }
+        }
+        let endpoint = get(raw, "endpoint")
+            .and_then(|v| v.as_string())
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| bad("endpoint", "required: the URL of the bulk endpoint, e.g. '/bulk/event'"))?;
+
+        let mut config = Config::default();
+        let number = |name: &str| whole_number(raw, name, name);
+        let count = |name: &str| Ok::<_, Error>(number(name)?.map(|n| usize::try_from(n).unwrap_or(usize::MAX)));
+        if let Some(n) = number("flushIntervalMs")? {
+            config.flush_interval_ms = n;
+        }
+        if let Some(n) = number("maxEventAgeMs")? {
+            config.max_event_age_ms = n;
+        }
+        if let Some(n) = count("maxBufferSize")? {
+            config.max_buffer_size = n;
+        }
+        if let Some(n) = count("maxBatchEvents")? {
+            config.max_batch_events = n;
+        }
+        if let Some(n) = count("maxBatchBytes")? {
+            config.max_batch_bytes = n;
+        }
+        if let Some(n) = count("maxStoredEvents")? {
+            config.max_stored_events = n;
+        }
+        if let Some(n) = count("maxStoredBytes")? {
+            config.max_stored_bytes = n;
+        }
+        if let Some(retry) = get(raw, "retry") {
+            if !retry.is_object() {
+                return Err(bad("retry", "expected { baseMs, maxMs }"));
+            }
+            if let Some(n) = whole_number(&retry, "baseMs", "retry.baseMs")? {
+                config.retry_base_ms = n;
+            }
+            if let Some(n) = whole_number(&retry, "maxMs", "retry.maxMs")? {
+                config.retry_max_ms = n;
+            }
+        }
+        config
+            .validate()
+            .map_err(|e| Error::Options(e.to_string()))?;
+
+        let mut headers = Vec::new();
+        if let Some(object) = get(raw, "headers") {
+            if !object.is_object() {
+                return Err(bad("headers", "expected an object of header names to string values"));
+            }
+            for entry in Object::entries(object.unchecked_ref()).iter() {
+                let pair: js_sys::Array = entry.unchecked_into();
+                let name = pair.get(0).as_string().unwrap_or_default();
+                let value = pair
+                    .get(1)
+                    .as_string()
+                    .ok_or_else(|| bad("headers", format!("the value of `{name}` must be a string")))?;
+                headers.push((name, value));
+            }
+        }
+        let on_error = match get(raw, "onError") {
+            None => None,
+            Some(f) => Some(
+                f.dyn_into::<Function>()
+                    .map_err(|_| bad("onError", "expected a function"))?,
+            ),
+        };
+        let storage_name = match get(raw, "storageName") {
+            None => "evbuf".to_owned(),
+            Some(v) => v
+                .as_string()
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| bad("storageName", "expected a non-empty string"))?,
+        };
+        let force_memory = match get(raw, "useIndexedDb") {
+            None => false,
+            Some(v) => !v
+                .as_bool()
+                .ok_or_else(|| bad("useIndexedDb", "expected true or false"))?,
+        };
+        Ok(Options {
+            endpoint,
+            config,
+            headers,
+            on_error,
+            storage_name,
+            force_memory,
+        })
+    }
+}

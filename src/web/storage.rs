@@ -1,0 +1,259 @@
+//! The storage driver: IndexedDB through rexie, or the memory twin when IndexedDB fails.
+//!
+//! Schema (version 1):
+//! - `events`: one record per write, keyed by the `seq` of its first event; the value is an
+//!   array of `[seq, id, ts, payload]`. Many events per record keep a burst's write to a
+//!   handful of requests, so events are durable within a tick or two.
+//! - `meta`: `"device"` (the stable id of this browser profile) and `"next_seq"`.
+//!
+//! `seq` comes from `next_seq`, read and advanced inside the write's own read-write
+//! transaction; IndexedDB runs overlapping read-write transactions one after another, so
+//! several tabs never hand out the same `seq`.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use js_sys::Array;
+use rexie::{ObjectStore, Rexie, TransactionMode};
+use wasm_bindgen::{JsCast, JsValue};
+
+use crate::core::{Key, MemoryStore, NewEvent, StoredEvent};
+
+use super::Error;
+
+const EVENTS: &str = "events";
+const META: &str = "meta";
+const SCHEMA_VERSION: u32 = 1;
+/// Events per record: small enough that acknowledging a batch rewrites little, large
+/// enough that a burst costs few requests.
+const EVENTS_PER_RECORD: usize = 100;
+
+fn storage_error(action: &str, err: rexie::Error) -> Error {
+    let cause = match err {
+        rexie::Error::IdbError(inner) => inner.to_string(),
+        other => other.to_string(),
+    };
+    Error::Storage(format!("failed to {action}: {cause}"))
+}
+
+/// Where events live.
+pub enum Storage {
+    IndexedDb(IdbStorage),
+    Memory(RefCell<MemoryStore>),
+}
+
+impl Storage {
+    pub fn is_memory(&self) -> bool {
+        matches!(self, Storage::Memory(_))
+    }
+
+    pub async fn put_all(&self, events: &[NewEvent]) -> Result<Vec<Key>, Error> {
+        match self {
+            Storage::IndexedDb(idb) => idb.put_all(events).await,
+            Storage::Memory(memory) => Ok(memory.borrow_mut().put_all(events)),
+        }
+    }
+
+    pub async fn delete(&self, keys: &[Key]) -> Result<(), Error> {
+        match self {
+            Storage::IndexedDb(idb) => idb.delete(keys).await,
+            Storage::Memory(memory) => {
+                memory.borrow_mut().delete(keys);
+                Ok(())
+            }
+        }
+    }
+
+    pub async fn load(&self) -> Result<Vec<StoredEvent>, Error> {
+        match self {
+            Storage::IndexedDb(idb) => idb.load().await,
+            Storage::Memory(memory) => Ok(memory.borrow().load()),
+        }
+    }
+}
+
+/// The IndexedDB store of one `storageName`.
+pub struct IdbStorage {
+    db: Rexie,
+    /// First seq of each record this tab knows of, and the seqs still in it: a delete
+    /// must find the records its keys live in.
+    records: RefCell<BTreeMap<Key, Vec<Key>>>,
+}
+
+impl IdbStorage {
+    /// Opens (or creates) the database and returns it with this profile's device id.
+    pub async fn open(name: &str, new_device_id: String) -> Result<(IdbStorage, String), Error> {
+        let db = Rexie::builder(name)
+            .version(SCHEMA_VERSION)
+            .add_object_store(ObjectStore::new(EVENTS))
+            .add_object_store(ObjectStore::new(META))
+            .build()
+            .await
+            .map_err(|e| storage_error("open IndexedDB", e))?;
+        let storage = IdbStorage {
+            db,
+            records: RefCell::new(BTreeMap::new()),
+        };
+        let device = storage.device_id(new_device_id).await?;
+        Ok((storage, device))
+    }
+
+    async fn device_id(&self, new_device_id: String) -> Result<String, Error> {
+        let fail = |e| storage_error("read the device id", e);
+        let tx = self
+            .db
+            .transaction(&[META], TransactionMode::ReadWrite)
+            .map_err(fail)?;
+        let meta = tx.store(META).map_err(fail)?;
+        let key = JsValue::from_str("device");
+        let device = match meta.get(key.clone()).await.map_err(fail)?.and_then(|v| v.as_string()) {
+            Some(device) => device,
+            None => {
+                meta.put(&JsValue::from_str(&new_device_id), Some(&key))
+                    .await
+                    .map_err(fail)?;
+                new_device_id
+            }
+        };
+        tx.done().await.map_err(fail)?;
+        Ok(device)
+    }
+
+    /// Writes the events in one transaction and returns their seqs once it has committed.
+    pub async fn put_all(&self, events: &[NewEvent]) -> Result<Vec<Key>, Error> {
+        let fail = |e| storage_error("store events", e);
+        let tx = self
+            .db
+            .transaction(&[EVENTS, META], TransactionMode::ReadWrite)
+            .map_err(fail)?;
+        let meta = tx.store(META).map_err(fail)?;
+        let store = tx.store(EVENTS).map_err(fail)?;
+        let next_key = JsValue::from_str("next_seq");
+        let first = meta
+            .get(next_key.clone())
+            .await
+            .map_err(fail)?
+            .and_then(|v| v.as_f64())
+            .map_or(1, |n| n as u64);
+        let keys: Vec<Key> = (first..first + events.len() as u64).collect();
+        meta.put(&JsValue::from_f64((first + keys.len() as u64) as f64), Some(&next_key))
+            .await
+            .map_err(fail)?;
+        let mut new_records = Vec::new();
+        for (chunk, chunk_keys) in events.chunks(EVENTS_PER_RECORD).zip(keys.chunks(EVENTS_PER_RECORD)) {
+            let record = Array::new();
+            for (event, &key) in chunk.iter().zip(chunk_keys) {
+                record.push(&encode(key, &event.id, event.ts, &event.payload));
+            }
+            store
+                .put(&record, Some(&JsValue::from_f64(chunk_keys[0] as f64)))
+                .await
+                .map_err(fail)?;
+            new_records.push((chunk_keys[0], chunk_keys.to_vec()));
+        }
+        tx.done().await.map_err(fail)?;
+        self.records.borrow_mut().extend(new_records);
+        Ok(keys)
+    }
+
+    /// Removes these seqs: records left empty are deleted, others rewritten without them.
+    pub async fn delete(&self, keys: &[Key]) -> Result<(), Error> {
+        let fail = |e| storage_error("delete events", e);
+        // Which records, and what remains in each.
+        let mut touched: BTreeMap<Key, Vec<Key>> = BTreeMap::new();
+        {
+            let records = self.records.borrow();
+            for &key in keys {
+                if let Some((&first, seqs)) = records.range(..=key).next_back() {
+                    if seqs.contains(&key) {
+                        touched.entry(first).or_insert_with(|| seqs.clone()).retain(|&s| s != key);
+                    }
+                }
+            }
+        }
+        if touched.is_empty() {
+            return Ok(());
+        }
+        let tx = self
+            .db
+            .transaction(&[EVENTS], TransactionMode::ReadWrite)
+            .map_err(fail)?;
+        let store = tx.store(EVENTS).map_err(fail)?;
+        for (&first, remaining) in &touched {
+            let record_key = JsValue::from_f64(first as f64);
+            if remaining.is_empty() {
+                store.delete(record_key).await.map_err(fail)?;
+                continue;
+            }
+            // Read it back inside this transaction: the stored record is the truth.
+            let Some(stored) = store.get(record_key.clone()).await.map_err(fail)? else {
+                continue;
+            };
+            let kept: Array = Array::from(&stored)
+                .iter()
+                .filter(|entry| {
+                    let seq = Array::from(entry).get(0).as_f64().unwrap_or(0.0) as u64;
+                    remaining.contains(&seq)
+                })
+                .collect();
+            store.put(&kept, Some(&record_key)).await.map_err(fail)?;
+        }
+        tx.done().await.map_err(fail)?;
+        let mut records = self.records.borrow_mut();
+        for (first, remaining) in touched {
+            if remaining.is_empty() {
+                records.remove(&first);
+            } else {
+                records.insert(first, remaining);
+            }
+        }
+        Ok(())
+    }
+
+    /// Everything stored, oldest first.
+    pub async fn load(&self) -> Result<Vec<StoredEvent>, Error> {
+        let fail = |e| storage_error("load stored events", e);
+        let tx = self
+            .db
+            .transaction(&[EVENTS], TransactionMode::ReadOnly)
+            .map_err(fail)?;
+        let store = tx.store(EVENTS).map_err(fail)?;
+        let pairs = store.scan(None, None, None, None).await.map_err(fail)?;
+        tx.done().await.map_err(fail)?;
+        let mut events = Vec::new();
+        let mut records = self.records.borrow_mut();
+        for (key, value) in pairs {
+            let Some(first) = key.as_f64() else { continue };
+            let mut seqs = Vec::new();
+            for entry in Array::from(&value).iter() {
+                // A record this version did not write is skipped, not fatal.
+                if let Some(event) = decode(&entry) {
+                    seqs.push(event.key);
+                    events.push(event);
+                }
+            }
+            records.insert(first as u64, seqs);
+        }
+        Ok(events)
+    }
+}
+
+fn encode(key: Key, id: &str, ts: u64, payload: &str) -> JsValue {
+    Array::of4(
+        &JsValue::from_f64(key as f64),
+        &JsValue::from_str(id),
+        &JsValue::from_f64(ts as f64),
+        &JsValue::from_str(payload),
+    )
+    .into()
+}
+
+fn decode(entry: &JsValue) -> Option<StoredEvent> {
+    let entry = entry.dyn_ref::<Array>()?;
+    Some(StoredEvent {
+        key: entry.get(0).as_f64()? as u64,
+        id: entry.get(1).as_string()?,
+        ts: entry.get(2).as_f64()? as u64,
+        payload: entry.get(3).as_string()?,
+    })
+}

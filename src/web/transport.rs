@@ -1,0 +1,81 @@
+//! The transport driver: one POST of a bulk body with `fetch`, from a window or a worker.
+
+use js_sys::{Promise, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Headers, Request, RequestInit, Response};
+
+use crate::core::SendOutcome;
+
+#[wasm_bindgen]
+extern "C" {
+    /// The global `fetch`, the same in a window and in a worker.
+    #[wasm_bindgen(js_name = fetch)]
+    fn global_fetch(request: &Request) -> Promise;
+}
+
+/// How a body goes out.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A normal request, `application/json` with the user's headers.
+    Normal,
+    /// During unload: `keepalive`, and a CORS-safelisted content type with no custom
+    /// headers, because a preflight at unload dies silently.
+    Unload,
+}
+
+/// POSTs `body` to `endpoint` and reports what came back.
+pub async fn send(endpoint: &str, headers: &[(String, String)], body: &str, mode: Mode) -> SendOutcome {
+    match try_send(endpoint, headers, body, mode).await {
+        Ok(outcome) => outcome,
+        Err(err) => SendOutcome::NetworkError(describe(&err)),
+    }
+}
+
+async fn try_send(
+    endpoint: &str,
+    headers: &[(String, String)],
+    body: &str,
+    mode: Mode,
+) -> Result<SendOutcome, JsValue> {
+    let request_headers = Headers::new()?;
+    let init = RequestInit::new();
+    init.set_method("POST");
+    init.set_body(&JsValue::from_str(body));
+    match mode {
+        Mode::Normal => {
+            request_headers.set("Content-Type", "application/json")?;
+            for (name, value) in headers {
+                request_headers.set(name, value)?;
+            }
+        }
+        Mode::Unload => {
+            request_headers.set("Content-Type", "text/plain;charset=UTF-8")?;
+            // web-sys has no setter for `keepalive` yet.
+            Reflect::set(&init, &"keepalive".into(), &JsValue::TRUE)?;
+        }
+    }
+    init.set_headers(&request_headers);
+    let request = Request::new_with_str_and_init(endpoint, &init)?;
+    let response: Response = JsFuture::from(global_fetch(&request)).await?.dyn_into()?;
+    Ok(SendOutcome::Status {
+        status: response.status(),
+        retry_after: response.headers().get("Retry-After")?,
+    })
+}
+
+/// A readable cause from a thrown JS value.
+pub fn describe(err: &JsValue) -> String {
+    if let Some(message) = Reflect::get(err, &"message".into())
+        .ok()
+        .and_then(|m| m.as_string())
+    {
+        let name = Reflect::get(err, &"name".into())
+            .ok()
+            .and_then(|n| n.as_string())
+            .unwrap_or_default();
+        return if name.is_empty() { message } else { format!("{name}: {message}") };
+    }
+    err.as_string().unwrap_or_else(|| format!("{err:?}"))
+}

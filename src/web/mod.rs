@@ -7,7 +7,7 @@ mod client;
 mod lifecycle;
 mod options;
 mod random;
-mod storage;
+pub mod storage;
 mod timer;
 mod transport;
 

@@ -70,7 +70,7 @@ impl Options {
                 "invalid options: expected an object like { endpoint: 'https://…/bulk/event' }".into(),
             ));
         }
-        for key in Object::keys(raw.unchecked_ref()).iter() {
+        for key in Object::keys(raw.unchecked_ref::<Object>()).iter() {
             let key = key.as_string().unwrap_or_default();
             if !KNOWN.contains(&key.as_str()) {
                 return Err(Error::Options(format!(
@@ -128,7 +128,7 @@ impl Options {
             if !object.is_object() {
                 return Err(bad("headers", "expected an object of header names to string values"));
             }
-            for entry in Object::entries(object.unchecked_ref()).iter() {
+            for entry in Object::entries(object.unchecked_ref::<Object>()).iter() {
                 let pair: js_sys::Array = entry.unchecked_into();
                 let name = pair.get(0).as_string().unwrap_or_default();
                 let value = pair

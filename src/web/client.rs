@@ -1,0 +1,330 @@
+//! The driver loop: feeds the core, drains its actions, executes them with the drivers,
+//! and arms one timer for its next deadline.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::{Rc, Weak};
+
+use js_sys::{Function, Promise};
+use wasm_bindgen::JsValue;
+use wasm_bindgen_futures::spawn_local;
+
+use crate::core::{wire, Action, Batch, Core, MemoryStore, Stats};
+
+use super::lifecycle::{self, Listener};
+use super::options::Options;
+use super::random::RandomPool;
+use super::storage::{IdbStorage, Storage};
+use super::timer::Timer;
+use super::transport::{self, Mode};
+use super::Error;
+
+fn now() -> u64 {
+    js_sys::Date::now() as u64
+}
+
+/// A promise and its resolve function.
+struct Pending {
+    promise: Promise,
+    resolve: Function,
+}
+
+impl Pending {
+    fn new() -> Pending {
+        let mut resolve = None;
+        let promise = Promise::new(&mut |res, _rej| resolve = Some(res));
+        Pending {
+            promise,
+            // The executor runs synchronously inside `new Promise`.
+            resolve: resolve.expect("the Promise executor ran"),
+        }
+    }
+}
+
+/// One running evbuf instance: what `init()` starts.
+#[derive(Clone)]
+pub struct Client {
+    inner: Rc<Inner>,
+}
+
+struct Inner {
+    core: RefCell<Core>,
+    storage: RefCell<Rc<Storage>>,
+    endpoint: String,
+    headers: Vec<(String, String)>,
+    on_error: Option<Function>,
+    timer: RefCell<Timer>,
+    /// The promise `logEvent` returns until the next write starts: one per write, not
+    /// one per event.
+    next_write: RefCell<Option<Promise>>,
+    /// Resolve functions of events not yet handed to storage.
+    waiting: RefCell<Vec<Function>>,
+    /// Resolve functions of the write in progress.
+    writing: RefCell<Vec<Function>>,
+    flush_waiters: RefCell<HashMap<u64, (Function, Function)>>,
+    next_waiter: Cell<u64>,
+    random: RefCell<RandomPool>,
+    listeners: RefCell<Vec<Listener>>,
+    stopped: Cell<bool>,
+}
+
+impl Client {
+    /// Opens storage (IndexedDB, or memory if that fails), loads what an earlier page
+    /// left, and starts the loop.
+    pub async fn start(options: Options) -> Result<Client, Error> {
+        let mut random = RandomPool::new();
+        let new_device = wire::uuid_v4(random.take16());
+        let mut storage_error = None;
+        let (storage, device) = if options.force_memory {
+            (Storage::Memory(RefCell::new(MemoryStore::new(1))), new_device)
+        } else {
+            match IdbStorage::open(&options.storage_name, new_device.clone()).await {
+                Ok((idb, device)) => (Storage::IndexedDb(idb), device),
+                Err(err) => {
+                    storage_error = Some(err);
+                    (Storage::Memory(RefCell::new(MemoryStore::new(1))), new_device)
+                }
+            }
+        };
+        let core = Core::new(options.config, device).map_err(|e| Error::Options(e.to_string()))?;
+        let inner = Rc::new(Inner {
+            core: RefCell::new(core),
+            storage: RefCell::new(Rc::new(storage)),
+            endpoint: options.endpoint,
+            headers: options.headers,
+            on_error: options.on_error,
+            timer: RefCell::new(Timer::default()),
+            next_write: RefCell::new(None),
+            waiting: RefCell::new(Vec::new()),
+            writing: RefCell::new(Vec::new()),
+            flush_waiters: RefCell::new(HashMap::new()),
+            next_waiter: Cell::new(1),
+            random: RefCell::new(random),
+            listeners: RefCell::new(Vec::new()),
+            stopped: Cell::new(false),
+        });
+        if let Some(err) = storage_error {
+            inner.report(&format!("{err}; keeping events in memory for this page"));
+        }
+        let stored = inner.storage().load().await;
+        match stored {
+            Ok(events) => inner.core.borrow_mut().handle_loaded(now(), events),
+            Err(err) => inner.report(&err.to_string()),
+        }
+        inner.core.borrow_mut().handle_online(now(), lifecycle::is_online());
+        inner.listen();
+        inner.pump();
+        Ok(Client { inner })
+    }
+
+    /// Stamps and stores an event whose payload is already JSON. The promise resolves
+    /// once it is durable.
+    pub fn log(&self, payload_json: String) -> Result<Promise, Error> {
+        let inner = &self.inner;
+        if inner.stopped.get() {
+            return Err(Error::NotStarted);
+        }
+        let id = wire::uuid_v4(inner.random.borrow_mut().take16());
+        inner
+            .core
+            .borrow_mut()
+            .handle_log(now(), id, payload_json)
+            .map_err(Error::Log)?;
+        let promise = inner
+            .next_write
+            .borrow_mut()
+            .get_or_insert_with(|| {
+                let pending = Pending::new();
+                inner.waiting.borrow_mut().push(pending.resolve);
+                pending.promise
+            })
+            .clone();
+        inner.pump();
+        Ok(promise)
+    }
+
+    /// Counts a payload the wrapper could not serialize.
+    pub fn count_invalid_payload(&self) {
+        self.inner.core.borrow_mut().handle_invalid_payload();
+    }
+
+    /// Sends now; the promise settles once everything logged so far is acknowledged, or
+    /// rejects with the reason it cannot be.
+    pub fn flush(&self) -> Promise {
+        let inner = self.inner.clone();
+        Promise::new(&mut |resolve, reject| {
+            let waiter = inner.next_waiter.get();
+            inner.next_waiter.set(waiter + 1);
+            inner
+                .flush_waiters
+                .borrow_mut()
+                .insert(waiter, (resolve, reject));
+            inner.core.borrow_mut().handle_flush(now(), waiter);
+            inner.pump();
+        })
+    }
+
+    /// Flushes, then stops the timer and the listeners. Events not delivered stay stored
+    /// for the next page.
+    pub async fn shutdown(&self) -> Result<(), Error> {
+        let flushed = wasm_bindgen_futures::JsFuture::from(self.flush()).await;
+        self.inner.stopped.set(true);
+        self.inner.timer.borrow_mut().cancel();
+        self.inner.listeners.borrow_mut().clear();
+        flushed.map(|_| ()).map_err(|e| Error::Storage(transport::describe(&e)))
+    }
+
+    pub fn stats(&self) -> (Stats, bool) {
+        let stats = self.inner.core.borrow().stats(now());
+        (stats, self.inner.storage().is_memory())
+    }
+}
+
+impl Inner {
+    fn storage(&self) -> Rc<Storage> {
+        self.storage.borrow().clone()
+    }
+
+    /// Calls `onError` (never while a borrow is held: the callback may call back in).
+    fn report(&self, message: &str) {
+        if let Some(on_error) = &self.on_error {
+            let _ = on_error.call1(&JsValue::NULL, &js_sys::Error::new(message));
+        }
+    }
+
+    fn listen(self: &Rc<Self>) {
+        let mut listeners = self.listeners.borrow_mut();
+        for (kind, online) in [("online", true), ("offline", false)] {
+            let weak = Rc::downgrade(self);
+            listeners.extend(Listener::new(None, kind, move |_| {
+                if let Some(inner) = weak.upgrade() {
+                    inner.core.borrow_mut().handle_online(now(), online);
+                    inner.pump();
+                }
+            }));
+        }
+        // `pagehide` is the last reliable moment on a closing page; `visibilitychange`
+        // to hidden covers mobile browsers that never fire it. Workers have neither.
+        if let Some(document) = lifecycle::document() {
+            let weak = Rc::downgrade(self);
+            listeners.extend(Listener::new(None, "pagehide", move |_| {
+                if let Some(inner) = weak.upgrade() {
+                    inner.core.borrow_mut().handle_page_hidden(now());
+                    inner.pump();
+                }
+            }));
+            let weak = Rc::downgrade(self);
+            let doc = document.clone();
+            listeners.extend(Listener::new(Some(document.into()), "visibilitychange", move |_| {
+                if let Some(inner) = weak.upgrade() {
+                    if lifecycle::is_hidden(&doc) {
+                        inner.core.borrow_mut().handle_page_hidden(now());
+                    } else {
+                        inner.core.borrow_mut().handle_page_visible();
+                    }
+                    inner.pump();
+                }
+            }));
+        }
+    }
+
+    /// Drains the core's actions, executes them, and arms the timer.
+    fn pump(self: &Rc<Self>) {
+        loop {
+            let action = self.core.borrow_mut().poll_action();
+            let Some(action) = action else { break };
+            self.execute(action);
+        }
+        if self.stopped.get() {
+            return;
+        }
+        let deadline = self.core.borrow().poll_timeout();
+        let weak: Weak<Inner> = Rc::downgrade(self);
+        self.timer.borrow_mut().arm(deadline, now(), move || {
+            if let Some(inner) = weak.upgrade() {
+                inner.timer.borrow_mut().fired();
+                inner.core.borrow_mut().handle_timeout(now());
+                inner.pump();
+            }
+        });
+    }
+
+    fn execute(self: &Rc<Self>, action: Action) {
+        match action {
+            Action::Persist(events) => {
+                self.next_write.borrow_mut().take();
+                let waiting = std::mem::take(&mut *self.waiting.borrow_mut());
+                self.writing.borrow_mut().extend(waiting);
+                let inner = self.clone();
+                spawn_local(async move {
+                    let storage = inner.storage();
+                    let result = storage.put_all(&events).await;
+                    match result {
+                        Ok(keys) => {
+                            inner.core.borrow_mut().handle_persisted(now(), &keys);
+                            for resolve in inner.writing.borrow_mut().drain(..) {
+                                let _ = resolve.call0(&JsValue::NULL);
+                            }
+                        }
+                        Err(err) => {
+                            // Keep going in memory, above every key IndexedDB handed out.
+                            if !storage.is_memory() {
+                                let first_key = inner.core.borrow().queued_keys().last().map_or(1, |k| k + 1);
+                                *inner.storage.borrow_mut() =
+                                    Rc::new(Storage::Memory(RefCell::new(MemoryStore::new(first_key))));
+                            }
+                            inner.core.borrow_mut().handle_persist_failed(
+                                now(),
+                                format!("{err}; keeping events in memory for this page"),
+                            );
+                            // The retried write (already queued by the core) resolves these.
+                            let writing = std::mem::take(&mut *inner.writing.borrow_mut());
+                            inner.waiting.borrow_mut().splice(0..0, writing);
+                        }
+                    }
+                    inner.pump();
+                });
+            }
+            Action::Delete(keys) => {
+                let inner = self.clone();
+                spawn_local(async move {
+                    if let Err(err) = inner.storage().delete(&keys).await {
+                        inner.report(&err.to_string());
+                    }
+                });
+            }
+            Action::Send(batch) => self.send(batch, Mode::Normal),
+            Action::SendUnload(batch) => self.send(batch, Mode::Unload),
+            Action::Report(report) => self.report(&report.to_string()),
+            Action::FlushSettled { waiter, result } => {
+                let Some((resolve, reject)) = self.flush_waiters.borrow_mut().remove(&waiter) else {
+                    return;
+                };
+                let _ = match result {
+                    Ok(()) => resolve.call0(&JsValue::NULL),
+                    Err(err) => reject.call1(&JsValue::NULL, &Error::Flush(err).into()),
+                };
+            }
+        }
+    }
+
+    fn send(self: &Rc<Self>, batch: Batch, mode: Mode) {
+        let inner = self.clone();
+        spawn_local(async move {
+            let outcome = transport::send(&inner.endpoint, &inner.headers, &batch.body, mode).await;
+            match mode {
+                Mode::Normal => inner.core.borrow_mut().handle_send_result(
+                    now(),
+                    batch.id,
+                    outcome,
+                    js_sys::Math::random(),
+                ),
+                Mode::Unload => inner
+                    .core
+                    .borrow_mut()
+                    .handle_unload_result(now(), &batch.keys, &outcome),
+            }
+            inner.pump();
+        });
+    }
+}

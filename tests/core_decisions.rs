@@ -559,6 +559,15 @@ fn offline_sends_nothing_and_online_flushes() {
 }
 
 #[test]
+fn being_told_online_while_online_changes_nothing() {
+    let mut sim = Sim::with_defaults();
+    sim.core.handle_online(sim.now, true);
+    sim.log();
+    sim.pump();
+    assert!(sim.sent.is_empty(), "only a change to online flushes");
+}
+
+#[test]
 fn going_online_cuts_a_backoff_short() {
     let mut sim = Sim::with_defaults();
     sim.log();
@@ -697,7 +706,10 @@ fn an_unanswered_unload_send_is_sent_again_by_the_next_page() {
     sim.crash_and_reload(false);
     sim.advance(3_000);
     sim.ok();
-    assert!(ids.iter().all(|id| sim.collector.acknowledged[id] == 2), "at least once; the server dedups");
+    assert!(
+        ids.iter().all(|id| sim.collector.acknowledged[id] == 2),
+        "at least once; the server dedups"
+    );
 }
 
 #[test]

@@ -156,7 +156,10 @@ fn apply(sim: &mut Sim, step: &Step) {
             }
         }
         Step::CrashAndReload { delivered } => sim.crash_and_reload(*delivered),
-        Step::Hide { delivered, answered } => {
+        Step::Hide {
+            delivered,
+            answered,
+        } => {
             sim.hide(*delivered, *answered);
         }
     }

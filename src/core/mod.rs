@@ -467,12 +467,13 @@ impl Core {
 
     /// The browser went online or offline.
     pub fn handle_online(&mut self, now: u64, online: bool) {
+        let came_online = online && !self.online;
         self.online = online;
-        if online {
+        if came_online {
             // Whatever the backoff was guessing about the network, the browser now knows.
             self.retry_at = self.retry_at.map(|at| at.min(now));
             self.flush_now = true;
-        } else {
+        } else if !online {
             self.refuse_waiters(FlushError::Offline);
         }
         self.drive(now);
@@ -855,13 +856,21 @@ impl Core {
                 return (alive, true);
             }
         }
-        (self.fill_batch(None, self.config.max_batch_bytes, true), false)
+        (
+            self.fill_batch(None, self.config.max_batch_bytes, true),
+            false,
+        )
     }
 
     /// The oldest queued keys after `after` that fit `max_bytes` and the event limit.
     /// With `alone_if_too_large`, an event larger than the limit goes alone: it was stored
     /// under another configuration, and the server decides (413 drops it).
-    fn fill_batch(&self, after: Option<Key>, max_bytes: usize, alone_if_too_large: bool) -> Vec<Key> {
+    fn fill_batch(
+        &self,
+        after: Option<Key>,
+        max_bytes: usize,
+        alone_if_too_large: bool,
+    ) -> Vec<Key> {
         let suspects: &[Key] = self
             .bisection
             .as_ref()

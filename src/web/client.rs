@@ -76,13 +76,19 @@ impl Client {
         let new_device = wire::uuid_v4(random.take16());
         let mut storage_error = None;
         let (storage, device) = if options.force_memory {
-            (Storage::Memory(RefCell::new(MemoryStore::new(1))), new_device)
+            (
+                Storage::Memory(RefCell::new(MemoryStore::new(1))),
+                new_device,
+            )
         } else {
             match IdbStorage::open(&options.storage_name, new_device.clone()).await {
                 Ok((idb, device)) => (Storage::IndexedDb(idb), device),
                 Err(err) => {
                     storage_error = Some(err);
-                    (Storage::Memory(RefCell::new(MemoryStore::new(1))), new_device)
+                    (
+                        Storage::Memory(RefCell::new(MemoryStore::new(1))),
+                        new_device,
+                    )
                 }
             }
         };
@@ -111,7 +117,10 @@ impl Client {
             Ok(events) => inner.core.borrow_mut().handle_loaded(now(), events),
             Err(err) => inner.report(&err.to_string()),
         }
-        inner.core.borrow_mut().handle_online(now(), lifecycle::is_online());
+        inner
+            .core
+            .borrow_mut()
+            .handle_online(now(), lifecycle::is_online());
         inner.listen();
         inner.pump();
         Ok(Client { inner })
@@ -171,7 +180,9 @@ impl Client {
         self.inner.stopped.set(true);
         self.inner.timer.borrow_mut().cancel();
         self.inner.listeners.borrow_mut().clear();
-        flushed.map(|_| ()).map_err(|e| Error::Storage(transport::describe(&e)))
+        flushed
+            .map(|_| ())
+            .map_err(|e| Error::Storage(transport::describe(&e)))
     }
 
     pub fn stats(&self) -> (Stats, bool) {
@@ -215,16 +226,20 @@ impl Inner {
             }));
             let weak = Rc::downgrade(self);
             let doc = document.clone();
-            listeners.extend(Listener::new(Some(document.into()), "visibilitychange", move |_| {
-                if let Some(inner) = weak.upgrade() {
-                    if lifecycle::is_hidden(&doc) {
-                        inner.core.borrow_mut().handle_page_hidden(now());
-                    } else {
-                        inner.core.borrow_mut().handle_page_visible();
+            listeners.extend(Listener::new(
+                Some(document.into()),
+                "visibilitychange",
+                move |_| {
+                    if let Some(inner) = weak.upgrade() {
+                        if lifecycle::is_hidden(&doc) {
+                            inner.core.borrow_mut().handle_page_hidden(now());
+                        } else {
+                            inner.core.borrow_mut().handle_page_visible();
+                        }
+                        inner.pump();
                     }
-                    inner.pump();
-                }
-            }));
+                },
+            ));
         }
     }
 
@@ -269,9 +284,15 @@ impl Inner {
                         Err(err) => {
                             // Keep going in memory, above every key IndexedDB handed out.
                             if !storage.is_memory() {
-                                let first_key = inner.core.borrow().queued_keys().last().map_or(1, |k| k + 1);
-                                *inner.storage.borrow_mut() =
-                                    Rc::new(Storage::Memory(RefCell::new(MemoryStore::new(first_key))));
+                                let first_key = inner
+                                    .core
+                                    .borrow()
+                                    .queued_keys()
+                                    .last()
+                                    .map_or(1, |k| k + 1);
+                                *inner.storage.borrow_mut() = Rc::new(Storage::Memory(
+                                    RefCell::new(MemoryStore::new(first_key)),
+                                ));
                             }
                             inner.core.borrow_mut().handle_persist_failed(
                                 now(),
@@ -297,7 +318,8 @@ impl Inner {
             Action::SendUnload(batch) => self.send(batch, Mode::Unload),
             Action::Report(report) => self.report(&report.to_string()),
             Action::FlushSettled { waiter, result } => {
-                let Some((resolve, reject)) = self.flush_waiters.borrow_mut().remove(&waiter) else {
+                let Some((resolve, reject)) = self.flush_waiters.borrow_mut().remove(&waiter)
+                else {
                     return;
                 };
                 let _ = match result {
@@ -319,10 +341,12 @@ impl Inner {
                     outcome,
                     js_sys::Math::random(),
                 ),
-                Mode::Unload => inner
-                    .core
-                    .borrow_mut()
-                    .handle_unload_result(now(), &batch.keys, &outcome),
+                Mode::Unload => {
+                    inner
+                        .core
+                        .borrow_mut()
+                        .handle_unload_result(now(), &batch.keys, &outcome)
+                }
             }
             inner.pump();
         });

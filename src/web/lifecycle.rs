@@ -15,7 +15,11 @@ pub struct Listener {
 
 impl Listener {
     /// Listens on `target` (the global scope when `None`).
-    pub fn new(target: Option<EventTarget>, kind: &'static str, handler: impl FnMut(Event) + 'static) -> Option<Listener> {
+    pub fn new(
+        target: Option<EventTarget>,
+        kind: &'static str,
+        handler: impl FnMut(Event) + 'static,
+    ) -> Option<Listener> {
         let target = target.or_else(|| js_sys::global().dyn_into::<EventTarget>().ok())?;
         let callback = Closure::<dyn FnMut(Event)>::new(handler);
         target

@@ -49,10 +49,15 @@ fn whole_number(object: &JsValue, name: &str, label: &str) -> Result<Option<u64>
         return Ok(None);
     };
     match value.as_f64() {
-        Some(n) if n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n <= 9_007_199_254_740_991.0 => {
+        Some(n)
+            if n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n <= 9_007_199_254_740_991.0 =>
+        {
             Ok(Some(n as u64))
         }
-        _ => Err(bad(label, format!("expected a whole number >= 0, got {}", show(&value)))),
+        _ => Err(bad(
+            label,
+            format!("expected a whole number >= 0, got {}", show(&value)),
+        )),
     }
 }
 
@@ -67,7 +72,8 @@ impl Options {
     pub fn parse(raw: &JsValue) -> Result<Options, Error> {
         if !raw.is_object() {
             return Err(Error::Options(
-                "invalid options: expected an object like { endpoint: 'https://…/bulk/event' }".into(),
+                "invalid options: expected an object like { endpoint: 'https://…/bulk/event' }"
+                    .into(),
             ));
         }
         for key in Object::keys(raw.unchecked_ref::<Object>()).iter() {
@@ -82,11 +88,18 @@ impl Options {
         let endpoint = get(raw, "endpoint")
             .and_then(|v| v.as_string())
             .filter(|s| !s.trim().is_empty())
-            .ok_or_else(|| bad("endpoint", "required: the URL of the bulk endpoint, e.g. '/bulk/event'"))?;
+            .ok_or_else(|| {
+                bad(
+                    "endpoint",
+                    "required: the URL of the bulk endpoint, e.g. '/bulk/event'",
+                )
+            })?;
 
         let mut config = Config::default();
         let number = |name: &str| whole_number(raw, name, name);
-        let count = |name: &str| Ok::<_, Error>(number(name)?.map(|n| usize::try_from(n).unwrap_or(usize::MAX)));
+        let count = |name: &str| {
+            Ok::<_, Error>(number(name)?.map(|n| usize::try_from(n).unwrap_or(usize::MAX)))
+        };
         if let Some(n) = number("flushIntervalMs")? {
             config.flush_interval_ms = n;
         }
@@ -126,15 +139,17 @@ impl Options {
         let mut headers = Vec::new();
         if let Some(object) = get(raw, "headers") {
             if !object.is_object() {
-                return Err(bad("headers", "expected an object of header names to string values"));
+                return Err(bad(
+                    "headers",
+                    "expected an object of header names to string values",
+                ));
             }
             for entry in Object::entries(object.unchecked_ref::<Object>()).iter() {
                 let pair: js_sys::Array = entry.unchecked_into();
                 let name = pair.get(0).as_string().unwrap_or_default();
-                let value = pair
-                    .get(1)
-                    .as_string()
-                    .ok_or_else(|| bad("headers", format!("the value of `{name}` must be a string")))?;
+                let value = pair.get(1).as_string().ok_or_else(|| {
+                    bad("headers", format!("the value of `{name}` must be a string"))
+                })?;
                 headers.push((name, value));
             }
         }

@@ -106,7 +106,12 @@ impl IdbStorage {
             .map_err(fail)?;
         let meta = tx.store(META).map_err(fail)?;
         let key = JsValue::from_str("device");
-        let device = match meta.get(key.clone()).await.map_err(fail)?.and_then(|v| v.as_string()) {
+        let device = match meta
+            .get(key.clone())
+            .await
+            .map_err(fail)?
+            .and_then(|v| v.as_string())
+        {
             Some(device) => device,
             None => {
                 meta.put(&JsValue::from_str(&new_device_id), Some(&key))
@@ -136,11 +141,17 @@ impl IdbStorage {
             .and_then(|v| v.as_f64())
             .map_or(1, |n| n as u64);
         let keys: Vec<Key> = (first..first + events.len() as u64).collect();
-        meta.put(&JsValue::from_f64((first + keys.len() as u64) as f64), Some(&next_key))
-            .await
-            .map_err(fail)?;
+        meta.put(
+            &JsValue::from_f64((first + keys.len() as u64) as f64),
+            Some(&next_key),
+        )
+        .await
+        .map_err(fail)?;
         let mut new_records = Vec::new();
-        for (chunk, chunk_keys) in events.chunks(EVENTS_PER_RECORD).zip(keys.chunks(EVENTS_PER_RECORD)) {
+        for (chunk, chunk_keys) in events
+            .chunks(EVENTS_PER_RECORD)
+            .zip(keys.chunks(EVENTS_PER_RECORD))
+        {
             let record = Array::new();
             for (event, &key) in chunk.iter().zip(chunk_keys) {
                 record.push(&encode(key, &event.id, event.ts, &event.payload));
@@ -166,7 +177,10 @@ impl IdbStorage {
             for &key in keys {
                 if let Some((&first, seqs)) = records.range(..=key).next_back() {
                     if seqs.contains(&key) {
-                        touched.entry(first).or_insert_with(|| seqs.clone()).retain(|&s| s != key);
+                        touched
+                            .entry(first)
+                            .or_insert_with(|| seqs.clone())
+                            .retain(|&s| s != key);
                     }
                 }
             }

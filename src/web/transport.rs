@@ -26,7 +26,12 @@ pub enum Mode {
 }
 
 /// POSTs `body` to `endpoint` and reports what came back.
-pub async fn send(endpoint: &str, headers: &[(String, String)], body: &str, mode: Mode) -> SendOutcome {
+pub async fn send(
+    endpoint: &str,
+    headers: &[(String, String)],
+    body: &str,
+    mode: Mode,
+) -> SendOutcome {
     match try_send(endpoint, headers, body, mode).await {
         Ok(outcome) => outcome,
         Err(err) => SendOutcome::NetworkError(describe(&err)),
@@ -75,7 +80,11 @@ pub fn describe(err: &JsValue) -> String {
             .ok()
             .and_then(|n| n.as_string())
             .unwrap_or_default();
-        return if name.is_empty() { message } else { format!("{name}: {message}") };
+        return if name.is_empty() {
+            message
+        } else {
+            format!("{name}: {message}")
+        };
     }
     err.as_string().unwrap_or_else(|| format!("{err:?}"))
 }

@@ -1,0 +1,361 @@
+//! Driver tests in a real browser (wasm-bindgen-test, headless Chromium and Firefox):
+//! IndexedDB, reload recovery, and real flushes to the reference collector, which the
+//! test command starts on 127.0.0.1 and names in `EVBUF_COLLECTOR` at build time.
+#![cfg(target_arch = "wasm32")]
+
+use std::time::Duration;
+
+use evbuf::core::NewEvent;
+use evbuf::web::storage::IdbStorage;
+use evbuf::web::{Client, Options};
+use gloo_timers::future::sleep;
+use js_sys::{Array, Object, Reflect, JSON};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+const COLLECTOR: &str = match option_env!("EVBUF_COLLECTOR") {
+    Some(url) => url,
+    None => "http://127.0.0.1:8787",
+};
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_name = fetch)]
+    fn fetch_with_str_and_init(url: &str, init: &JsValue) -> js_sys::Promise;
+}
+
+fn obj(pairs: &[(&str, JsValue)]) -> JsValue {
+    let o = Object::new();
+    for (k, v) in pairs {
+        Reflect::set(&o, &(*k).into(), v).unwrap();
+    }
+    o.into()
+}
+
+fn get(v: &JsValue, key: &str) -> JsValue {
+    Reflect::get(v, &key.into()).unwrap()
+}
+
+async fn http(method: &str, path: &str, body: Option<&str>) -> JsValue {
+    let init = obj(&[
+        ("method", method.into()),
+        ("body", body.map_or(JsValue::UNDEFINED, JsValue::from)),
+    ]);
+    let response = JsFuture::from(fetch_with_str_and_init(
+        &format!("{COLLECTOR}{path}"),
+        &init,
+    ))
+    .await
+    .expect("the collector answers");
+    let response: web_sys::Response = response.dyn_into().unwrap();
+    let text = JsFuture::from(response.text().unwrap()).await.unwrap();
+    let text = text.as_string().unwrap();
+    if text.is_empty() {
+        JsValue::NULL
+    } else {
+        JSON::parse(&text).unwrap()
+    }
+}
+
+async fn control(json: &str) {
+    http("POST", "/control", Some(json)).await;
+}
+
+/// Events the collector holds whose payload carries `run`.
+async fn received(run: &str) -> Vec<JsValue> {
+    let all = http("GET", "/events", None).await;
+    Array::from(&get(&all, "events"))
+        .iter()
+        .filter(|e| get(&get(e, "payload"), "run").as_string().as_deref() == Some(run))
+        .collect()
+}
+
+fn unique(name: &str) -> String {
+    format!("{name}-{}", js_sys::Math::random().to_bits())
+}
+
+fn options(storage: &str, extra: &[(&str, JsValue)]) -> Options {
+    let mut pairs = vec![
+        ("endpoint", JsValue::from(format!("{COLLECTOR}/bulk/event"))),
+        ("storageName", JsValue::from(storage)),
+    ];
+    pairs.extend(extra.iter().cloned());
+    Options::parse(&obj(&pairs)).unwrap()
+}
+
+async fn log(client: &Client, run: &str, n: u32) {
+    for i in 0..n {
+        let promise = client.log(format!(r#"{{"run":"{run}","i":{i}}}"#)).unwrap();
+        // Awaited one by one only for the last: all share a write or two.
+        if i == n - 1 {
+            JsFuture::from(promise).await.unwrap();
+        }
+    }
+}
+
+async fn flush(client: &Client) -> Result<JsValue, JsValue> {
+    JsFuture::from(client.flush()).await
+}
+
+fn new_event(i: u64) -> NewEvent {
+    NewEvent {
+        ord: i,
+        id: format!("id-{i}"),
+        ts: 1_000 + i,
+        payload: format!(r#"{{"i":{i}}}"#),
+    }
+}
+
+#[wasm_bindgen_test]
+async fn indexeddb_round_trip_keeps_what_was_not_deleted() {
+    let name = unique("roundtrip");
+    let (storage, device) = IdbStorage::open(&name, "new-device".into()).await.unwrap();
+    assert_eq!(device, "new-device");
+    let events: Vec<NewEvent> = (0..250).map(new_event).collect();
+    let keys = storage.put_all(&events).await.unwrap();
+    assert_eq!(
+        keys,
+        (1..=250).collect::<Vec<u64>>(),
+        "seqs count up from 1"
+    );
+    // Delete a whole record (1..=100), part of another (101..=150), one of the last.
+    let deleted: Vec<u64> = (1..=150).chain([250]).collect();
+    storage.delete(&deleted).await.unwrap();
+
+    // Reopen, as a reloaded page does: the device id and the rest are still there.
+    let (again, device) = IdbStorage::open(&name, "other".into()).await.unwrap();
+    assert_eq!(device, "new-device", "the device id is stable");
+    let loaded = again.load().await.unwrap();
+    let loaded_keys: Vec<u64> = loaded.iter().map(|e| e.key).collect();
+    assert_eq!(loaded_keys, (151..=249).collect::<Vec<u64>>());
+    assert_eq!(loaded[0].id, "id-150");
+    assert_eq!(loaded[0].payload, r#"{"i":150}"#);
+    assert_eq!(loaded[0].ts, 1_150);
+    // New writes continue the sequence.
+    let more = again.put_all(&[new_event(999)]).await.unwrap();
+    assert_eq!(more, vec![251]);
+}
+
+#[wasm_bindgen_test]
+async fn events_flush_to_the_collector_in_the_wire_format() {
+    let run = unique("flush");
+    let client = Client::start(options(&run, &[])).await.unwrap();
+    log(&client, &run, 10).await;
+    let (stats, memory) = client.stats();
+    assert!(!memory, "IndexedDB works here");
+    assert_eq!(stats.persisted, 10);
+    assert_eq!(stats.requests, 0, "no request per event");
+    flush(&client).await.unwrap();
+    let events = received(&run).await;
+    assert_eq!(events.len(), 10);
+    let seqs: Vec<f64> = events
+        .iter()
+        .map(|e| get(e, "seq").as_f64().unwrap())
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1.0), "{seqs:?}");
+    let device = get(&events[0], "device").as_string().unwrap();
+    assert_eq!(device.len(), 36);
+    assert!(get(&events[0], "ts").as_f64().unwrap() > 1.7e12);
+    let (stats, _) = client.stats();
+    assert_eq!(
+        (stats.acknowledged, stats.requests, stats.queued),
+        (10, 1, 0)
+    );
+    client.shutdown().await.unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn the_interval_and_a_full_buffer_send_without_a_flush_call() {
+    let run = unique("timer");
+    let client = Client::start(options(
+        &run,
+        &[
+            ("flushIntervalMs", 300.into()),
+            ("maxBufferSize", 1000.into()),
+        ],
+    ))
+    .await
+    .unwrap();
+    log(&client, &run, 3).await;
+    sleep(Duration::from_millis(900)).await;
+    assert_eq!(received(&run).await.len(), 3, "sent by the interval timer");
+    client.shutdown().await.unwrap();
+
+    let run = unique("early");
+    let client = Client::start(options(
+        &run,
+        &[
+            ("flushIntervalMs", 60_000.into()),
+            ("maxBufferSize", 5.into()),
+        ],
+    ))
+    .await
+    .unwrap();
+    log(&client, &run, 5).await;
+    sleep(Duration::from_millis(500)).await;
+    let events = received(&run).await;
+    assert_eq!(
+        events.len(),
+        5,
+        "the fifth event starts a flush and goes with it"
+    );
+    client.shutdown().await.unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn events_logged_while_a_request_is_held_open_survive_and_go_next() {
+    let run = unique("held");
+    let client = Client::start(options(&run, &[("flushIntervalMs", 60_000.into())]))
+        .await
+        .unwrap();
+    log(&client, &run, 5).await;
+    control(r#"{"delay_ms":1500,"delay_count":1}"#).await;
+    let before = http("GET", "/events?summary=1", None).await;
+    let first = client.flush();
+    sleep(Duration::from_millis(300)).await;
+    log(&client, &run, 3).await;
+    let second = client.flush(); // must wait: one send in flight
+    JsFuture::from(first).await.unwrap();
+    let (stats, _) = client.stats();
+    assert_eq!(
+        stats.queued, 3,
+        "the 3 logged during the request are still stored"
+    );
+    assert_eq!(stats.acknowledged, 5);
+    JsFuture::from(second).await.unwrap();
+    assert_eq!(received(&run).await.len(), 8);
+    let after = http("GET", "/events?summary=1", None).await;
+    assert_eq!(
+        get(&after, "max_in_flight").as_f64(),
+        Some(1.0),
+        "never two sends at once"
+    );
+    let requests =
+        get(&after, "requests").as_f64().unwrap() - get(&before, "requests").as_f64().unwrap();
+    assert_eq!(requests, 2.0);
+    let (stats, _) = client.stats();
+    assert_eq!(stats.queued, 0);
+    client.shutdown().await.unwrap();
+    control("{}").await;
+}
+
+#[wasm_bindgen_test]
+async fn a_failed_send_deletes_nothing_and_a_retry_delivers() {
+    let run = unique("fail");
+    let client = Client::start(options(
+        &run,
+        &[
+            ("flushIntervalMs", 60_000.into()),
+            ("retry", obj(&[("baseMs", 20.into()), ("maxMs", 50.into())])),
+        ],
+    ))
+    .await
+    .unwrap();
+    log(&client, &run, 4).await;
+    control(r#"{"fail_status":500,"fail_count":1}"#).await;
+    let err = flush(&client).await.unwrap_err();
+    let message = get(&err, "message").as_string().unwrap();
+    assert!(message.contains("500"), "{message}");
+    let (stats, _) = client.stats();
+    assert_eq!((stats.queued, stats.failed_requests), (4, 1));
+    // The backoff (at most 50 ms here) retries by itself.
+    sleep(Duration::from_millis(400)).await;
+    assert_eq!(received(&run).await.len(), 4);
+    assert_eq!(client.stats().0.queued, 0);
+    client.shutdown().await.unwrap();
+    control("{}").await;
+}
+
+#[wasm_bindgen_test]
+async fn events_left_by_an_earlier_page_are_sent_by_the_next() {
+    let run = unique("reload");
+    // The first page cannot reach its endpoint (nothing listens on port 9).
+    let unreachable = Options::parse(&obj(&[
+        ("endpoint", "http://127.0.0.1:9/bulk/event".into()),
+        ("storageName", run.as_str().into()),
+        ("flushIntervalMs", 60_000.into()),
+    ]))
+    .unwrap();
+    let first = Client::start(unreachable).await.unwrap();
+    log(&first, &run, 6).await;
+    assert!(flush(&first).await.is_err());
+    drop(first.shutdown().await);
+
+    let second = Client::start(options(&run, &[("flushIntervalMs", 60_000.into())]))
+        .await
+        .unwrap();
+    assert_eq!(second.stats().0.loaded, 6);
+    flush(&second).await.unwrap();
+    assert_eq!(received(&run).await.len(), 6);
+    second.shutdown().await.unwrap();
+
+    let third = Client::start(options(&run, &[])).await.unwrap();
+    assert_eq!(
+        third.stats().0.loaded,
+        0,
+        "acknowledged events are gone from storage"
+    );
+    third.shutdown().await.unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn memory_mode_delivers_too() {
+    let run = unique("memory");
+    let client = Client::start(options(&run, &[("useIndexedDb", false.into())]))
+        .await
+        .unwrap();
+    log(&client, &run, 3).await;
+    assert!(client.stats().1, "in memory");
+    flush(&client).await.unwrap();
+    assert_eq!(received(&run).await.len(), 3);
+    client.shutdown().await.unwrap();
+}
+
+#[wasm_bindgen_test]
+fn bad_options_name_the_option() {
+    let cases: [(JsValue, &str); 5] = [
+        (obj(&[]), "endpoint"),
+        (
+            obj(&[
+                ("endpoint", "/e".into()),
+                ("flushIntervalMs", "soon".into()),
+            ]),
+            "flushIntervalMs",
+        ),
+        (
+            obj(&[("endpoint", "/e".into()), ("maxBufferSize", 0.into())]),
+            "maxBufferSize",
+        ),
+        (
+            obj(&[("endpoint", "/e".into()), ("flushInterval", 5.into())]),
+            "unknown option `flushInterval`",
+        ),
+        (
+            obj(&[
+                ("endpoint", "/e".into()),
+                ("retry", obj(&[("maxMs", (-1).into())])),
+            ]),
+            "retry.maxMs",
+        ),
+    ];
+    for (raw, expected) in cases {
+        let err = Options::parse(&raw).err().expect("rejected").to_string();
+        assert!(err.contains(expected), "{err} should name {expected}");
+    }
+}
+
+#[wasm_bindgen_test]
+async fn an_event_larger_than_a_batch_is_refused_with_a_clear_error() {
+    let run = unique("big");
+    let client = Client::start(options(&run, &[])).await.unwrap();
+    let err = client
+        .log(format!("\"{}\"", "x".repeat(70_000)))
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("maxBatchBytes"), "{err}");
+    assert_eq!(client.stats().0.dropped.oversize, 1);
+    client.shutdown().await.unwrap();
+}

@@ -15,7 +15,7 @@ function serialize(payload) {
     throw new TypeError(`failed to log event: the payload cannot be serialized to JSON (${cause.message})`);
   }
   if (json === undefined) {
-    throw new TypeError(`failed to log event: a ${typeof payload} payload cannot be serialized to JSON`);
+    throw new TypeError(`failed to log event: the payload (${typeof payload}) cannot be serialized to JSON`);
   }
   return json;
 }

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# `npm test`: sets up the machine, builds the package, and runs every test:
+#   1. native: the core (unit, simulation, property) and the collector   (cargo test)
+#   2. browser: the drivers in headless Chromium against a real collector (wasm-bindgen-test)
+#   3. end to end: the npm package in Chromium via Playwright            (node --test)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+bash scripts/setup.sh
+bash scripts/build.sh
+cargo build --release -p evbuf-collector
+
+printf '\n== native tests (cargo test)\n'
+cargo test --workspace
+
+# A collector for the browser tests, on a free loopback port, stopped on exit.
+log=$(mktemp)
+./target/release/evbuf-collector --addr 127.0.0.1:0 > "$log" &
+collector=$!
+trap 'kill $collector 2>/dev/null || true' EXIT
+for _ in $(seq 100); do grep -q listening "$log" && break; sleep 0.1; done
+url=$(awk '/listening on/ {print $4}' "$log")
+[ -n "$url" ] || { echo "the collector did not start"; exit 1; }
+
+printf '\n== browser tests in Chromium (wasm-bindgen-test, collector at %s)\n' "$url"
+EVBUF_COLLECTOR="$url" \
+CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+CHROMEDRIVER=/usr/bin/chromedriver \
+WASM_BINDGEN_TEST_TIMEOUT=180 \
+  cargo test --target wasm32-unknown-unknown --test web
+
+kill $collector 2>/dev/null || true
+
+printf '\n== end-to-end tests (Playwright, Chromium)\n'
+node --test --test-concurrency=1 tests/e2e/

@@ -594,6 +594,123 @@ fn a_tab_that_is_not_the_sender_stores_but_does_not_send() {
 }
 
 #[test]
+fn a_flush_in_a_tab_that_does_not_send_asks_the_sender_and_waits_for_its_deletes() {
+    let mut sim = Sim::with_defaults();
+    sim.core.handle_leadership(sim.now, false);
+    sim.log_many(3);
+    let waiter = sim.flush();
+    assert_eq!(sim.asked_sender, 1);
+    assert_eq!(sim.settled(waiter), None);
+    let keys: Vec<u64> = sim.store.load().iter().map(|e| e.key).collect();
+    sim.core.handle_removed_elsewhere(sim.now, &keys);
+    sim.pump();
+    assert_eq!(sim.settled(waiter), Some(&Ok(())));
+    assert_eq!(sim.core.stats(sim.now).queued, 0);
+    assert_eq!(
+        sim.core.stats(sim.now).acknowledged,
+        0,
+        "counted by the sender, not here"
+    );
+}
+
+#[test]
+fn two_tabs_sharing_storage_deliver_every_event_exactly_once() {
+    use evbuf::core::MemoryStore;
+    let config = Config::default();
+    let mut store = MemoryStore::new(1);
+    let mut sender = Core::new(config.clone(), sim::DEVICE.into()).unwrap();
+    let mut other = Core::new(config, sim::DEVICE.into()).unwrap();
+    other.handle_leadership(0, false);
+    let mut delivered: Vec<String> = Vec::new();
+    let mut now = 0;
+    for round in 0..40u64 {
+        now += 100;
+        for (tab, core) in [(0, &mut sender), (1, &mut other)] {
+            for i in 0..25 {
+                core.handle_log(now, format!("t{tab}-r{round}-{i}"), "{}".into())
+                    .unwrap();
+            }
+        }
+        // Execute both tabs' actions until quiet, as their drivers would.
+        loop {
+            let mut busy = false;
+            while let Some(action) = other.poll_action() {
+                busy = true;
+                match action {
+                    Action::Persist(events) => {
+                        let keys = store.put_all(&events);
+                        other.handle_persisted(now, &keys);
+                        // The "stored" broadcast: the sender reads what the other wrote.
+                        sender.handle_loaded(now, store.load());
+                    }
+                    Action::Send(_) | Action::SendUnload(_) => panic!("only the sender sends"),
+                    _ => {}
+                }
+            }
+            while let Some(action) = sender.poll_action() {
+                busy = true;
+                match action {
+                    Action::Persist(events) => {
+                        let keys = store.put_all(&events);
+                        sender.handle_persisted(now, &keys);
+                    }
+                    Action::Send(batch) => {
+                        delivered.extend(batch_ids(&batch));
+                        sender.handle_send_result(now, batch.id, SendOutcome::status(200), 0.5);
+                    }
+                    Action::Delete(keys) => {
+                        store.delete(&keys);
+                        // The "deleted" broadcast.
+                        other.handle_removed_elsewhere(now, &keys);
+                    }
+                    _ => {}
+                }
+            }
+            if !busy {
+                break;
+            }
+        }
+        sender.handle_timeout(now + 3_000);
+    }
+    sender.handle_flush(now, 1);
+    while let Some(action) = sender.poll_action() {
+        if let Action::Send(batch) = action {
+            delivered.extend(batch_ids(&batch));
+            sender.handle_send_result(now, batch.id, SendOutcome::status(200), 0.5);
+        }
+    }
+    let distinct: std::collections::BTreeSet<&String> = delivered.iter().collect();
+    assert_eq!(distinct.len(), 2_000);
+    assert_eq!(delivered.len(), 2_000, "no duplicates between tabs");
+    assert_eq!(
+        other.stats(now).queued,
+        0,
+        "the other tab forgot what the sender deleted"
+    );
+}
+
+#[test]
+fn a_new_sender_forgets_what_the_old_one_acknowledged() {
+    let mut sim = Sim::with_defaults();
+    sim.core.handle_leadership(sim.now, false);
+    sim.log_many(5);
+    // The old sender delivered and deleted keys 1-3; this tab missed the broadcast.
+    sim.store.delete(&[1, 2, 3]);
+    let snapshot = sim.store.load();
+    sim.core.handle_snapshot(sim.now, snapshot, 6);
+    sim.core.handle_leadership(sim.now, true);
+    sim.pump();
+    sim.core.handle_flush_hint(sim.now);
+    sim.pump();
+    let sent = sim.in_flight.as_ref().unwrap();
+    assert_eq!(
+        sent.keys,
+        vec![4, 5],
+        "never resends what another tab acknowledged"
+    );
+}
+
+#[test]
 fn a_flush_hint_sends_without_waiting_for_the_interval() {
     let mut sim = Sim::with_defaults();
     sim.log();

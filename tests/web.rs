@@ -128,7 +128,8 @@ async fn indexeddb_round_trip_keeps_what_was_not_deleted() {
     // Reopen, as a reloaded page does: the device id and the rest are still there.
     let (again, device) = IdbStorage::open(&name, "other".into()).await.unwrap();
     assert_eq!(device, "new-device", "the device id is stable");
-    let loaded = again.load().await.unwrap();
+    let (loaded, next_seq) = again.load().await.unwrap();
+    assert_eq!(next_seq, 251);
     let loaded_keys: Vec<u64> = loaded.iter().map(|e| e.key).collect();
     assert_eq!(loaded_keys, (151..=249).collect::<Vec<u64>>());
     assert_eq!(loaded[0].id, "id-150");
@@ -137,6 +138,10 @@ async fn indexeddb_round_trip_keeps_what_was_not_deleted() {
     // New writes continue the sequence.
     let more = again.put_all(&[new_event(999)]).await.unwrap();
     assert_eq!(more, vec![251]);
+    // What another tab wrote can be read by its seq range.
+    let range = again.load_range(251, 251).await.unwrap();
+    assert_eq!(range.len(), 1);
+    assert_eq!(range[0].id, "id-999");
 }
 
 #[wasm_bindgen_test]

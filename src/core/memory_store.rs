@@ -42,6 +42,11 @@ impl MemoryStore {
             .collect()
     }
 
+    /// The key the next event will get.
+    pub fn next_key(&self) -> Key {
+        self.next_key
+    }
+
     pub fn delete(&mut self, keys: &[Key]) {
         for key in keys {
             self.events.remove(key);

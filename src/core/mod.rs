@@ -82,6 +82,8 @@ pub enum Action {
     SendUnload(Batch),
     /// Tell the user (the `onError` callback).
     Report(Report),
+    /// This tab does not send: ask the tab that does to flush now.
+    AskSenderToFlush,
     /// A `flush()` call is settled.
     FlushSettled {
         waiter: u64,
@@ -155,8 +157,6 @@ impl std::error::Error for LogError {}
 pub enum FlushError {
     /// The browser says it is offline; events stay stored.
     Offline,
-    /// Another tab sends for this origin; it was asked to flush.
-    NotSender,
     /// A send failed; events stay stored and are retried at `retry_at`.
     SendFailed { detail: String, retry_at: u64 },
     /// An earlier failure is being waited out until `retry_at`.
@@ -167,7 +167,6 @@ impl fmt::Display for FlushError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FlushError::Offline => write!(f, "failed to flush: the browser is offline; events stay stored"),
-            FlushError::NotSender => write!(f, "failed to flush here: another tab sends for this site and was asked to flush"),
             FlushError::SendFailed { detail, retry_at } => write!(f, "failed to flush: {detail}; events stay stored and are retried at {retry_at}"),
             FlushError::BackingOff { retry_at } => write!(f, "failed to flush: waiting after an earlier failure until {retry_at}; events stay stored"),
         }
@@ -344,6 +343,36 @@ impl Core {
         self.drive(now);
     }
 
+    /// A full read of storage, taken when every key below `below` had been assigned: a
+    /// queued key below it that storage no longer holds was acknowledged (or dropped) by
+    /// another tab, so it leaves the queue without being counted here. Then as
+    /// [`Core::handle_loaded`].
+    pub fn handle_snapshot(&mut self, now: u64, events: Vec<StoredEvent>, below: Key) {
+        let present: std::collections::BTreeSet<Key> = events.iter().map(|e| e.key).collect();
+        let in_flight = self.in_flight_keys();
+        let gone: Vec<Key> = self
+            .queue
+            .range(..below)
+            .map(|(k, _)| *k)
+            .filter(|k| !present.contains(k) && in_flight.binary_search(k).is_err())
+            .collect();
+        self.remove(&gone);
+        self.handle_loaded(now, events);
+    }
+
+    /// Another tab deleted these keys (it acknowledged or dropped them): forget them
+    /// without counting them here.
+    pub fn handle_removed_elsewhere(&mut self, now: u64, keys: &[Key]) {
+        let in_flight = self.in_flight_keys();
+        let gone: Vec<Key> = keys
+            .iter()
+            .copied()
+            .filter(|k| in_flight.binary_search(k).is_err())
+            .collect();
+        self.remove(&gone);
+        self.drive(now);
+    }
+
     /// Events found in storage (left by an earlier page, or written by another tab).
     /// Keys already known are ignored.
     pub fn handle_loaded(&mut self, now: u64, events: Vec<StoredEvent>) {
@@ -369,10 +398,14 @@ impl Core {
     /// `flush()` was called: send now, and settle `waiter` once everything logged so far
     /// is acknowledged (or dropped), or as soon as that cannot happen.
     pub fn handle_flush(&mut self, now: u64, waiter: u64) {
+        if !self.leader {
+            // The sender flushes; this waiter settles as the sender's deletes arrive.
+            self.actions.push_back(Action::AskSenderToFlush);
+        }
         let refusal = if !self.online {
             Some(FlushError::Offline)
         } else if !self.leader {
-            Some(FlushError::NotSender)
+            None
         } else {
             self.retry_at
                 .filter(|&at| at > now)
@@ -459,9 +492,6 @@ impl Core {
     /// This tab became (or stopped being) the one that sends for the origin.
     pub fn handle_leadership(&mut self, now: u64, leader: bool) {
         self.leader = leader;
-        if !leader {
-            self.refuse_waiters(FlushError::NotSender);
-        }
         self.drive(now);
     }
 

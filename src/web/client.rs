@@ -11,6 +11,8 @@ use wasm_bindgen_futures::spawn_local;
 
 use crate::core::{wire, Action, Batch, Core, MemoryStore, Stats};
 
+use super::channel::{Channel, Message};
+use super::leader::{self, Leadership};
 use super::lifecycle::{self, Listener};
 use super::options::Options;
 use super::random::RandomPool;
@@ -65,6 +67,9 @@ struct Inner {
     next_waiter: Cell<u64>,
     random: RefCell<RandomPool>,
     listeners: RefCell<Vec<Listener>>,
+    /// Held (or awaited) Web Lock that makes this tab the sender; `None` without Web Locks.
+    leadership: RefCell<Option<Leadership>>,
+    channel: RefCell<Option<Channel>>,
     stopped: Cell<bool>,
 }
 
@@ -107,20 +112,21 @@ impl Client {
             next_waiter: Cell::new(1),
             random: RefCell::new(random),
             listeners: RefCell::new(Vec::new()),
+            leadership: RefCell::new(None),
+            channel: RefCell::new(None),
             stopped: Cell::new(false),
         });
         if let Some(err) = storage_error {
             inner.report(&format!("{err}; keeping events in memory for this page"));
         }
-        let stored = inner.storage().load().await;
-        match stored {
-            Ok(events) => inner.core.borrow_mut().handle_loaded(now(), events),
-            Err(err) => inner.report(&err.to_string()),
-        }
         inner
             .core
             .borrow_mut()
             .handle_online(now(), lifecycle::is_online());
+        if !inner.storage().is_memory() {
+            inner.coordinate_tabs(&options.storage_name);
+        }
+        inner.load_snapshot().await;
         inner.listen();
         inner.pump();
         Ok(Client { inner })
@@ -180,6 +186,9 @@ impl Client {
         self.inner.stopped.set(true);
         self.inner.timer.borrow_mut().cancel();
         self.inner.listeners.borrow_mut().clear();
+        // Hands the sender role to another tab.
+        self.inner.leadership.borrow_mut().take();
+        self.inner.channel.borrow_mut().take();
         flushed
             .map(|_| ())
             .map_err(|e| Error::Storage(transport::describe(&e)))
@@ -200,6 +209,70 @@ impl Inner {
     fn report(&self, message: &str) {
         if let Some(on_error) = &self.on_error {
             let _ = on_error.call1(&JsValue::NULL, &js_sys::Error::new(message));
+        }
+    }
+
+    /// Reads all of storage into the core, forgetting what other tabs deleted.
+    async fn load_snapshot(self: &Rc<Self>) {
+        match self.storage().load().await {
+            Ok((events, below)) => self.core.borrow_mut().handle_snapshot(now(), events, below),
+            Err(err) => self.report(&err.to_string()),
+        }
+    }
+
+    /// Several tabs share one IndexedDB: elect one sender with Web Locks and keep the
+    /// others informed over a BroadcastChannel. Without Web Locks every tab sends what it
+    /// logged itself (see README: duplicates only for events stored as a tab opens).
+    fn coordinate_tabs(self: &Rc<Self>, storage_name: &str) {
+        let weak = Rc::downgrade(self);
+        let leadership = leader::request(&format!("evbuf-sender:{storage_name}"), move || {
+            let Some(inner) = weak.upgrade() else { return };
+            spawn_local(async move {
+                // Catch up on what the previous sender left and other tabs wrote.
+                inner.load_snapshot().await;
+                inner.core.borrow_mut().handle_leadership(now(), true);
+                inner.pump();
+            });
+        });
+        if leadership.is_some() {
+            self.core.borrow_mut().handle_leadership(now(), false);
+        }
+        let shared = leadership.is_some();
+        *self.leadership.borrow_mut() = leadership;
+        let weak = Rc::downgrade(self);
+        let channel = Channel::open(&format!("evbuf:{storage_name}"), move |message| {
+            let Some(inner) = weak.upgrade() else { return };
+            let leader = inner.core.borrow().stats(now()).leader;
+            match message {
+                Message::Stored { first, last } if shared && leader => {
+                    spawn_local(async move {
+                        match inner.storage().load_range(first, last).await {
+                            Ok(events) => inner.core.borrow_mut().handle_loaded(now(), events),
+                            Err(err) => inner.report(&err.to_string()),
+                        }
+                        inner.pump();
+                    });
+                }
+                Message::Deleted(keys) => {
+                    inner
+                        .core
+                        .borrow_mut()
+                        .handle_removed_elsewhere(now(), &keys);
+                    inner.pump();
+                }
+                Message::Flush if leader => {
+                    inner.core.borrow_mut().handle_flush_hint(now());
+                    inner.pump();
+                }
+                _ => {}
+            }
+        });
+        *self.channel.borrow_mut() = channel;
+    }
+
+    fn broadcast(&self, message: Message) {
+        if let Some(channel) = &*self.channel.borrow() {
+            channel.post(&message);
         }
     }
 
@@ -276,6 +349,9 @@ impl Inner {
                     let result = storage.put_all(&events).await;
                     match result {
                         Ok(keys) => {
+                            if let (Some(&first), Some(&last)) = (keys.first(), keys.last()) {
+                                inner.broadcast(Message::Stored { first, last });
+                            }
                             inner.core.borrow_mut().handle_persisted(now(), &keys);
                             for resolve in inner.writing.borrow_mut().drain(..) {
                                 let _ = resolve.call0(&JsValue::NULL);
@@ -309,14 +385,16 @@ impl Inner {
             Action::Delete(keys) => {
                 let inner = self.clone();
                 spawn_local(async move {
-                    if let Err(err) = inner.storage().delete(&keys).await {
-                        inner.report(&err.to_string());
+                    match inner.storage().delete(&keys).await {
+                        Ok(()) => inner.broadcast(Message::Deleted(keys)),
+                        Err(err) => inner.report(&err.to_string()),
                     }
                 });
             }
             Action::Send(batch) => self.send(batch, Mode::Normal),
             Action::SendUnload(batch) => self.send(batch, Mode::Unload),
             Action::Report(report) => self.report(&report.to_string()),
+            Action::AskSenderToFlush => self.broadcast(Message::Flush),
             Action::FlushSettled { waiter, result } => {
                 let Some((resolve, reject)) = self.flush_waiters.borrow_mut().remove(&waiter)
                 else {

@@ -3,7 +3,9 @@
 //! page hide); `client` runs the core's loop over them and `api` is the JS face.
 
 mod api;
+mod channel;
 mod client;
+mod leader;
 mod lifecycle;
 mod options;
 mod random;

@@ -14,7 +14,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use js_sys::Array;
-use rexie::{ObjectStore, Rexie, TransactionMode};
+use rexie::{KeyRange, ObjectStore, Rexie, TransactionMode};
 use wasm_bindgen::{JsCast, JsValue};
 
 use crate::core::{Key, MemoryStore, NewEvent, StoredEvent};
@@ -64,10 +64,23 @@ impl Storage {
         }
     }
 
-    pub async fn load(&self) -> Result<Vec<StoredEvent>, Error> {
+    /// Everything stored, and the first seq not yet assigned when it was read.
+    pub async fn load(&self) -> Result<(Vec<StoredEvent>, Key), Error> {
         match self {
             Storage::IndexedDb(idb) => idb.load().await,
-            Storage::Memory(memory) => Ok(memory.borrow().load()),
+            Storage::Memory(memory) => {
+                let memory = memory.borrow();
+                Ok((memory.load(), memory.next_key()))
+            }
+        }
+    }
+
+    /// The events another tab wrote with seqs `first..=last`.
+    pub async fn load_range(&self, first: Key, last: Key) -> Result<Vec<StoredEvent>, Error> {
+        match self {
+            Storage::IndexedDb(idb) => idb.load_range(first, last).await,
+            // Memory is this tab's alone: no other tab writes there.
+            Storage::Memory(_) => Ok(Vec::new()),
         }
     }
 }
@@ -224,16 +237,52 @@ impl IdbStorage {
         Ok(())
     }
 
-    /// Everything stored, oldest first.
-    pub async fn load(&self) -> Result<Vec<StoredEvent>, Error> {
+    /// Everything stored, oldest first, and `next_seq` as of the same transaction.
+    pub async fn load(&self) -> Result<(Vec<StoredEvent>, Key), Error> {
         let fail = |e| storage_error("load stored events", e);
+        let tx = self
+            .db
+            .transaction(&[EVENTS, META], TransactionMode::ReadOnly)
+            .map_err(fail)?;
+        let next_seq = tx
+            .store(META)
+            .map_err(fail)?
+            .get(JsValue::from_str("next_seq"))
+            .await
+            .map_err(fail)?
+            .and_then(|v| v.as_f64())
+            .map_or(1, |n| n as Key);
+        let store = tx.store(EVENTS).map_err(fail)?;
+        let pairs = store.scan(None, None, None, None).await.map_err(fail)?;
+        tx.done().await.map_err(fail)?;
+        Ok((self.index(pairs), next_seq))
+    }
+
+    /// The records whose first seq is in `first..=last`: what one write of another tab made.
+    pub async fn load_range(&self, first: Key, last: Key) -> Result<Vec<StoredEvent>, Error> {
+        let fail = |e| storage_error("load stored events", e);
+        let range = KeyRange::bound(
+            &JsValue::from_f64(first as f64),
+            &JsValue::from_f64(last as f64),
+            None,
+            None,
+        )
+        .map_err(|e| fail(e.into()))?;
         let tx = self
             .db
             .transaction(&[EVENTS], TransactionMode::ReadOnly)
             .map_err(fail)?;
         let store = tx.store(EVENTS).map_err(fail)?;
-        let pairs = store.scan(None, None, None, None).await.map_err(fail)?;
+        let pairs = store
+            .scan(Some(range), None, None, None)
+            .await
+            .map_err(fail)?;
         tx.done().await.map_err(fail)?;
+        Ok(self.index(pairs))
+    }
+
+    /// Decodes records and remembers where each seq lives, for later deletes.
+    fn index(&self, pairs: Vec<(JsValue, JsValue)>) -> Vec<StoredEvent> {
         let mut events = Vec::new();
         let mut records = self.records.borrow_mut();
         for (key, value) in pairs {
@@ -248,7 +297,7 @@ impl IdbStorage {
             }
             records.insert(first as u64, seqs);
         }
-        Ok(events)
+        events
     }
 }
 

@@ -57,6 +57,8 @@ pub struct Sim {
     pub dropped: BTreeSet<String>,
     /// When false, `Persist` actions wait for [`Sim::complete_persist`].
     pub persist_at_once: bool,
+    /// How often this tab asked the sending tab to flush.
+    pub asked_sender: usize,
     pending_persist: Option<Vec<evbuf::core::NewEvent>>,
     next_id: u64,
     next_waiter: u64,
@@ -79,6 +81,7 @@ impl Sim {
             durable: BTreeSet::new(),
             dropped: BTreeSet::new(),
             persist_at_once: true,
+            asked_sender: 0,
             pending_persist: None,
             next_id: 0,
             next_waiter: 0,
@@ -145,6 +148,7 @@ impl Sim {
                     self.reports.push(report);
                 }
                 Action::FlushSettled { waiter, result } => self.settled.push((waiter, result)),
+                Action::AskSenderToFlush => self.asked_sender += 1,
             }
         }
     }

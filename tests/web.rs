@@ -169,7 +169,7 @@ async fn events_flush_to_the_collector_in_the_wire_format() {
         (stats.acknowledged, stats.requests, stats.queued),
         (10, 1, 0)
     );
-    client.shutdown().await.unwrap();
+    client.shutdown().await;
 }
 
 #[wasm_bindgen_test]
@@ -187,7 +187,7 @@ async fn the_interval_and_a_full_buffer_send_without_a_flush_call() {
     log(&client, &run, 3).await;
     sleep(Duration::from_millis(900)).await;
     assert_eq!(received(&run).await.len(), 3, "sent by the interval timer");
-    client.shutdown().await.unwrap();
+    client.shutdown().await;
 
     let run = unique("early");
     let client = Client::start(options(
@@ -207,7 +207,7 @@ async fn the_interval_and_a_full_buffer_send_without_a_flush_call() {
         5,
         "the fifth event starts a flush and goes with it"
     );
-    client.shutdown().await.unwrap();
+    client.shutdown().await;
 }
 
 #[wasm_bindgen_test]
@@ -243,7 +243,7 @@ async fn events_logged_while_a_request_is_held_open_survive_and_go_next() {
     assert_eq!(requests, 2.0);
     let (stats, _) = client.stats();
     assert_eq!(stats.queued, 0);
-    client.shutdown().await.unwrap();
+    client.shutdown().await;
     control("{}").await;
 }
 
@@ -270,7 +270,7 @@ async fn a_failed_send_deletes_nothing_and_a_retry_delivers() {
     sleep(Duration::from_millis(400)).await;
     assert_eq!(received(&run).await.len(), 4);
     assert_eq!(client.stats().0.queued, 0);
-    client.shutdown().await.unwrap();
+    client.shutdown().await;
     control("{}").await;
 }
 
@@ -287,7 +287,7 @@ async fn events_left_by_an_earlier_page_are_sent_by_the_next() {
     let first = Client::start(unreachable).await.unwrap();
     log(&first, &run, 6).await;
     assert!(flush(&first).await.is_err());
-    drop(first.shutdown().await);
+    first.shutdown().await;
 
     let second = Client::start(options(&run, &[("flushIntervalMs", 60_000.into())]))
         .await
@@ -295,7 +295,7 @@ async fn events_left_by_an_earlier_page_are_sent_by_the_next() {
     assert_eq!(second.stats().0.loaded, 6);
     flush(&second).await.unwrap();
     assert_eq!(received(&run).await.len(), 6);
-    second.shutdown().await.unwrap();
+    second.shutdown().await;
 
     let third = Client::start(options(&run, &[])).await.unwrap();
     assert_eq!(
@@ -303,7 +303,7 @@ async fn events_left_by_an_earlier_page_are_sent_by_the_next() {
         0,
         "acknowledged events are gone from storage"
     );
-    third.shutdown().await.unwrap();
+    third.shutdown().await;
 }
 
 #[wasm_bindgen_test]
@@ -316,7 +316,7 @@ async fn memory_mode_delivers_too() {
     assert!(client.stats().1, "in memory");
     flush(&client).await.unwrap();
     assert_eq!(received(&run).await.len(), 3);
-    client.shutdown().await.unwrap();
+    client.shutdown().await;
 }
 
 #[wasm_bindgen_test]
@@ -362,5 +362,5 @@ async fn an_event_larger_than_a_batch_is_refused_with_a_clear_error() {
         .unwrap();
     assert!(err.to_string().contains("maxBatchBytes"), "{err}");
     assert_eq!(client.stats().0.dropped.oversize, 1);
-    client.shutdown().await.unwrap();
+    client.shutdown().await;
 }

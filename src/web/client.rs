@@ -179,19 +179,19 @@ impl Client {
         })
     }
 
-    /// Flushes, then stops the timer and the listeners. Events not delivered stay stored
-    /// for the next page.
-    pub async fn shutdown(&self) -> Result<(), Error> {
-        let flushed = wasm_bindgen_futures::JsFuture::from(self.flush()).await;
+    /// Flushes (when this tab is the sender), then stops the timer and the listeners and
+    /// hands the sender role on. Resolves once the flush settled either way: what was not
+    /// delivered stays stored for the next sender. A tab that does not send does not wait
+    /// for the sender.
+    pub async fn shutdown(&self) {
+        if self.inner.core.borrow().stats(now()).leader {
+            let _ = wasm_bindgen_futures::JsFuture::from(self.flush()).await;
+        }
         self.inner.stopped.set(true);
         self.inner.timer.borrow_mut().cancel();
         self.inner.listeners.borrow_mut().clear();
-        // Hands the sender role to another tab.
         self.inner.leadership.borrow_mut().take();
         self.inner.channel.borrow_mut().take();
-        flushed
-            .map(|_| ())
-            .map_err(|e| Error::Storage(transport::describe(&e)))
     }
 
     pub fn stats(&self) -> (Stats, bool) {

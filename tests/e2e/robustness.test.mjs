@@ -129,6 +129,30 @@ test('without IndexedDB it keeps working in memory, says so, and recovers on the
   await context.close();
 }));
 
+test('a write that fails (quota exceeded) switches to memory and keeps delivering', withProfile(async (p) => {
+  const context = await p.launch();
+  const run = `quota-${Date.now()}`;
+  const page = await openPage(context);
+  const result = await page.evaluate(async ({ endpoint, run }) => {
+    const errors = [];
+    await window.evbuf.init({ endpoint, flushIntervalMs: 60_000, onError: (e) => errors.push(e.message) });
+    await window.evbuf.logEvent({ run, i: 0 });
+    // From now on every write fails as a full disk does.
+    IDBObjectStore.prototype.put = function () {
+      throw new DOMException('the quota has been exceeded', 'QuotaExceededError');
+    };
+    const logged = [];
+    for (let i = 1; i < 10; i++) logged.push(window.evbuf.logEvent({ run, i }));
+    await Promise.all(logged);
+    await window.evbuf.flush();
+    return { errors, stats: window.evbuf.stats() };
+  }, { endpoint: collector.endpoint, run });
+  assert.equal(result.stats.mode, 'memory');
+  assert.ok(result.errors.some((m) => /failed to store events: .*QuotaExceededError/.test(m)), result.errors.join('\n'));
+  assert.equal((await delivered(run)).length, 10, 'the stored one and the nine held in memory');
+  await context.close();
+}));
+
 test('works in a dedicated Web Worker', withProfile(async (p) => {
   const context = await p.launch();
   const run = `worker-${Date.now()}`;

@@ -1,0 +1,431 @@
+// Delivery scenarios end to end, in headless Chromium against the reference collector:
+// a burst, a steady rate, a page closed early, a browser killed, an outage, 429 with
+// Retry-After, 413 splitting, a poison event, several tabs, offline. Each asserts the exact
+// number of distinct events delivered for its run tag and reports the wire duplicates.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { startCollector, profile, eventually } from './harness.mjs';
+
+let collector;
+const figures = [];
+before(async () => { collector = await startCollector(); });
+after(async () => {
+  await collector.stop();
+  console.log('scenario figures (requests = bulk POSTs seen by the collector):');
+  console.table(figures);
+});
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function openPage(context) {
+  const page = await context.newPage();
+  await page.goto(`${collector.url}/index.html`);
+  await page.waitForFunction(() => window.evbufReady === true);
+  return page;
+}
+
+/** Initializes evbuf in `page`; errors given to onError are kept in window.evbufErrors. */
+function init(page, options = {}) {
+  return page.evaluate(async (options) => {
+    window.evbufErrors = [];
+    await window.evbuf.init({ ...options, onError: (e) => window.evbufErrors.push(e.message) });
+  }, { endpoint: collector.endpoint, ...options });
+}
+
+const stats = (page) => page.evaluate(() => window.evbuf.stats());
+
+/** The distinct events the collector stored for `run` (it keys events by id). */
+async function delivered(run) {
+  const { events } = await collector.events();
+  const mine = events.filter((e) => e.payload?.run === run);
+  assert.equal(new Set(mine.map((e) => e.id)).size, mine.length, 'the collector lists distinct ids');
+  return mine;
+}
+
+/** Waits until the collector holds `n` more distinct events than in `since` (cheap polls). */
+function deliveredCount(since, n, ms, what) {
+  return eventually(async () => {
+    const s = await collector.summary();
+    return s.count - since.count >= n && s;
+  }, ms, what);
+}
+
+/** Waits until the sending page has nothing queued or in flight. */
+function drained(page, ms = 15_000) {
+  return eventually(async () => {
+    const s = await stats(page);
+    return s.queued === 0 && s.inFlight === 0 && s;
+  }, ms, 'the sender to have nothing left');
+}
+
+/** Collector counter deltas since `since`. */
+async function deltas(since) {
+  const now = await collector.summary();
+  const rejected = {};
+  for (const [status, n] of Object.entries(now.rejected_requests)) {
+    const d = n - (since.rejected_requests[status] ?? 0);
+    if (d) rejected[status] = d;
+  }
+  return {
+    count: now.count - since.count,
+    requests: now.requests - since.requests,
+    duplicates: now.duplicates - since.duplicates,
+    rejected,
+  };
+}
+
+function report(t, scenario, d, extra = {}) {
+  const line = { scenario, delivered: d.count, requests: d.requests, duplicates: d.duplicates,
+    rejected: JSON.stringify(d.rejected), ...extra };
+  figures.push(line);
+  const text = `${scenario}: ${Object.entries(line).slice(1).map(([k, v]) => `${k}=${v}`).join(' ')}`;
+  console.log(text);
+  t.diagnostic(text);
+}
+
+/**
+ * A scenario with a fresh collector state, a profile of its own and cleanup whatever
+ * happens: misbehaviour cleared, contexts closed, the profile removed.
+ */
+function scenario(body) {
+  return async (t) => {
+    await collector.reset();
+    const p = profile();
+    const contexts = [];
+    const launch = async (options) => {
+      const context = await p.launch(options);
+      contexts.push(context);
+      return context;
+    };
+    const run = `${t.name.split(':')[0]}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
+    try {
+      await body({ t, p, launch, run });
+    } finally {
+      await collector.control({});
+      for (const context of contexts) {
+        // A killed browser's context may never answer: do not hang on it.
+        await Promise.race([context.close().catch(() => {}), sleep(5_000)]);
+      }
+      p.dispose();
+    }
+  };
+}
+
+/** A payload of about 100-500 bytes (JSON), varying with `i`. */
+const padded = (run, i) => ({ run, i, kind: 'burst', pad: 'x'.repeat(60 + ((i * 37) % 340)) });
+
+test('burst: 10,000 logEvent calls in a tight loop, all delivered in full batches', { timeout: 90_000 }, scenario(async ({ t, launch, run }) => {
+  const N = 10_000;
+  const maxBatchEvents = 100; // the default
+  const maxBatchBytes = 61_440; // the default
+  // The largest event on the wire: the payload plus id, seq, ts and keys (< 120 bytes).
+  const largest = JSON.stringify(padded(run, 9)).length + 120;
+  assert.ok(largest * maxBatchEvents < maxBatchBytes, 'full batches are limited by count, not bytes');
+  const bound = Math.ceil(N / maxBatchEvents) + 1;
+
+  const context = await launch();
+  const page = await openPage(context);
+  await init(page, { flushIntervalMs: 1_000 });
+  const since = await collector.summary();
+  await page.evaluate(async ({ run, N }) => {
+    const logged = [];
+    for (let i = 0; i < N; i++) {
+      logged.push(window.evbuf.logEvent({ run, i, kind: 'burst', pad: 'x'.repeat(60 + ((i * 37) % 340)) }));
+    }
+    await Promise.all(logged);
+  }, { run, N });
+  await deliveredCount(since, N, 60_000, `${N} events`);
+  const s = await drained(page);
+  const d = await deltas(since);
+  report(t, 'burst', d, { bound, stats_requests: s.requests, retries: s.retries });
+  assert.equal((await delivered(run)).length, N);
+  assert.equal(s.dropped.total, 0);
+  assert.ok(d.requests <= bound, `${d.requests} requests for ${N} events (at most ${bound})`);
+}));
+
+test('steady: 50 events/s for 20 s go out about once per flush interval', { timeout: 60_000 }, scenario(async ({ t, launch, run }) => {
+  const rate = 50;
+  const seconds = 20;
+  const N = rate * seconds;
+  const context = await launch();
+  const page = await openPage(context);
+  // maxBatchEvents above the ~150 events of one interval, so one interval is one request.
+  await init(page, { flushIntervalMs: 3_000, maxBufferSize: 10_000, maxBatchEvents: 1_000 });
+  const since = await collector.summary();
+  const took = await page.evaluate(async ({ run, N, rate }) => {
+    const start = performance.now();
+    const logged = [];
+    for (let i = 0; i < N; i++) {
+      const due = start + (i * 1000) / rate;
+      const wait = due - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      logged.push(window.evbuf.logEvent({ run, i, kind: 'steady' }));
+    }
+    await Promise.all(logged);
+    return performance.now() - start;
+  }, { run, N, rate });
+  await deliveredCount(since, N, 20_000, `${N} events`);
+  const s = await drained(page);
+  const d = await deltas(since);
+  report(t, 'steady', d, { logging_ms: Math.round(took) });
+  assert.equal((await delivered(run)).length, N);
+  // 20 s of logging plus the tail: 7 ticks of 3 s expected; generous on both sides.
+  assert.ok(d.requests >= 5 && d.requests <= 9, `${d.requests} requests in ${Math.round(took)} ms`);
+  assert.equal(s.dropped.total, 0);
+}));
+
+test('close early: the page closed 50 ms after the last call, all delivered after reopening', { timeout: 60_000 }, scenario(async ({ t, launch, run }) => {
+  const N = 500;
+  let context = await launch();
+  let page = await openPage(context);
+  await init(page);
+  const since = await collector.summary();
+  // The calls only: their promises are not awaited, as a page that leaves right away.
+  await page.evaluate(({ run, N }) => {
+    for (let i = 0; i < N; i++) window.evbuf.logEvent({ run, i, kind: 'close' });
+  }, { run, N });
+  await sleep(50);
+  await page.close();
+  const atClose = await deltas(since);
+  await context.close();
+
+  context = await launch();
+  page = await openPage(context);
+  await init(page, { flushIntervalMs: 500 });
+  await deliveredCount(since, N, 20_000, `${N} events`);
+  const s = await drained(page);
+  const d = await deltas(since);
+  report(t, 'close early', d, { delivered_before_reopen: atClose.count, loaded_after: s.loaded });
+  assert.equal((await delivered(run)).length, N);
+}));
+
+/** The browser processes (not helpers) of a profile. */
+function browserPids(dir) {
+  return execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' })
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line.includes(`--user-data-dir=${dir}`) && !line.includes('--type='))
+    .map((line) => Number(line.split(/\s+/)[0]));
+}
+
+test('crash: Chromium killed with SIGKILL 100 ms after the last stored event, all delivered after relaunch', { timeout: 60_000 }, scenario(async ({ t, p, launch, run }) => {
+  const N = 500;
+  let context = await launch();
+  let page = await openPage(context);
+  await init(page);
+  const pids = browserPids(p.dir);
+  assert.ok(pids.length >= 1, 'found the browser process');
+  const since = await collector.summary();
+  await page.evaluate(async ({ run, N }) => {
+    const logged = [];
+    for (let i = 0; i < N; i++) logged.push(window.evbuf.logEvent({ run, i, kind: 'crash' }));
+    await Promise.all(logged); // stored: committed to IndexedDB
+  }, { run, N });
+  const closed = new Promise((resolve) => context.once('close', resolve));
+  await sleep(100);
+  for (const pid of pids) process.kill(pid, 'SIGKILL');
+  await Promise.race([closed, sleep(10_000)]);
+  await eventually(() => browserPids(p.dir).length === 0, 10_000, 'the browser to be gone');
+  const atCrash = await deltas(since);
+
+  context = await launch();
+  page = await openPage(context);
+  await init(page, { flushIntervalMs: 500 });
+  await deliveredCount(since, N, 20_000, `${N} events`);
+  const s = await drained(page);
+  const d = await deltas(since);
+  report(t, 'crash', d, { delivered_before_kill: atCrash.count, loaded_after: s.loaded });
+  assert.equal((await delivered(run)).length, N);
+}));
+
+test('outage: 10 s of 503 while 1,000 events are logged at 100/s, retried with backoff, all delivered', { timeout: 90_000 }, scenario(async ({ t, launch, run }) => {
+  const N = 1_000;
+  const outageMs = 10_000;
+  const retry = { baseMs: 500, maxMs: 4_000 };
+  const context = await launch();
+  const page = await openPage(context);
+  const sends = [];
+  page.on('response', (response) => {
+    if (response.url() === collector.endpoint) sends.push({ at: Date.now(), status: response.status() });
+  });
+  await init(page, { retry });
+  const since = await collector.summary();
+  await collector.control({ fail_status: 503, fail_for_ms: outageMs });
+  const outageStart = Date.now();
+  await page.evaluate(async ({ run, N }) => {
+    const start = performance.now();
+    const logged = [];
+    for (let i = 0; i < N; i++) {
+      const wait = start + i * 10 - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      logged.push(window.evbuf.logEvent({ run, i, kind: 'outage' }));
+    }
+    await Promise.all(logged);
+  }, { run, N });
+  const during = await stats(page);
+  await deliveredCount(since, N, 40_000, `${N} events`);
+  const s = await drained(page);
+  const d = await deltas(since);
+  const failed = d.rejected['503'] ?? 0;
+  const failedAt = sends.filter((x) => x.status === 503).map((x) => x.at - outageStart);
+  const gaps = failedAt.slice(1).map((at, i) => at - failedAt[i]);
+  report(t, 'outage', d, { failed_503: failed, retries: s.retries, gaps_ms: gaps.join('/') });
+  assert.equal((await delivered(run)).length, N);
+  assert.equal(during.failed > 0 || during.retries > 0, true, 'the sender saw the outage');
+  // Full jitter over min(4000, 500 * 2^k) waits on average 250, 500, 1000, then 2000 ms:
+  // ~7 tries in 10 s. No backoff would be hundreds; a bound of one try per baseMs / 2
+  // (40) is far from both.
+  const bound = Math.ceil(outageMs / (retry.baseMs / 2));
+  assert.ok(failed >= 2, `${failed} requests during the outage (at least 2)`);
+  assert.ok(failed <= bound, `${failed} requests during the outage (at most ${bound})`);
+  assert.equal(s.dropped.total, 0);
+}));
+
+test('429 with Retry-After: 2 — the retry waits at least ~2 s, all delivered', { timeout: 60_000 }, scenario(async ({ t, launch, run }) => {
+  const N = 20;
+  const context = await launch();
+  const page = await openPage(context);
+  const sends = [];
+  page.on('request', (request) => {
+    if (request.url() === collector.endpoint) sends.push(Date.now());
+  });
+  await init(page, { flushIntervalMs: 60_000, maxBufferSize: 10_000 });
+  await collector.control({ fail_status: 429, fail_count: 1, retry_after: '2' });
+  const since = await collector.summary();
+  const flushed = await page.evaluate(async ({ run, N }) => {
+    await Promise.all(Array.from({ length: N }, (_, i) => window.evbuf.logEvent({ run, i, kind: '429' })));
+    return window.evbuf.flush().then(() => 'resolved', (e) => `rejected: ${e.message}`);
+  }, { run, N });
+  await deliveredCount(since, N, 20_000, `${N} events`);
+  const s = await drained(page);
+  const d = await deltas(since);
+  const events = await delivered(run);
+  const waited = sends.length >= 2 ? sends[1] - sends[0] : NaN;
+  const receivedAfter = Math.min(...events.map((e) => e.received_at)) - sends[0];
+  report(t, '429 Retry-After', d, { retry_after_ms: waited, received_after_ms: receivedAfter, flush: flushed });
+  assert.equal(events.length, N);
+  assert.deepEqual(d.rejected, { 429: 1 });
+  assert.equal(d.requests, 2, 'one refused request, one retry');
+  assert.ok(waited >= 1_800, `the retry came ${waited} ms after the 429 request`);
+  assert.ok(receivedAfter >= 1_800, `delivered ${receivedAfter} ms after the 429 request`);
+  assert.ok(waited <= 8_000, `the retry came ${waited} ms after (Retry-After: 2, not the 60 s cap)`);
+}));
+
+test('413 above 8,000 bytes: batches are split, every event delivered, none dropped', { timeout: 60_000 }, scenario(async ({ t, launch, run }) => {
+  const N = 300;
+  const context = await launch();
+  const page = await openPage(context);
+  await init(page, { flushIntervalMs: 500 });
+  await collector.control({ max_body_bytes: 8_000 });
+  const since = await collector.summary();
+  // ~150-byte payloads: a batch of 100 is ~25 KB, far above 8,000; one event is far below.
+  await page.evaluate(async ({ run, N }) => {
+    const logged = [];
+    for (let i = 0; i < N; i++) logged.push(window.evbuf.logEvent({ run, i, kind: '413', pad: 'y'.repeat(120) }));
+    await Promise.all(logged);
+  }, { run, N });
+  await deliveredCount(since, N, 30_000, `${N} events`);
+  const s = await drained(page);
+  const d = await deltas(since);
+  report(t, '413 split', d, { dropped_oversize: s.dropped.oversize });
+  assert.equal((await delivered(run)).length, N);
+  assert.ok((d.rejected['413'] ?? 0) >= 1, 'the server did refuse large batches');
+  assert.equal(s.dropped.oversize, 0);
+  assert.equal(s.dropped.total, 0);
+}));
+
+test('poison: one event the server rejects with 400 is dropped alone, the other 99 delivered', { timeout: 60_000 }, scenario(async ({ t, launch, run }) => {
+  const N = 100;
+  const poisonAt = 37;
+  const context = await launch();
+  const page = await openPage(context);
+  await init(page, { flushIntervalMs: 500 });
+  await collector.control({ poison_key: 'poison' });
+  const since = await collector.summary();
+  await page.evaluate(async ({ run, N, poisonAt }) => {
+    const logged = [];
+    for (let i = 0; i < N; i++) {
+      logged.push(window.evbuf.logEvent(i === poisonAt ? { run, i, poison: true } : { run, i, kind: 'poison' }));
+    }
+    await Promise.all(logged);
+  }, { run, N, poisonAt });
+  const s = await eventually(async () => {
+    const s = await stats(page);
+    return s.dropped.poison === 1 && s.queued === 0 && s.inFlight === 0 && s;
+  }, 30_000, 'the poison event to be dropped and the rest sent');
+  const d = await deltas(since);
+  const errors = await page.evaluate(() => window.evbufErrors);
+  report(t, 'poison', d, { dropped_poison: s.dropped.poison });
+  const events = await delivered(run);
+  assert.equal(events.length, N - 1);
+  assert.ok(!events.some((e) => e.payload.i === poisonAt), 'the poison event is not stored');
+  assert.deepEqual(events.map((e) => e.payload.i).sort((a, b) => a - b),
+    Array.from({ length: N }, (_, i) => i).filter((i) => i !== poisonAt));
+  assert.equal(s.dropped.poison, 1);
+  assert.equal(s.dropped.total, 1);
+  assert.ok(errors.some((m) => /400|reject|poison/i.test(m)), `onError told about it: ${JSON.stringify(errors)}`);
+}));
+
+test('several tabs: two pages logging 1,000 each, 2,000 distinct events, few wire duplicates', { timeout: 60_000 }, scenario(async ({ t, launch, run }) => {
+  const N = 1_000;
+  const context = await launch();
+  const pages = [await openPage(context), await openPage(context)];
+  await Promise.all(pages.map((page) => init(page, { flushIntervalMs: 500 })));
+  const since = await collector.summary();
+  await Promise.all(pages.map((page, tab) => page.evaluate(async ({ run, tab, N }) => {
+    const logged = [];
+    for (let i = 0; i < N; i++) logged.push(window.evbuf.logEvent({ run, tab, i, kind: 'tabs' }));
+    await Promise.all(logged);
+  }, { run, tab, N })));
+  await deliveredCount(since, 2 * N, 30_000, `${2 * N} events`);
+  const all = await Promise.all(pages.map((page) => stats(page)));
+  const leader = pages[all.findIndex((s) => s.leader)];
+  assert.ok(leader, 'one tab sends');
+  await drained(leader);
+  const d = await deltas(since);
+  const st = await Promise.all(pages.map((page) => stats(page)));
+  report(t, 'several tabs', d, { leaders: st.filter((s) => s.leader).length,
+    tab_requests: st.map((s) => s.requests).join('/') });
+  const events = await delivered(run);
+  assert.equal(events.length, 2 * N);
+  for (const tab of [0, 1]) assert.equal(events.filter((e) => e.payload.tab === tab).length, N);
+  assert.equal(st.filter((s) => s.leader).length, 1, 'exactly one sender');
+  assert.ok(d.duplicates <= 5, `${d.duplicates} wire duplicates (at most 5)`);
+}));
+
+test('offline while logging, then back online: all delivered', { timeout: 60_000 }, scenario(async ({ t, launch, run }) => {
+  const N = 600;
+  const context = await launch();
+  const page = await openPage(context);
+  await init(page, { flushIntervalMs: 300, retry: { baseMs: 200, maxMs: 2_000 } });
+  const since = await collector.summary();
+  // 200 events/s for 3 s; offline from 1 s to 2.5 s into it.
+  const logging = page.evaluate(async ({ run, N }) => {
+    const start = performance.now();
+    const logged = [];
+    for (let i = 0; i < N; i++) {
+      const wait = start + i * 5 - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      logged.push(window.evbuf.logEvent({ run, i, kind: 'offline' }));
+    }
+    await Promise.all(logged);
+  }, { run, N });
+  await sleep(1_000);
+  await context.setOffline(true);
+  const offlineAt = await collector.summary();
+  await sleep(1_500);
+  const offline = await stats(page);
+  const whileOffline = (await collector.summary()).requests - offlineAt.requests;
+  await context.setOffline(false);
+  await logging;
+  await deliveredCount(since, N, 30_000, `${N} events`);
+  const s = await drained(page);
+  const d = await deltas(since);
+  report(t, 'offline', d, { delivered_before_offline: offlineAt.count - since.count,
+    requests_while_offline: whileOffline });
+  assert.equal(offline.online, false, 'the SDK saw it was offline');
+  assert.ok(offline.queued > 0, 'events waited while offline');
+  assert.equal((await delivered(run)).length, N);
+  assert.equal(s.dropped.total, 0);
+}));

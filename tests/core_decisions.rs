@@ -348,6 +348,25 @@ fn the_attempt_count_resets_after_a_success() {
 }
 
 #[test]
+fn a_reloaded_page_keeps_waiting_out_the_backoff() {
+    let mut sim = Sim::with_defaults();
+    sim.log();
+    sim.advance(3_000);
+    sim.answer(status(503));
+    sim.advance(60_000);
+    sim.answer(status(503)); // second failure: up to 2 s
+    let (retry_at, attempt) = sim.remembered_backoff.expect("the backoff is persisted");
+    assert_eq!(attempt, 2);
+    sim.crash_and_reload(false);
+    sim.advance(retry_at - sim.now - 1);
+    assert_eq!(sim.sent.len(), 2, "the new page does not hammer the server");
+    sim.advance(1);
+    assert_eq!(sim.sent.len(), 3);
+    sim.ok();
+    assert_eq!(sim.remembered_backoff, None, "a success clears it");
+}
+
+#[test]
 fn status_413_splits_the_batch_and_sends_both_halves() {
     let mut sim = Sim::with_defaults();
     let ids = sim.log_many(8);

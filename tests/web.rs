@@ -282,6 +282,7 @@ async fn events_left_by_an_earlier_page_are_sent_by_the_next() {
         ("endpoint", "http://127.0.0.1:9/bulk/event".into()),
         ("storageName", run.as_str().into()),
         ("flushIntervalMs", 60_000.into()),
+        ("retry", obj(&[("baseMs", 20.into()), ("maxMs", 50.into())])),
     ]))
     .unwrap();
     let first = Client::start(unreachable).await.unwrap();
@@ -289,6 +290,8 @@ async fn events_left_by_an_earlier_page_are_sent_by_the_next() {
     assert!(flush(&first).await.is_err());
     first.shutdown().await;
 
+    // The failure's backoff (at most 50 ms) carries over to the next page.
+    sleep(Duration::from_millis(100)).await;
     let second = Client::start(options(&run, &[("flushIntervalMs", 60_000.into())]))
         .await
         .unwrap();
@@ -363,4 +366,33 @@ async fn an_event_larger_than_a_batch_is_refused_with_a_clear_error() {
     assert!(err.to_string().contains("maxBatchBytes"), "{err}");
     assert_eq!(client.stats().0.dropped.oversize, 1);
     client.shutdown().await;
+}
+
+#[wasm_bindgen_test]
+async fn a_reloaded_page_keeps_the_backoff_of_the_last() {
+    let run = unique("backoff");
+    let first = Client::start(options(&run, &[("flushIntervalMs", 60_000.into())]))
+        .await
+        .unwrap();
+    log(&first, &run, 2).await;
+    control(r#"{"fail_status":503,"fail_count":1,"retry_after":"30"}"#).await;
+    assert!(flush(&first).await.is_err());
+    let retry_at = first.stats().0.retry_at.expect("backing off");
+    first.shutdown().await;
+    control("{}").await;
+
+    let second = Client::start(options(&run, &[("flushIntervalMs", 60_000.into())]))
+        .await
+        .unwrap();
+    assert_eq!(
+        second.stats().0.retry_at,
+        Some(retry_at),
+        "the new page waits too"
+    );
+    assert!(
+        flush(&second).await.is_err(),
+        "flush says it is backing off"
+    );
+    assert!(received(&run).await.is_empty());
+    second.shutdown().await;
 }

@@ -82,6 +82,10 @@ pub enum Action {
     SendUnload(Batch),
     /// Tell the user (the `onError` callback).
     Report(Report),
+    /// Persist the backoff (`Some((retry_at, attempt))`) or its end (`None`), so that a
+    /// reloaded page keeps waiting instead of hammering a server that is down; feed it
+    /// back with [`Core::handle_backoff_restored`].
+    RememberBackoff(Option<(u64, u32)>),
     /// This tab does not send: ask the tab that does to flush now.
     AskSenderToFlush,
     /// A `flush()` call is settled.
@@ -360,6 +364,16 @@ impl Core {
         self.handle_loaded(now, events);
     }
 
+    /// A backoff remembered by an earlier page ([`Action::RememberBackoff`]): wait it out
+    /// (never longer than `retry.maxMs` from now, in case the clock moved).
+    pub fn handle_backoff_restored(&mut self, now: u64, retry_at: u64, attempt: u32) {
+        if retry_at > now {
+            self.retry_at = Some(retry_at.min(now + self.config.retry_max_ms));
+            self.attempt = attempt;
+        }
+        self.drive(now);
+    }
+
     /// Another tab deleted these keys (it acknowledged or dropped them): forget them
     /// without counting them here.
     pub fn handle_removed_elsewhere(&mut self, now: u64, keys: &[Key]) {
@@ -446,6 +460,9 @@ impl Core {
             .collect();
         match verdict(&outcome, now) {
             Verdict::Acknowledged => {
+                if self.attempt > 0 {
+                    self.actions.push_back(Action::RememberBackoff(None));
+                }
                 self.attempt = 0;
                 self.stats.acknowledged += keys.len() as u64;
                 if let Some(bisection) = &mut self.bisection {
@@ -492,6 +509,10 @@ impl Core {
     /// This tab became (or stopped being) the one that sends for the origin.
     pub fn handle_leadership(&mut self, now: u64, leader: bool) {
         self.leader = leader;
+        // Flushes that waited for a sender get the answer a sender gives at once.
+        if let Some(retry_at) = self.retry_at.filter(|&at| leader && at > now) {
+            self.refuse_waiters(FlushError::BackingOff { retry_at });
+        }
         self.drive(now);
     }
 
@@ -735,6 +756,8 @@ impl Core {
         self.attempt = self.attempt.saturating_add(1);
         let retry_at = now + wait;
         self.retry_at = Some(retry_at);
+        self.actions
+            .push_back(Action::RememberBackoff(Some((retry_at, self.attempt))));
         let detail = match &outcome {
             SendOutcome::Status { status, .. } => format!("the server answered {status}"),
             SendOutcome::NetworkError(cause) => format!("network error: {cause}"),

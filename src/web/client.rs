@@ -212,10 +212,21 @@ impl Inner {
         }
     }
 
-    /// Reads all of storage into the core, forgetting what other tabs deleted.
+    /// Reads all of storage into the core, forgetting what other tabs deleted, and the
+    /// backoff an earlier sender left.
     async fn load_snapshot(self: &Rc<Self>) {
-        match self.storage().load().await {
+        let storage = self.storage();
+        match storage.load().await {
             Ok((events, below)) => self.core.borrow_mut().handle_snapshot(now(), events, below),
+            Err(err) => self.report(&err.to_string()),
+        }
+        match storage.remembered_backoff().await {
+            Ok(Some((retry_at, attempt))) => {
+                self.core
+                    .borrow_mut()
+                    .handle_backoff_restored(now(), retry_at, attempt)
+            }
+            Ok(None) => {}
             Err(err) => self.report(&err.to_string()),
         }
     }
@@ -395,6 +406,14 @@ impl Inner {
             Action::SendUnload(batch) => self.send(batch, Mode::Unload),
             Action::Report(report) => self.report(&report.to_string()),
             Action::AskSenderToFlush => self.broadcast(Message::Flush),
+            Action::RememberBackoff(backoff) => {
+                let inner = self.clone();
+                spawn_local(async move {
+                    if let Err(err) = inner.storage().remember_backoff(backoff).await {
+                        inner.report(&err.to_string());
+                    }
+                });
+            }
             Action::FlushSettled { waiter, result } => {
                 let Some((resolve, reject)) = self.flush_waiters.borrow_mut().remove(&waiter)
                 else {

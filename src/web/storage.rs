@@ -75,6 +75,22 @@ impl Storage {
         }
     }
 
+    /// Keeps (or clears) the sender's backoff for the next page.
+    pub async fn remember_backoff(&self, backoff: Option<(u64, u32)>) -> Result<(), Error> {
+        match self {
+            Storage::IndexedDb(idb) => idb.remember_backoff(backoff).await,
+            Storage::Memory(_) => Ok(()),
+        }
+    }
+
+    /// The backoff an earlier page remembered.
+    pub async fn remembered_backoff(&self) -> Result<Option<(u64, u32)>, Error> {
+        match self {
+            Storage::IndexedDb(idb) => idb.remembered_backoff().await,
+            Storage::Memory(_) => Ok(None),
+        }
+    }
+
     /// The events another tab wrote with seqs `first..=last`.
     pub async fn load_range(&self, first: Key, last: Key) -> Result<Vec<StoredEvent>, Error> {
         match self {
@@ -135,6 +151,44 @@ impl IdbStorage {
         };
         tx.done().await.map_err(fail)?;
         Ok(device)
+    }
+
+    async fn remember_backoff(&self, backoff: Option<(u64, u32)>) -> Result<(), Error> {
+        let fail = |e| storage_error("remember the backoff", e);
+        let tx = self
+            .db
+            .transaction(&[META], TransactionMode::ReadWrite)
+            .map_err(fail)?;
+        let meta = tx.store(META).map_err(fail)?;
+        let key = JsValue::from_str("backoff");
+        match backoff {
+            Some((retry_at, attempt)) => {
+                let value = Array::of2(&(retry_at as f64).into(), &attempt.into());
+                meta.put(&value, Some(&key)).await.map_err(fail)?;
+            }
+            None => meta.delete(key).await.map_err(fail)?,
+        }
+        tx.done().await.map_err(fail)?;
+        Ok(())
+    }
+
+    async fn remembered_backoff(&self) -> Result<Option<(u64, u32)>, Error> {
+        let fail = |e| storage_error("read the backoff", e);
+        let tx = self
+            .db
+            .transaction(&[META], TransactionMode::ReadOnly)
+            .map_err(fail)?;
+        let value = tx
+            .store(META)
+            .map_err(fail)?
+            .get(JsValue::from_str("backoff"))
+            .await
+            .map_err(fail)?;
+        tx.done().await.map_err(fail)?;
+        Ok(value.and_then(|v| {
+            let pair = v.dyn_into::<Array>().ok()?;
+            Some((pair.get(0).as_f64()? as u64, pair.get(1).as_f64()? as u32))
+        }))
     }
 
     /// Writes the events in one transaction and returns their seqs once it has committed.

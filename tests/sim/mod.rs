@@ -59,6 +59,8 @@ pub struct Sim {
     pub persist_at_once: bool,
     /// How often this tab asked the sending tab to flush.
     pub asked_sender: usize,
+    /// What storage holds of the backoff, as a driver persists it.
+    pub remembered_backoff: Option<(u64, u32)>,
     pending_persist: Option<Vec<evbuf::core::NewEvent>>,
     next_id: u64,
     next_waiter: u64,
@@ -82,6 +84,7 @@ impl Sim {
             dropped: BTreeSet::new(),
             persist_at_once: true,
             asked_sender: 0,
+            remembered_backoff: None,
             pending_persist: None,
             next_id: 0,
             next_waiter: 0,
@@ -149,6 +152,7 @@ impl Sim {
                 }
                 Action::FlushSettled { waiter, result } => self.settled.push((waiter, result)),
                 Action::AskSenderToFlush => self.asked_sender += 1,
+                Action::RememberBackoff(backoff) => self.remembered_backoff = backoff,
             }
         }
     }
@@ -273,6 +277,10 @@ impl Sim {
         self.core = Core::new(self.config.clone(), DEVICE.into()).expect("valid config");
         let stored = self.store.load();
         self.core.handle_loaded(self.now, stored);
+        if let Some((retry_at, attempt)) = self.remembered_backoff {
+            self.core
+                .handle_backoff_restored(self.now, retry_at, attempt);
+        }
         self.pump();
     }
 

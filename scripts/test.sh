@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `npm test`: sets up the machine, builds the package, and runs every test:
 #   1. native: the core (unit, simulation, property) and the collector   (cargo test)
-#   2. browser: the drivers in headless Chromium against a real collector (wasm-bindgen-test)
+#   2. browser: the drivers in headless Chromium and Firefox against a real collector
+#      (wasm-bindgen-test)
 #   3. end to end: the npm package in Chromium via Playwright            (node --test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,12 +24,12 @@ for _ in $(seq 100); do grep -q listening "$log" && break; sleep 0.1; done
 url=$(awk '/listening on/ {print $4}' "$log")
 [ -n "$url" ] || { echo "the collector did not start"; exit 1; }
 
+export EVBUF_COLLECTOR="$url" WASM_BINDGEN_TEST_TIMEOUT=180 \
+  CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 printf '\n== browser tests in Chromium (wasm-bindgen-test, collector at %s)\n' "$url"
-EVBUF_COLLECTOR="$url" \
-CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
-CHROMEDRIVER=/usr/bin/chromedriver \
-WASM_BINDGEN_TEST_TIMEOUT=180 \
-  cargo test --target wasm32-unknown-unknown --test web
+CHROMEDRIVER=/usr/bin/chromedriver cargo test --target wasm32-unknown-unknown --test web
+printf '\n== browser tests in Firefox (wasm-bindgen-test, collector at %s)\n' "$url"
+GECKODRIVER="$(command -v geckodriver)" cargo test --target wasm32-unknown-unknown --test web
 
 kill $collector 2>/dev/null || true
 

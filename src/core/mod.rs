@@ -812,6 +812,9 @@ impl Core {
 
     /// Settles the waiters whose events are all acknowledged or dropped.
     fn settle_flush_waiters(&mut self) {
+        if self.flush_waiters.is_empty() {
+            return;
+        }
         let oldest_pending = self
             .unpersisted
             .iter()

@@ -29,9 +29,14 @@ pub fn push_json_string(out: &mut String, value: &str) {
 }
 
 fn json_string_len(value: &str) -> usize {
-    let mut probe = String::with_capacity(value.len() + 2);
-    push_json_string(&mut probe, value);
-    probe.len()
+    2 + value
+        .chars()
+        .map(|c| match c {
+            '"' | '\\' | '\n' | '\r' | '\t' => 2,
+            c if (c as u32) < 0x20 => 6,
+            c => c.len_utf8(),
+        })
+        .sum::<usize>()
 }
 
 fn digits(n: u64) -> usize {
@@ -93,12 +98,14 @@ pub fn body<'a>(sent_at: u64, device: &str, events: impl Iterator<Item = &'a str
 pub fn uuid_v4(mut bytes: [u8; 16]) -> String {
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(36);
     for (i, b) in bytes.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
             out.push('-');
         }
-        out.push_str(&format!("{b:02x}"));
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0x0f)]));
     }
     out
 }

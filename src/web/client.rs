@@ -2,7 +2,6 @@
 //! and arms one timer for its next deadline.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 
 use js_sys::{Function, Promise};
@@ -63,7 +62,7 @@ struct Inner {
     waiting: RefCell<Vec<Function>>,
     /// Resolve functions of the write in progress.
     writing: RefCell<Vec<Function>>,
-    flush_waiters: RefCell<HashMap<u64, (Function, Function)>>,
+    flush_waiters: RefCell<Vec<(u64, Function, Function)>>,
     next_waiter: Cell<u64>,
     random: RefCell<RandomPool>,
     listeners: RefCell<Vec<Listener>>,
@@ -108,7 +107,7 @@ impl Client {
             next_write: RefCell::new(None),
             waiting: RefCell::new(Vec::new()),
             writing: RefCell::new(Vec::new()),
-            flush_waiters: RefCell::new(HashMap::new()),
+            flush_waiters: RefCell::new(Vec::new()),
             next_waiter: Cell::new(1),
             random: RefCell::new(random),
             listeners: RefCell::new(Vec::new()),
@@ -173,7 +172,7 @@ impl Client {
             inner
                 .flush_waiters
                 .borrow_mut()
-                .insert(waiter, (resolve, reject));
+                .push((waiter, resolve, reject));
             inner.core.borrow_mut().handle_flush(now(), waiter);
             inner.pump();
         })
@@ -415,8 +414,12 @@ impl Inner {
                 });
             }
             Action::FlushSettled { waiter, result } => {
-                let Some((resolve, reject)) = self.flush_waiters.borrow_mut().remove(&waiter)
-                else {
+                let settled = {
+                    let mut waiters = self.flush_waiters.borrow_mut();
+                    let index = waiters.iter().position(|(w, _, _)| *w == waiter);
+                    index.map(|i| waiters.swap_remove(i))
+                };
+                let Some((_, resolve, reject)) = settled else {
                     return;
                 };
                 let _ = match result {

@@ -18,11 +18,24 @@ after(async () => {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Opens the test page and waits for the package. One reload if it does not load: pkg/ may
+ * be rebuilt while the tests run, and a half-written file is no finding about evbuf.
+ */
 async function openPage(context) {
   const page = await context.newPage();
-  await page.goto(`${collector.url}/index.html`);
-  await page.waitForFunction(() => window.evbufReady === true);
-  return page;
+  const errors = [];
+  page.on('pageerror', (error) => errors.push(error.message));
+  for (let attempt = 1; ; attempt++) {
+    await page.goto(`${collector.url}/index.html`);
+    try {
+      await page.waitForFunction(() => window.evbufReady === true, null, { timeout: 10_000 });
+      return page;
+    } catch (error) {
+      if (attempt === 2) throw new Error(`the test page did not load evbuf: ${error.message} ${JSON.stringify(errors)}`);
+      console.warn(`the test page did not load evbuf, reloading once: ${JSON.stringify(errors)}`);
+    }
+  }
 }
 
 /** Initializes evbuf in `page`; errors given to onError are kept in window.evbufErrors. */
@@ -120,7 +133,7 @@ test('burst: 10,000 logEvent calls in a tight loop, all delivered in full batche
   const maxBatchEvents = 100; // the default
   const maxBatchBytes = 61_440; // the default
   // The largest event on the wire: the payload plus id, seq, ts and keys (< 120 bytes).
-  const largest = JSON.stringify(padded(run, 9)).length + 120;
+  const largest = Math.max(...Array.from({ length: 340 }, (_, i) => JSON.stringify(padded(run, i)).length)) + 120;
   assert.ok(largest * maxBatchEvents < maxBatchBytes, 'full batches are limited by count, not bytes');
   const bound = Math.ceil(N / maxBatchEvents) + 1;
 

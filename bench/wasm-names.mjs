@@ -4,7 +4,7 @@
 // function and per crate. Only wasm-bindgen's output still has names: wasm-opt strips
 // them, so `analyzeBuild()` runs wasm-bindgen on the cargo output into a temporary dir.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -151,7 +151,8 @@ export function crateOf(name) {
   if (name.startsWith('__rustc::')) return 'std'; // the allocator shims
   const crates = [...name.matchAll(/(?:^|[<\s(&*,;\[])(?:dyn |mut |const )*([a-z_][a-z0-9_]*)::/g)].map((m) => m[1]);
   if (crates.length === 0) {
-    if (/^(__wbg|__wbindgen|__externref|__wbgtest)/.test(name)) return '(wasm-bindgen glue)';
+    if (/^(__wbg|__wbindgen|__externref|__wbgtest)|^Closure\(| shim$/.test(name)) return '(wasm-bindgen glue)';
+    if (/^[A-Za-z_]\w*$/.test(name) && !/^(mem|__)/.test(name)) return '(wasm exports)';
     if (/^(__rust|rust_|__rdl|__rg)/.test(name)) return 'std';
     if (/^(memcpy|memmove|memset|memcmp|bcmp|__[a-z0-9]+[sd]f[23]|__multi3|__udivti3|__umodti3|__divti3|__ashlti3|__lshrti3)$/.test(name)) return 'compiler_builtins';
     if (/^f\d+$|^func\d+$|^\$?\d+$/.test(name)) return '(unnamed)';
@@ -205,7 +206,8 @@ function sectionSummary(parsed) {
 
 /**
  * Runs wasm-bindgen on the cargo build output (names intact) into a temporary directory
- * and analyses its evbuf_bg.wasm; also gives the section sizes of the shipped pkg/ wasm.
+ * and analyses its evbuf_bg.wasm; also gives the section sizes of the shipped pkg/ wasm and
+ * whether wasm-opt -Oz of it (as scripts/build.sh does) is byte for byte pkg/evbuf_bg.wasm.
  */
 export function analyzeBuild({ top = 20 } = {}) {
   const input = join(root, 'target/wasm32-unknown-unknown/release/evbuf.wasm');
@@ -218,8 +220,17 @@ export function analyzeBuild({ top = 20 } = {}) {
     });
     const bytes = readFileSync(join(dir, 'evbuf_bg.wasm'));
     const parsed = parseWasm(bytes);
-    const shipped = parseWasm(readFileSync(join(root, 'pkg/evbuf_bg.wasm')));
+    const shippedBytes = readFileSync(join(root, 'pkg/evbuf_bg.wasm'));
+    const shipped = parseWasm(shippedBytes);
+    // Is this the build that pkg/ ships? Redo build.sh's wasm-opt step and compare bytes.
+    let matchesShipped = null;
+    const wasmOpt = join(root, 'node_modules/.bin/wasm-opt');
+    if (existsSync(wasmOpt)) {
+      execFileSync(wasmOpt, ['-Oz', join(dir, 'evbuf_bg.wasm'), '-o', join(dir, 'opt.wasm')], { stdio: ['ignore', 'ignore', 'pipe'] });
+      matchesShipped = readFileSync(join(dir, 'opt.wasm')).equals(shippedBytes);
+    }
     return {
+      matchesShipped,
       beforeWasmOpt: { bytes: parsed.size, sections: sectionSummary(parsed), importedFunctions: parsed.importedFunctions },
       shippedWasm: { bytes: shipped.size, sections: sectionSummary(shipped) },
       ...rollup(parsed, top),

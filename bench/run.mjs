@@ -1,0 +1,616 @@
+// `npm run bench`: what evbuf costs and saves, in headless Chromium against the reference
+// collector, beside the legacy one-fetch-per-event logEvent. Prints a table and writes
+// bench/results.json. Takes 2–4 minutes; `--quick` runs a smaller version to try changes.
+//
+//   1. logEvent cost on the main thread (µs/call, 10,000-call burst, median of 5 runs)
+//   2. persistence: durable events/s beside raw IndexedDB; logEvent → durable p50/p99
+//   3. request economy: a 10,000-event burst and 50 events/s for 20 s, at the collector
+//   4. size: shipped gzip bytes; functions and crates by code size (wasm name section)
+//   5. memory: wasm linear memory and JS heap while 100,000 events meet a failing server
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { CHROMIUM_ARGS, profile } from '../tests/e2e/harness.mjs';
+import { sizes } from '../scripts/sizes.mjs';
+import { startCollector } from './collector.mjs';
+import { analyzeBuild } from './wasm-names.mjs';
+
+const QUICK = process.argv.includes('--quick');
+
+const N = 10_000; // events per burst
+const RUNS = QUICK ? 2 : 5; // runs per variant for the cost (median)
+const RAW_RUNS = QUICK ? 1 : 3; // runs of the raw IndexedDB limit (median)
+const WARMUP = 1_000; // events logged (and discarded) in each page before it is timed
+const LATENCY = { ticks: 100, perTick: 100 };
+const STEADY = { rate: 50, ms: QUICK ? 6_000 : 20_000, flushIntervalMs: 3_000, maxBufferSize: 10_000 };
+const MEMORY = { total: QUICK ? 30_000 : 100_000, chunk: 1_000 };
+// The cost, persistence and roomy-burst runs raise maxStoredBytes so that none of the
+// 10,000 events is dropped (the default 5 MiB holds ~8,000 of them with their envelope).
+const ROOMY_BYTES = 32 * 2 ** 20;
+const MEMORY_CHECKPOINTS = QUICK ? [10_000, 20_000, 30_000] : [10_000, 25_000, 50_000, 75_000, 100_000];
+
+const TARGETS = {
+  logEventUs: 3, // µs per call, amortized until durable
+  durableVsRaw: 5, // × the raw IndexedDB put-per-event rate
+  p99DurableMs: 20,
+  burstAllMs: 5_000,
+  shippedGzip: 40 * 1024,
+};
+
+const started = Date.now();
+const stamp = started.toString(36);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+const round = (x, d = 2) => (x == null || !Number.isFinite(x) ? x : Math.round(x * 10 ** d) / 10 ** d);
+const log = (...args) => console.error(`[bench +${((Date.now() - started) / 1000).toFixed(0)}s]`, ...args);
+
+async function poll(check, { every = 50, timeout = 30_000, what = 'condition' } = {}) {
+  const end = Date.now() + timeout;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(every);
+  }
+}
+
+// --- machine -------------------------------------------------------------------------
+
+function machine() {
+  const osRelease = (() => {
+    try { return /PRETTY_NAME="?([^"\n]+)/.exec(readFileSync('/etc/os-release', 'utf8'))[1]; } catch { return os.type(); }
+  })();
+  const cpu = (() => {
+    try { return /model name\s*:\s*(.+)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))[1].trim(); } catch { return os.cpus()[0]?.model; }
+  })();
+  let chromium = null;
+  try {
+    const out = execFileSync(process.env.CHROMIUM || '/usr/bin/chromium', ['--version'], {
+      encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    chromium = /Chrom\w* [\d.]+/.exec(out)?.[0] ?? null;
+  } catch { /* read from the user agent below */ }
+  return {
+    os: `${osRelease} (${os.type()} ${os.release()} ${os.arch()})`,
+    cpu,
+    cores: os.cpus().length,
+    memoryGiB: round(os.totalmem() / 2 ** 30, 1),
+    loadAverageAtStart: os.loadavg().map((x) => round(x, 2)),
+    node: process.version,
+    chromium,
+  };
+}
+
+// --- pages -----------------------------------------------------------------------------
+
+let collector;
+
+async function openPage(context) {
+  const page = await context.newPage();
+  await page.goto(`${collector.url}/index.html`);
+  await page.waitForFunction(() => window.evbufReady === true && !!window.bench);
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Performance.enable');
+  // Renderer main-thread counters (seconds): TaskDuration is the time its tasks ran
+  // (what blocks the page), ThreadTime its CPU time (less inflated by a busy machine).
+  page.mainThread = async () => {
+    const { metrics } = await cdp.send('Performance.getMetrics');
+    const m = Object.fromEntries(metrics.map((x) => [x.name, x.value]));
+    return { taskMs: m.TaskDuration * 1000, cpuMs: m.ThreadTime * 1000, scriptMs: m.ScriptDuration * 1000 };
+  };
+  return page;
+}
+
+const since = (a, b) => ({ taskMs: b.taskMs - a.taskMs, cpuMs: b.cpuMs - a.cpuMs, scriptMs: b.scriptMs - a.scriptMs });
+
+function initEvbuf(page, options) {
+  return page.evaluate(async (options) => {
+    window.evbufErrors = [];
+    await window.evbuf.init({ ...options, onError: (e) => window.evbufErrors.push(e.message) });
+  }, { endpoint: collector.endpoint, ...options });
+}
+
+const stats = (page) => page.evaluate(() => window.evbuf.stats());
+
+function drained(page, timeout = 30_000) {
+  return poll(async () => {
+    const s = await stats(page);
+    return s.queued === 0 && s.inFlight === 0 && s.unpersisted === 0 && s;
+  }, { every: 100, timeout, what: 'evbuf to have sent everything' });
+}
+
+/** Waits until the collector's counters moved by `n` since `before` (polls every 50 ms). */
+function collectorReached(before, field, n, timeout) {
+  return poll(async () => {
+    const s = await collector.summary();
+    return s[field] - before[field] >= n && s;
+  }, { every: 50, timeout, what: `the collector to count ${n} more ${field}` });
+}
+
+// --- 1. logEvent cost ------------------------------------------------------------------
+
+/** Waits until the collector's request counter has not moved for `quietMs` (or reached `n`). */
+async function collectorQuiet(before, n, quietMs = 1_500, timeout = 120_000) {
+  const end = Date.now() + timeout;
+  let last = await collector.summary();
+  let lastChange = Date.now();
+  while (last.requests - before.requests < n && Date.now() - lastChange < quietMs) {
+    if (Date.now() > end) throw new Error('timed out waiting for the legacy requests to end');
+    await sleep(250);
+    const now = await collector.summary();
+    if (now.requests !== last.requests) lastChange = Date.now();
+    last = now;
+  }
+  return { summary: last, at: lastChange };
+}
+
+/** One timed run of `variant` in a fresh page, after a warm-up in that page. */
+async function costRun(context, variant, run) {
+  const page = await openPage(context);
+  // Requests the browser refused or failed show up as console errors: count them by cause.
+  const failures = {};
+  page.on('console', (m) => {
+    const cause = /net::(ERR_\w+)/.exec(m.text())?.[1];
+    if (cause) failures[cause] = (failures[cause] ?? 0) + 1;
+  });
+  try {
+    if (variant === 'evbuf') {
+      await initEvbuf(page, { storageName: `bench-warm-${stamp}-${run}`, maxStoredBytes: ROOMY_BYTES });
+      await page.evaluate(async (n) => { await window.bench.evbuf(n); await window.evbuf.flush(); }, WARMUP);
+      // A fresh, empty database for the timed run (init replaces the warm-up instance).
+      await initEvbuf(page, { storageName: `bench-cost-${stamp}-${run}`, maxStoredBytes: ROOMY_BYTES });
+    } else if (variant === 'legacy') {
+      const before = await collector.summary();
+      await page.evaluate(({ n, endpoint }) => window.bench.legacy(n, endpoint), { n: WARMUP, endpoint: collector.endpoint });
+      await collectorQuiet(before, WARMUP);
+    } else {
+      await page.evaluate((n) => window.bench.push(n), WARMUP);
+    }
+    await sleep(100);
+    for (const k of Object.keys(failures)) delete failures[k];
+    const before = await collector.summary();
+    const m0 = await page.mainThread();
+    const r = variant === 'legacy'
+      ? await page.evaluate(({ n, endpoint }) => window.bench.legacy(n, endpoint), { n: N, endpoint: collector.endpoint })
+      : await page.evaluate(({ fn, n }) => window.bench[fn](n), { fn: variant, n: N });
+    const m1 = await page.mainThread();
+    const result = { variant, run, loopMs: r.loopMs, usPerCall: (r.loopMs * 1000) / N, longTasks: r.longTasks };
+    if (variant === 'evbuf') {
+      const untilDurable = since(m0, m1);
+      Object.assign(result, {
+        durableMs: r.durableMs,
+        durablePerSec: (N / r.durableMs) * 1000,
+        promises: r.promises,
+        persisted: r.stats.persisted,
+        requestsWhileDurable: r.stats.requests,
+        mainThreadUntilDurable: untilDurable,
+        usPerCallUntilDurable: (untilDurable.taskMs * 1000) / N,
+        cpuUsPerCallUntilDurable: (untilDurable.cpuMs * 1000) / N,
+      });
+      result.dropped = r.stats.dropped.total;
+      if (r.stats.persisted < N) throw new Error(`evbuf: only ${r.stats.persisted} of ${N} persisted when the promises resolved`);
+      await drained(page); // not timed: leave nothing in flight when the page closes
+    } else if (variant === 'legacy') {
+      // Not awaited in the page (as legacy call sites did not): the requests are over when
+      // the collector's counter stops moving; those that never arrived failed in the browser.
+      const t1 = Date.now();
+      const { summary: after, at } = await collectorQuiet(before, N);
+      const m2 = await page.mainThread();
+      const received = after.requests - before.requests;
+      Object.assign(result, {
+        requests: received,
+        lost: N - received,
+        failures: { ...failures },
+        sentWithinMs: at - t1,
+        bodyBytes: after.bytes - before.bytes,
+        mainThreadUntilSent: since(m0, m2),
+      });
+    } else {
+      Object.assign(result, { mainThread: since(m0, m1) });
+    }
+    return result;
+  } finally {
+    await page.close();
+  }
+}
+
+async function measureCost(context) {
+  const runs = { push: [], legacy: [], evbuf: [] };
+  for (const variant of ['push', 'legacy', 'evbuf']) {
+    for (let run = 0; run < RUNS; run++) {
+      runs[variant].push(await costRun(context, variant, run));
+    }
+    log(`cost ${variant}: ${runs[variant].map((r) => r.usPerCall.toFixed(2)).join(' ')} µs/call (loop)`);
+  }
+  const med = (variant, f) => median(runs[variant].map(f));
+  const summary = {
+    pushUsPerCall: med('push', (r) => r.usPerCall),
+    legacyUsPerCall: med('legacy', (r) => r.usPerCall),
+    evbufUsPerCall: med('evbuf', (r) => r.usPerCall),
+    evbufUsPerCallUntilDurable: med('evbuf', (r) => r.usPerCallUntilDurable),
+    evbufCpuUsPerCallUntilDurable: med('evbuf', (r) => r.cpuUsPerCallUntilDurable),
+    legacyMainThreadUsPerCallUntilSent: med('legacy', (r) => (r.mainThreadUntilSent.taskMs * 1000) / N),
+    pushMainThreadUsPerCall: med('push', (r) => (r.mainThread.taskMs * 1000) / N),
+    evbufDurableMs: med('evbuf', (r) => r.durableMs),
+    evbufDurablePerSec: med('evbuf', (r) => r.durablePerSec),
+    legacyBodyBytes: med('legacy', (r) => r.bodyBytes / r.requests),
+    legacyLost: med('legacy', (r) => r.lost),
+    legacyFailures: runs.legacy.map((r) => r.failures),
+    longTasks: Object.fromEntries(Object.entries(runs).map(([v, rs]) => [v, {
+      count: median(rs.map((r) => r.longTasks.count ?? 0)),
+      blockingMs: median(rs.map((r) => r.longTasks.blockingMs ?? 0)),
+      longestMs: median(rs.map((r) => r.longTasks.longestMs ?? 0)),
+    }])),
+  };
+  summary.ratioVsPush = summary.evbufUsPerCall / summary.pushUsPerCall;
+  summary.ratioVsLegacy = summary.evbufUsPerCall / summary.legacyUsPerCall;
+  summary.untilDurableVsLegacy = summary.evbufUsPerCallUntilDurable / summary.legacyUsPerCall;
+  return { runs, summary };
+}
+
+// --- 2. persistence --------------------------------------------------------------------
+
+async function measurePersistence(context, cost) {
+  const page = await openPage(context);
+  let raw;
+  try {
+    await page.evaluate((name) => window.bench.rawIdb(1_000, name), `bench-raw-warm-${stamp}`);
+    raw = [];
+    for (let run = 0; run < RAW_RUNS; run++) {
+      const r = await page.evaluate(({ n, name }) => window.bench.rawIdb(n, name), { n: N, name: `bench-raw-${stamp}-${run}` });
+      raw.push({ ...r, perSec: (N / r.durableMs) * 1000 });
+    }
+  } finally {
+    await page.close();
+  }
+  const rawPerSec = median(raw.map((r) => r.perSec));
+  log(`raw IndexedDB: ${raw.map((r) => r.perSec.toFixed(0)).join(' ')} events/s`);
+
+  const lat = await openPage(context);
+  let latency;
+  try {
+    await initEvbuf(lat, { storageName: `bench-lat-warm-${stamp}`, maxStoredBytes: ROOMY_BYTES });
+    await lat.evaluate(async (n) => { await window.bench.evbuf(n); await window.evbuf.flush(); }, WARMUP);
+    await initEvbuf(lat, { storageName: `bench-lat-${stamp}`, maxStoredBytes: ROOMY_BYTES });
+    const r = await lat.evaluate(({ ticks, perTick }) => window.bench.latency(ticks, perTick), LATENCY);
+    const sorted = r.latencies.sort((a, b) => a - b);
+    latency = {
+      ticks: LATENCY.ticks, perTick: LATENCY.perTick, loggedOverMs: r.loggedMs, allDurableMs: r.totalMs,
+      p50Ms: percentile(sorted, 50), p90Ms: percentile(sorted, 90), p99Ms: percentile(sorted, 99), maxMs: sorted.at(-1),
+    };
+    await drained(lat);
+  } finally {
+    await lat.close();
+  }
+  log(`latency logEvent→durable: p50 ${latency.p50Ms.toFixed(1)} ms, p99 ${latency.p99Ms.toFixed(1)} ms`);
+  return {
+    evbufDurablePerSec: cost.summary.evbufDurablePerSec,
+    evbufDurableMs: cost.summary.evbufDurableMs,
+    rawIdbPerSec: rawPerSec,
+    rawRuns: raw,
+    ratio: cost.summary.evbufDurablePerSec / rawPerSec,
+    latency,
+  };
+}
+
+// --- 3. request economy ----------------------------------------------------------------
+
+/**
+ * A burst of N logEvent calls (not awaited) in a fresh page with `options`: collector
+ * counters before and after, and when the last event arrived (polled every 50 ms) — all N,
+ * or all that evbuf did not drop (the SDK has nothing left to send).
+ */
+async function burstRun(context, name, options) {
+  const page = await openPage(context);
+  try {
+    await initEvbuf(page, { storageName: `bench-${name}-${stamp}`, ...options });
+    await sleep(200);
+    const before = await collector.summary();
+    const t0 = Date.now();
+    await page.evaluate((n) => window.bench.burst(n), N);
+    let count = before.count;
+    let lastArrival = t0;
+    let polls = 0;
+    let sdk = null;
+    for (;;) {
+      const now = await collector.summary();
+      if (now.count !== count) { count = now.count; lastArrival = Date.now(); }
+      if (count - before.count >= N) break;
+      if (++polls % 10 === 0) {
+        const s = await stats(page);
+        if (s.queued === 0 && s.inFlight === 0 && s.unpersisted === 0 && s.logged >= N) { sdk = s; break; }
+      }
+      if (Date.now() - t0 > 60_000) throw new Error(`burst ${name}: not delivered after 60 s`);
+      await sleep(50);
+    }
+    sdk ??= await drained(page);
+    await sleep(200);
+    const after = await collector.summary();
+    return {
+      options, events: N, allAtCollectorMs: lastArrival - t0,
+      delivered: after.count - before.count, droppedBySdk: sdk.dropped,
+      requests: after.requests - before.requests, bytes: after.bytes - before.bytes,
+      duplicates: after.duplicates - before.duplicates, maxBatchEvents: options.maxBatchEvents ?? 100,
+      sdkRequests: sdk.requests, errors: await page.evaluate(() => [...new Set(window.evbufErrors)].slice(0, 5)),
+    };
+  } finally {
+    await page.close();
+  }
+}
+
+async function measureEconomy(context, legacyBodyBytes) {
+  // The default options, as asked; then with room for the whole burst in storage (the
+  // default maxStoredBytes, 5 MiB, holds fewer than 10,000 events of this size).
+  const burst = await burstRun(context, 'burst', {});
+  log(`burst (defaults): ${burst.delivered} delivered, ${burst.droppedBySdk.total} dropped, ${burst.requests} requests, ${burst.bytes} B, last arrival after ${burst.allAtCollectorMs} ms`);
+  const burstRoomy = await burstRun(context, 'burst-roomy', { maxStoredBytes: ROOMY_BYTES });
+  log(`burst (maxStoredBytes ${ROOMY_BYTES}): ${burstRoomy.delivered} delivered, ${burstRoomy.requests} requests, ${burstRoomy.bytes} B, last arrival after ${burstRoomy.allAtCollectorMs} ms`);
+
+  // A steady rate.
+  let steady;
+  {
+    const page = await openPage(context);
+    try {
+      await initEvbuf(page, {
+        storageName: `bench-steady-${stamp}`, flushIntervalMs: STEADY.flushIntervalMs, maxBufferSize: STEADY.maxBufferSize,
+      });
+      await sleep(200);
+      const before = await collector.summary();
+      const t0 = Date.now();
+      const r = await page.evaluate(({ rate, ms }) => window.bench.steady(rate, ms), STEADY);
+      const during = await collector.summary();
+      await collectorReached(before, 'count', r.logged, STEADY.flushIntervalMs * 3 + 5_000);
+      const untilAllMs = Date.now() - t0;
+      await drained(page);
+      const after = await collector.summary();
+      steady = {
+        rate: STEADY.rate, durationMs: STEADY.ms, events: r.logged, flushIntervalMs: STEADY.flushIntervalMs,
+        maxBufferSize: STEADY.maxBufferSize,
+        requestsDuring: during.requests - before.requests,
+        requests: after.requests - before.requests, bytes: after.bytes - before.bytes,
+        delivered: after.count - before.count, untilAllMs,
+        // One flush per interval while logging (the last one takes the tail), unless an
+        // interval gathers more than a batch (maxBatchEvents, 100): then full batches.
+        flushes: Math.ceil(STEADY.ms / STEADY.flushIntervalMs),
+        fullBatches: Math.ceil(r.logged / 100),
+        expectedRequests: Math.max(Math.ceil(STEADY.ms / STEADY.flushIntervalMs), Math.ceil(r.logged / 100)),
+      };
+    } finally {
+      await page.close();
+    }
+  }
+  log(`steady: ${steady.requests} requests, ${steady.bytes} B for ${steady.events} events`);
+
+  const legacy = (events) => ({ requests: events, bytes: Math.round(events * legacyBodyBytes) });
+  return {
+    legacyBodyBytes,
+    burst: { ...burst, legacy: legacy(burst.events) },
+    burstRoomy: { ...burstRoomy, legacy: legacy(burstRoomy.events) },
+    steady: { ...steady, legacy: legacy(steady.events) },
+  };
+}
+
+// --- 4. size ---------------------------------------------------------------------------
+
+function measureSize() {
+  const shipped = sizes();
+  const notes = [];
+  let analysis;
+  try {
+    analysis = analyzeBuild({ top: 20 });
+  } catch (error) {
+    notes.push(`no function breakdown: ${error.message.split('\n')[0]} (needs target/wasm32-unknown-unknown/release/evbuf.wasm and wasm-bindgen on PATH or in ~/.cargo/bin)`);
+    analysis = { matchesShipped: null, top: [], crates: [], modules: [] };
+  }
+  if (analysis.matchesShipped === false) {
+    notes.push('pkg/ is not the current cargo build (wasm-opt of it differs from pkg/evbuf_bg.wasm): the gzip sizes are of pkg/, the function list of target/; run `npm run build` to align them');
+  }
+  let budget = null;
+  try { budget = JSON.parse(readFileSync(new URL('./size-budget.json', import.meta.url), 'utf8')).maxShippedGzipBytes; } catch { /* none */ }
+  return { shipped, budget, ...analysis, notes };
+}
+
+// --- 5. memory -------------------------------------------------------------------------
+
+async function measureMemory() {
+  const p = profile();
+  const context = await p.launch({
+    args: [...CHROMIUM_ARGS, '--enable-precise-memory-info', '--js-flags=--expose-gc'],
+  });
+  try {
+    const page = await openPage(context);
+    await collector.control({ fail_status: 503, fail_for_ms: 600_000 });
+    await initEvbuf(page, { storageName: `bench-memory-${stamp}` });
+    const r = await page.evaluate(({ total, chunk, checkpoints }) => window.bench.memory(total, chunk, checkpoints),
+      { ...MEMORY, checkpoints: MEMORY_CHECKPOINTS });
+    const samples = r.samples;
+    const at = (events) => samples.find((s) => s.events === events);
+    const first = at(MEMORY_CHECKPOINTS[0]);
+    const last = samples.at(-1);
+    const base = samples[0];
+    // Bounded: from the first checkpoint (already past the storage limit) to the last,
+    // growth stays under half of what the first checkpoint's events took (linear growth
+    // would add (last/first − 1) times that), with 1 MiB of slack for allocator noise.
+    const bounded = (field) => {
+      const growth = last[field] - first[field];
+      const allowance = Math.max(2 ** 20, 0.5 * (first[field] - base[field]));
+      return { growth, allowance, ok: growth <= allowance };
+    };
+    return {
+      samples, ms: r.ms, gcAvailable: r.gcAvailable, wasmMemoryFound: r.wasmMemoryFound,
+      maxStoredEvents: 10_000,
+      wasm: bounded('wasmBytes'), jsHeap: bounded('jsHeapUsed'),
+      storageLimitHeld: samples.every((s) => s.queued <= 10_000),
+      errors: (await page.evaluate(() => window.evbufErrors.length)),
+    };
+  } finally {
+    await collector.control({});
+    await context.close();
+    p.dispose();
+  }
+}
+
+// --- report ----------------------------------------------------------------------------
+
+const fmt = {
+  us: (x) => `${x.toFixed(2)} µs`,
+  ms: (x) => `${x.toFixed(x < 10 ? 2 : 0)} ms`,
+  n: (x) => Math.round(x).toLocaleString('en-US'),
+  perSec: (x) => `${Math.round(x).toLocaleString('en-US')}/s`,
+  bytes: (x) => (x >= 1024 * 1024 ? `${(x / 2 ** 20).toFixed(2)} MiB` : x >= 1024 ? `${(x / 1024).toFixed(1)} KiB` : `${x} B`),
+  x: (x) => `${x >= 100 ? Math.round(x) : x >= 1 ? x.toFixed(x >= 10 ? 1 : 2) : x.toPrecision(2)}×`,
+};
+
+function table(rows, columns) {
+  const cells = rows.map((r) => columns.map((c) => String(r[c] ?? '')));
+  const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((r) => r[i].length)));
+  const line = (values) => values.map((v, i) => v.padEnd(widths[i])).join(' │ ');
+  return [line(columns), widths.map((w) => '─'.repeat(w)).join('─┼─'), ...cells.map(line)].join('\n');
+}
+
+function burstRows(b, label, c, withLegacyLoss) {
+  const yes = (ok) => (ok ? 'yes' : 'NO');
+  const limit = Math.ceil(N / b.maxBatchEvents) + 1;
+  const rows = [
+    { metric: `burst ${fmt.n(N)} (${label}): requests`, evbuf: fmt.n(b.requests), baseline: `legacy ${fmt.n(b.legacy.requests)}`, ratio: fmt.x(b.requests / b.legacy.requests), target: `≤ ${limit}`, 'met?': yes(b.requests <= limit) },
+    { metric: `burst ${fmt.n(N)} (${label}): body bytes`, evbuf: fmt.bytes(b.bytes), baseline: `legacy ${fmt.bytes(b.legacy.bytes)}`, ratio: fmt.x(b.bytes / b.legacy.bytes), target: '(info)', 'met?': '' },
+    { metric: `burst ${fmt.n(N)} (${label}): delivered, last after`, evbuf: `${fmt.n(b.delivered)} in ${fmt.ms(b.allAtCollectorMs)}${b.droppedBySdk.total ? ` (${fmt.n(b.droppedBySdk.total)} dropped)` : ''}`, baseline: withLegacyLoss ? `legacy ${fmt.n(N - c.legacyLost)} (rest: ${Object.keys(Object.assign({}, ...c.legacyFailures)).join(', ') || 'lost'})` : '', ratio: '', target: `all ${fmt.n(N)} ≤ ${TARGETS.burstAllMs / 1000} s`, 'met?': yes(b.delivered >= N && b.allAtCollectorMs <= TARGETS.burstAllMs) },
+  ];
+  return rows;
+}
+
+function buildRows(r) {
+  const c = r.logEventCost.summary;
+  const p = r.persistence;
+  const e = r.economy;
+  const s = r.size;
+  const m = r.memory;
+  const yes = (ok) => (ok ? 'yes' : 'NO');
+  const mem0 = m.samples.find((x) => x.events === MEMORY_CHECKPOINTS[0]);
+  const memN = m.samples.at(-1);
+  return [
+    { metric: 'logEvent, loop only (µs/call)', evbuf: fmt.us(c.evbufUsPerCall), baseline: `legacy fetch ${fmt.us(c.legacyUsPerCall)}`, ratio: fmt.x(c.ratioVsLegacy), target: '(info)', 'met?': '' },
+    { metric: 'logEvent, loop only vs floor', evbuf: fmt.us(c.evbufUsPerCall), baseline: `array.push ${fmt.us(c.pushUsPerCall)}`, ratio: fmt.x(c.ratioVsPush), target: '(info)', 'met?': '' },
+    { metric: 'logEvent, main thread until durable (µs/call)', evbuf: fmt.us(c.evbufUsPerCallUntilDurable), baseline: `legacy fetch ${fmt.us(c.legacyUsPerCall)}`, ratio: fmt.x(c.untilDurableVsLegacy), target: `≤ ${TARGETS.logEventUs} µs`, 'met?': yes(c.evbufUsPerCallUntilDurable <= TARGETS.logEventUs) },
+    { metric: 'durable events/s (10k burst)', evbuf: fmt.perSec(p.evbufDurablePerSec), baseline: `raw IDB put/event ${fmt.perSec(p.rawIdbPerSec)}`, ratio: fmt.x(p.ratio), target: `≥ ${TARGETS.durableVsRaw}× raw`, 'met?': yes(p.ratio >= TARGETS.durableVsRaw) },
+    { metric: 'logEvent → durable p50', evbuf: fmt.ms(p.latency.p50Ms), baseline: '', ratio: '', target: '(info)', 'met?': '' },
+    { metric: 'logEvent → durable p99', evbuf: fmt.ms(p.latency.p99Ms), baseline: '', ratio: '', target: `≤ ${TARGETS.p99DurableMs} ms`, 'met?': yes(p.latency.p99Ms <= TARGETS.p99DurableMs) },
+    ...burstRows(e.burst, 'defaults', c, true),
+    ...burstRows(e.burstRoomy, `maxStoredBytes ${ROOMY_BYTES / 2 ** 20} MiB`, c, false),
+    { metric: `steady ${e.steady.rate}/s × ${e.steady.durationMs / 1000} s: requests`, evbuf: fmt.n(e.steady.requests), baseline: `legacy ${fmt.n(e.steady.legacy.requests)}`, ratio: fmt.x(e.steady.requests / e.steady.legacy.requests), target: `≈ max(${e.steady.flushes} flushes, ${e.steady.fullBatches} batches) (≤ ${e.steady.expectedRequests + 1})`, 'met?': yes(e.steady.requests <= e.steady.expectedRequests + 1 && e.steady.delivered >= e.steady.events) },
+    { metric: `steady ${e.steady.rate}/s × ${e.steady.durationMs / 1000} s: body bytes`, evbuf: fmt.bytes(e.steady.bytes), baseline: `legacy ${fmt.bytes(e.steady.legacy.bytes)}`, ratio: fmt.x(e.steady.bytes / e.steady.legacy.bytes), target: '(info)', 'met?': '' },
+    { metric: 'shipped gzip (wasm + glue + wrapper)', evbuf: fmt.bytes(s.shipped.totalGzip), baseline: s.budget ? `budget ${fmt.bytes(s.budget)} (${s.shipped.totalGzip <= s.budget ? 'within' : 'OVER'})` : '', ratio: '', target: `≤ ${fmt.bytes(TARGETS.shippedGzip)}`, 'met?': yes(s.shipped.totalGzip <= TARGETS.shippedGzip) },
+    { metric: `wasm memory ${fmt.n(mem0.events)} → ${fmt.n(memN.events)} events, server down`, evbuf: `${fmt.bytes(mem0.wasmBytes)} → ${fmt.bytes(memN.wasmBytes)}`, baseline: '', ratio: '', target: 'bounded', 'met?': yes(m.wasm.ok) },
+    { metric: `JS heap ${fmt.n(mem0.events)} → ${fmt.n(memN.events)} events, server down`, evbuf: `${fmt.bytes(mem0.jsHeapUsed)} → ${fmt.bytes(memN.jsHeapUsed)}`, baseline: '', ratio: '', target: 'bounded', 'met?': yes(m.jsHeap.ok && m.storageLimitHeld) },
+  ];
+}
+
+function report(r) {
+  const out = [];
+  const mc = r.machine;
+  out.push(`evbuf benchmark — ${r.date}${QUICK ? ' (--quick)' : ''}`);
+  out.push(`machine: ${mc.os}; ${mc.cpu}, ${mc.cores} cores, ${mc.memoryGiB} GiB; load avg ${mc.loadAverageAtStart.join(' ')} at start, ${mc.loadAverageAtEnd.join(' ')} at end; ${mc.chromium}; node ${mc.node}`);
+  out.push(`payload ${r.config.payloadBytes} B JSON; cost: median of ${RUNS} runs of ${fmt.n(N)} calls, each in a fresh page after ${fmt.n(WARMUP)} warm-up calls; evbuf in a fresh IndexedDB database each run`);
+  out.push('ratio = evbuf ÷ baseline (lower is better for µs, requests and bytes; higher for events/s)');
+  out.push('');
+  out.push(table(r.table, ['metric', 'evbuf', 'baseline', 'ratio', 'target', 'met?']));
+  out.push('');
+  const c = r.logEventCost.summary;
+  out.push('main thread per call (renderer main thread, CDP Performance metrics; median):');
+  out.push(table([
+    { variant: 'array.push (floor)', 'loop µs/call': c.pushUsPerCall.toFixed(2), 'main thread µs/call': `${c.pushMainThreadUsPerCall.toFixed(2)} (loop)`, 'long tasks': c.longTasks.push.count, 'blocking ms': round(c.longTasks.push.blockingMs, 0) },
+    { variant: 'legacy fetch per event', 'loop µs/call': c.legacyUsPerCall.toFixed(2), 'main thread µs/call': `${c.legacyMainThreadUsPerCallUntilSent.toFixed(2)} (until all sent)`, 'long tasks': c.longTasks.legacy.count, 'blocking ms': round(c.longTasks.legacy.blockingMs, 0) },
+    { variant: 'evbuf logEvent', 'loop µs/call': c.evbufUsPerCall.toFixed(2), 'main thread µs/call': `${c.evbufUsPerCallUntilDurable.toFixed(2)} (until durable; CPU ${c.evbufCpuUsPerCallUntilDurable.toFixed(2)})`, 'long tasks': c.longTasks.evbuf.count, 'blocking ms': round(c.longTasks.evbuf.blockingMs, 0) },
+  ], ['variant', 'loop µs/call', 'main thread µs/call', 'long tasks', 'blocking ms']));
+  out.push('');
+  const l = r.persistence.latency;
+  out.push(`logEvent → durable, ${l.ticks} ticks × ${l.perTick} events: p50 ${l.p50Ms.toFixed(1)} ms, p90 ${l.p90Ms.toFixed(1)} ms, p99 ${l.p99Ms.toFixed(1)} ms, max ${l.maxMs.toFixed(1)} ms (logged over ${l.loggedOverMs.toFixed(0)} ms)`);
+  out.push('');
+  const s = r.size;
+  out.push(`size: ${s.shipped.files.map((f) => `${f.name} ${fmt.bytes(f.bytes)} → ${fmt.bytes(f.gzip)} gzip`).join(', ')}; total ${fmt.bytes(s.shipped.totalGzip)} gzip`);
+  if (s.top.length) {
+    out.push(`code before wasm-opt: ${fmt.bytes(s.codeTotal)} in ${s.functionCount} functions (${s.importedFunctions ?? s.beforeWasmOpt.importedFunctions} imports); sections: ${Object.entries(s.beforeWasmOpt.sections).slice(0, 4).map(([k, v]) => `${k} ${fmt.bytes(v)}`).join(', ')}; shipped wasm code ${fmt.bytes(s.shippedWasm.sections.code)}, data ${fmt.bytes(s.shippedWasm.sections.data ?? 0)}`);
+    out.push('top 20 functions by code size (before wasm-opt):');
+    out.push(table(s.top.map((f) => ({ bytes: f.size, '% code': f.shareOfCode.toFixed(2), crate: f.crate, function: f.name.length > 110 ? `${f.name.slice(0, 107)}...` : f.name })), ['bytes', '% code', 'crate', 'function']));
+    out.push('by crate:');
+    out.push(table(s.crates.map((x) => ({ crate: x.crate, functions: x.functions, bytes: x.size, '% code': x.shareOfCode.toFixed(2) })), ['crate', 'functions', 'bytes', '% code']));
+  }
+  for (const n of s.notes) out.push(`note: ${n}`);
+  out.push('');
+  out.push(`memory, collector answering 503, defaults (maxStoredEvents 10,000, maxStoredBytes 5 MiB)${r.memory.gcAvailable ? ', after gc()' : ''}:`);
+  out.push(table(r.memory.samples.map((x) => ({
+    events: fmt.n(x.events), 'wasm memory': fmt.bytes(x.wasmBytes), 'JS heap used': x.jsHeapUsed == null ? 'n/a' : fmt.bytes(x.jsHeapUsed),
+    queued: fmt.n(x.queued), 'queued bytes': fmt.bytes(x.queuedBytes), 'dropped (limit)': fmt.n(x.droppedStorageLimit),
+    'IDB usage': x.storageUsage == null ? 'n/a' : fmt.bytes(x.storageUsage), requests: x.requests,
+  })), ['events', 'wasm memory', 'JS heap used', 'queued', 'queued bytes', 'dropped (limit)', 'IDB usage', 'requests']));
+  out.push('');
+  out.push(`took ${((Date.now() - started) / 1000).toFixed(0)} s; results in bench/results.json`);
+  return out.join('\n');
+}
+
+// --- main ------------------------------------------------------------------------------
+
+function checkPrerequisites() {
+  const need = [
+    ['target/release/evbuf-collector', 'cargo build --release -p evbuf-collector'],
+    ['pkg/index.js', 'npm run build'],
+    ['pkg/evbuf_bg.wasm', 'npm run build'],
+  ].filter(([path]) => !existsSync(new URL(`../${path}`, import.meta.url)));
+  if (need.length) {
+    console.error(`bench: missing ${need.map(([path, how]) => `${path} (${how})`).join(', ')}`);
+    process.exit(2);
+  }
+}
+
+async function main() {
+  checkPrerequisites();
+  const results = { date: new Date().toISOString(), quick: QUICK, machine: machine() };
+  collector = await startCollector();
+  const p = profile();
+  const context = await p.launch();
+  try {
+    {
+      const page = await openPage(context);
+      results.config = {
+        events: N, runs: RUNS, rawRuns: RAW_RUNS, warmup: WARMUP, latency: LATENCY, steady: STEADY, memory: MEMORY,
+        payloadBytes: await page.evaluate(() => window.bench.payloadBytes()), targets: TARGETS,
+      };
+      if (!results.machine.chromium) results.machine.chromium = await page.evaluate(() => /Chrome\/[\d.]+/.exec(navigator.userAgent)?.[0]);
+      await page.close();
+    }
+    log('1/5 logEvent cost');
+    results.logEventCost = await measureCost(context);
+    log('2/5 persistence');
+    results.persistence = await measurePersistence(context, results.logEventCost);
+    log('3/5 request economy');
+    results.economy = await measureEconomy(context, results.logEventCost.summary.legacyBodyBytes);
+  } finally {
+    await context.close();
+    p.dispose();
+  }
+  try {
+    log('4/5 size');
+    results.size = measureSize();
+    log('5/5 memory');
+    results.memory = await measureMemory();
+  } finally {
+    await collector.stop();
+  }
+  results.table = buildRows(results);
+  results.durationMs = Date.now() - started;
+  results.machine.loadAverageAtEnd = os.loadavg().map((x) => round(x, 2));
+  const text = report(results);
+  writeFileSync(new URL('./results.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);
+  console.log(text);
+}
+
+main().catch(async (error) => {
+  console.error(error);
+  await collector?.stop();
+  process.exit(1);
+});

@@ -56,6 +56,57 @@ pub fn push_event(out: &mut String, id: &str, seq: u64, ts: u64, payload: &str) 
     out.push('}');
 }
 
+/// The parts of one event object written by [`push_event`]: `(id, seq, ts, payload)`.
+/// `None` for text it did not write.
+pub fn parse_event(text: &str) -> Option<(String, u64, u64, &str)> {
+    let rest = text.strip_prefix("{\"id\":\"")?;
+    let (id, rest) = parse_json_string_body(rest)?;
+    let rest = rest.strip_prefix(",\"seq\":")?;
+    let (seq, rest) = parse_u64(rest)?;
+    let rest = rest.strip_prefix(",\"ts\":")?;
+    let (ts, rest) = parse_u64(rest)?;
+    let payload = rest.strip_prefix(",\"payload\":")?.strip_suffix('}')?;
+    Some((id, seq, ts, payload))
+}
+
+/// The `seq` of an event object written by [`push_event`], without decoding the rest.
+pub fn parse_seq(text: &str) -> Option<u64> {
+    let at = text.find(",\"seq\":")? + ",\"seq\":".len();
+    parse_u64(&text[at..]).map(|(seq, _)| seq)
+}
+
+fn parse_u64(text: &str) -> Option<(u64, &str)> {
+    let end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    Some((text[..end].parse().ok()?, &text[end..]))
+}
+
+/// Reads a JSON string after its opening quote: the value and what follows the closing quote.
+fn parse_json_string_body(text: &str) -> Option<(String, &str)> {
+    let mut out = String::new();
+    let mut chars = text.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return Some((out, &text[i + 1..])),
+            '\\' => match chars.next()?.1 {
+                'n' => out.push('\n'),
+                'r' => out.push('\r'),
+                't' => out.push('\t'),
+                'u' => {
+                    let hex: String = (0..4)
+                        .filter_map(|_| chars.next().map(|(_, c)| c))
+                        .collect();
+                    out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
+                }
+                other => out.push(other),
+            },
+            c => out.push(c),
+        }
+    }
+    None
+}
+
 /// Exact length of [`push_event`]'s output.
 pub fn event_len(id: &str, seq: u64, ts: u64, payload: &str) -> usize {
     r#"{"id":,"seq":,"ts":,"payload":}"#.len()
@@ -131,6 +182,32 @@ mod tests {
             assert_eq!(out.len(), event_len(id, seq, ts, payload), "{out}");
             assert!(event_len_bound(id, ts, payload) >= out.len());
         }
+    }
+
+    #[test]
+    fn parse_reads_back_what_push_wrote() {
+        for (id, seq, ts, payload) in [
+            ("a", 0, 0, "{}"),
+            (
+                "q\"u\\o\nt\u{1}e",
+                42,
+                1_732_240_000_000,
+                r#"{"type":"CLICK","s":"}"}"#,
+            ),
+            ("x", u64::MAX, u64::MAX, "null"),
+        ] {
+            let mut out = String::new();
+            push_event(&mut out, id, seq, ts, payload);
+            assert_eq!(
+                parse_event(&out),
+                Some((id.to_owned(), seq, ts, payload)),
+                "{out}"
+            );
+            assert_eq!(parse_seq(&out), Some(seq));
+        }
+        assert_eq!(parse_event("{\"id\":1}"), None);
+        assert_eq!(parse_event(""), None);
+        assert_eq!(parse_seq("nonsense"), None);
     }
 
     #[test]

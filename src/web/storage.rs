@@ -17,7 +17,7 @@ use js_sys::Array;
 use rexie::{KeyRange, ObjectStore, Rexie, TransactionMode};
 use wasm_bindgen::{JsCast, JsValue};
 
-use crate::core::{Key, MemoryStore, NewEvent, StoredEvent};
+use crate::core::{wire, Key, MemoryStore, NewEvent, StoredEvent};
 
 use super::Error;
 
@@ -219,12 +219,16 @@ impl IdbStorage {
             .chunks(EVENTS_PER_RECORD)
             .zip(keys.chunks(EVENTS_PER_RECORD))
         {
-            let record = Array::new();
+            let mut record = String::new();
             for (event, &key) in chunk.iter().zip(chunk_keys) {
-                record.push(&encode(key, &event.id, event.ts, &event.payload));
+                if !record.is_empty() {
+                    record.push('\n');
+                }
+                wire::push_event(&mut record, &event.id, key, event.ts, &event.payload);
             }
+            let record_key = JsValue::from_f64(chunk_keys[0] as f64);
             store
-                .put(&record, Some(&JsValue::from_f64(chunk_keys[0] as f64)))
+                .put(&JsValue::from_str(&record), Some(&record_key))
                 .await
                 .map_err(fail)?;
             new_records.push((chunk_keys[0], chunk_keys.to_vec()));
@@ -267,17 +271,22 @@ impl IdbStorage {
                 continue;
             }
             // Read it back inside this transaction: the stored record is the truth.
-            let Some(stored) = store.get(record_key.clone()).await.map_err(fail)? else {
+            let Some(stored) = store
+                .get(record_key.clone())
+                .await
+                .map_err(fail)?
+                .and_then(|v| v.as_string())
+            else {
                 continue;
             };
-            let kept: Array = Array::from(&stored)
-                .iter()
-                .filter(|entry| {
-                    let seq = Array::from(entry).get(0).as_f64().unwrap_or(0.0) as u64;
-                    remaining.contains(&seq)
-                })
+            let kept: Vec<&str> = stored
+                .lines()
+                .filter(|line| wire::parse_seq(line).is_some_and(|seq| remaining.contains(&seq)))
                 .collect();
-            store.put(&kept, Some(&record_key)).await.map_err(fail)?;
+            store
+                .put(&JsValue::from_str(&kept.join("\n")), Some(&record_key))
+                .await
+                .map_err(fail)?;
         }
         tx.done().await.map_err(fail)?;
         let mut records = self.records.borrow_mut();
@@ -342,35 +351,19 @@ impl IdbStorage {
         for (key, value) in pairs {
             let Some(first) = key.as_f64() else { continue };
             let mut seqs = Vec::new();
-            for entry in Array::from(&value).iter() {
-                // A record this version did not write is skipped, not fatal.
-                if let Some(event) = decode(&entry) {
-                    seqs.push(event.key);
-                    events.push(event);
-                }
+            // A record this version did not write is skipped, not fatal.
+            let text = value.as_string().unwrap_or_default();
+            for (id, key, ts, payload) in text.lines().filter_map(wire::parse_event) {
+                seqs.push(key);
+                events.push(StoredEvent {
+                    key,
+                    id,
+                    ts,
+                    payload: payload.to_owned(),
+                });
             }
             records.insert(first as u64, seqs);
         }
         events
     }
-}
-
-fn encode(key: Key, id: &str, ts: u64, payload: &str) -> JsValue {
-    Array::of4(
-        &JsValue::from_f64(key as f64),
-        &JsValue::from_str(id),
-        &JsValue::from_f64(ts as f64),
-        &JsValue::from_str(payload),
-    )
-    .into()
-}
-
-fn decode(entry: &JsValue) -> Option<StoredEvent> {
-    let entry = entry.dyn_ref::<Array>()?;
-    Some(StoredEvent {
-        key: entry.get(0).as_f64()? as u64,
-        id: entry.get(1).as_string()?,
-        ts: entry.get(2).as_f64()? as u64,
-        payload: entry.get(3).as_string()?,
-    })
 }

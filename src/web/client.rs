@@ -8,7 +8,7 @@ use js_sys::{Function, Promise};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::spawn_local;
 
-use crate::core::{wire, Action, Batch, Core, MemoryStore, Stats};
+use crate::core::{wire, Action, Batch, Core, Key, MemoryStore, Stats};
 
 use super::channel::{Channel, Message};
 use super::leader::{self, Leadership};
@@ -63,6 +63,12 @@ struct Inner {
     /// Resolve functions of the write in progress.
     writing: RefCell<Vec<Function>>,
     flush_waiters: RefCell<Vec<(u64, Function, Function)>>,
+    /// A write is running: deletes wait, so that durability never queues behind them
+    /// (IndexedDB runs read-write transactions on a store one after another).
+    write_running: Cell<bool>,
+    delete_running: Cell<bool>,
+    /// Acknowledged or dropped keys not yet deleted, removed together when storage is idle.
+    to_delete: RefCell<Vec<Key>>,
     next_waiter: Cell<u64>,
     random: RefCell<RandomPool>,
     listeners: RefCell<Vec<Listener>>,
@@ -108,6 +114,9 @@ impl Client {
             waiting: RefCell::new(Vec::new()),
             writing: RefCell::new(Vec::new()),
             flush_waiters: RefCell::new(Vec::new()),
+            write_running: Cell::new(false),
+            delete_running: Cell::new(false),
+            to_delete: RefCell::new(Vec::new()),
             next_waiter: Cell::new(1),
             random: RefCell::new(random),
             listeners: RefCell::new(Vec::new()),
@@ -353,6 +362,7 @@ impl Inner {
                 self.next_write.borrow_mut().take();
                 let waiting = std::mem::take(&mut *self.waiting.borrow_mut());
                 self.writing.borrow_mut().extend(waiting);
+                self.write_running.set(true);
                 let inner = self.clone();
                 spawn_local(async move {
                     let storage = inner.storage();
@@ -389,17 +399,14 @@ impl Inner {
                             inner.waiting.borrow_mut().splice(0..0, writing);
                         }
                     }
+                    inner.write_running.set(false);
                     inner.pump();
+                    inner.delete_when_idle();
                 });
             }
             Action::Delete(keys) => {
-                let inner = self.clone();
-                spawn_local(async move {
-                    match inner.storage().delete(&keys).await {
-                        Ok(()) => inner.broadcast(Message::Deleted(keys)),
-                        Err(err) => inner.report(&err.to_string()),
-                    }
-                });
+                self.to_delete.borrow_mut().extend(keys);
+                self.delete_when_idle();
             }
             Action::Send(batch) => self.send(batch, Mode::Normal),
             Action::SendUnload(batch) => self.send(batch, Mode::Unload),
@@ -428,6 +435,28 @@ impl Inner {
                 };
             }
         }
+    }
+
+    /// Deletes what is waiting in one transaction, unless a write or a delete is running
+    /// (each calls back here when it ends).
+    fn delete_when_idle(self: &Rc<Self>) {
+        if self.write_running.get() || self.delete_running.get() {
+            return;
+        }
+        let keys = std::mem::take(&mut *self.to_delete.borrow_mut());
+        if keys.is_empty() {
+            return;
+        }
+        self.delete_running.set(true);
+        let inner = self.clone();
+        spawn_local(async move {
+            match inner.storage().delete(&keys).await {
+                Ok(()) => inner.broadcast(Message::Deleted(keys)),
+                Err(err) => inner.report(&err.to_string()),
+            }
+            inner.delete_running.set(false);
+            inner.delete_when_idle();
+        });
     }
 
     fn send(self: &Rc<Self>, batch: Batch, mode: Mode) {

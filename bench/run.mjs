@@ -24,9 +24,6 @@ const WARMUP = 1_000; // events logged (and discarded) in each page before it is
 const LATENCY = { ticks: 100, perTick: 100 };
 const STEADY = { rate: 50, ms: QUICK ? 6_000 : 20_000, flushIntervalMs: 3_000, maxBufferSize: 10_000 };
 const MEMORY = { total: QUICK ? 30_000 : 100_000, chunk: 1_000 };
-// The cost, persistence and roomy-burst runs raise maxStoredBytes so that none of the
-// 10,000 events is dropped (the default 5 MiB holds ~8,000 of them with their envelope).
-const ROOMY_BYTES = 32 * 2 ** 20;
 const MEMORY_CHECKPOINTS = QUICK ? [10_000, 20_000, 30_000] : [10_000, 25_000, 50_000, 75_000, 100_000];
 
 const TARGETS = {
@@ -160,10 +157,10 @@ async function costRun(context, variant, run) {
   });
   try {
     if (variant === 'evbuf') {
-      await initEvbuf(page, { storageName: `bench-warm-${stamp}-${run}`, maxStoredBytes: ROOMY_BYTES });
+      await initEvbuf(page, { storageName: `bench-warm-${stamp}-${run}` });
       await page.evaluate(async (n) => { await window.bench.evbuf(n); await window.evbuf.flush(); }, WARMUP);
       // A fresh, empty database for the timed run (init replaces the warm-up instance).
-      await initEvbuf(page, { storageName: `bench-cost-${stamp}-${run}`, maxStoredBytes: ROOMY_BYTES });
+      await initEvbuf(page, { storageName: `bench-cost-${stamp}-${run}` });
     } else if (variant === 'legacy') {
       const before = await collector.summary();
       await page.evaluate(({ n, endpoint }) => window.bench.legacy(n, endpoint), { n: WARMUP, endpoint: collector.endpoint });
@@ -274,9 +271,9 @@ async function measurePersistence(context, cost) {
   const lat = await openPage(context);
   let latency;
   try {
-    await initEvbuf(lat, { storageName: `bench-lat-warm-${stamp}`, maxStoredBytes: ROOMY_BYTES });
+    await initEvbuf(lat, { storageName: `bench-lat-warm-${stamp}` });
     await lat.evaluate(async (n) => { await window.bench.evbuf(n); await window.evbuf.flush(); }, WARMUP);
-    await initEvbuf(lat, { storageName: `bench-lat-${stamp}`, maxStoredBytes: ROOMY_BYTES });
+    await initEvbuf(lat, { storageName: `bench-lat-${stamp}` });
     const r = await lat.evaluate(({ ticks, perTick }) => window.bench.latency(ticks, perTick), LATENCY);
     const sorted = r.latencies.sort((a, b) => a - b);
     latency = {
@@ -344,12 +341,9 @@ async function burstRun(context, name, options) {
 }
 
 async function measureEconomy(context, legacyBodyBytes) {
-  // The default options, as asked; then with room for the whole burst in storage (the
-  // default maxStoredBytes, 5 MiB, holds fewer than 10,000 events of this size).
+  // The default options (maxStoredBytes 8 MiB holds the 10,000 events of this size).
   const burst = await burstRun(context, 'burst', {});
   log(`burst (defaults): ${burst.delivered} delivered, ${burst.droppedBySdk.total} dropped, ${burst.requests} requests, ${burst.bytes} B, last arrival after ${burst.allAtCollectorMs} ms`);
-  const burstRoomy = await burstRun(context, 'burst-roomy', { maxStoredBytes: ROOMY_BYTES });
-  log(`burst (maxStoredBytes ${ROOMY_BYTES}): ${burstRoomy.delivered} delivered, ${burstRoomy.requests} requests, ${burstRoomy.bytes} B, last arrival after ${burstRoomy.allAtCollectorMs} ms`);
 
   // A steady rate.
   let steady;
@@ -390,7 +384,6 @@ async function measureEconomy(context, legacyBodyBytes) {
   return {
     legacyBodyBytes,
     burst: { ...burst, legacy: legacy(burst.events) },
-    burstRoomy: { ...burstRoomy, legacy: legacy(burstRoomy.events) },
     steady: { ...steady, legacy: legacy(steady.events) },
   };
 }
@@ -501,7 +494,6 @@ function buildRows(r) {
     { metric: 'logEvent → durable p50', evbuf: fmt.ms(p.latency.p50Ms), baseline: '', ratio: '', target: '(info)', 'met?': '' },
     { metric: 'logEvent → durable p99', evbuf: fmt.ms(p.latency.p99Ms), baseline: '', ratio: '', target: `≤ ${TARGETS.p99DurableMs} ms`, 'met?': yes(p.latency.p99Ms <= TARGETS.p99DurableMs) },
     ...burstRows(e.burst, 'defaults', c, true),
-    ...burstRows(e.burstRoomy, `maxStoredBytes ${ROOMY_BYTES / 2 ** 20} MiB`, c, false),
     { metric: `steady ${e.steady.rate}/s × ${e.steady.durationMs / 1000} s: requests`, evbuf: fmt.n(e.steady.requests), baseline: `legacy ${fmt.n(e.steady.legacy.requests)}`, ratio: fmt.x(e.steady.requests / e.steady.legacy.requests), target: `≈ max(${e.steady.flushes} flushes, ${e.steady.fullBatches} batches) (≤ ${e.steady.expectedRequests + 1})`, 'met?': yes(e.steady.requests <= e.steady.expectedRequests + 1 && e.steady.delivered >= e.steady.events) },
     { metric: `steady ${e.steady.rate}/s × ${e.steady.durationMs / 1000} s: body bytes`, evbuf: fmt.bytes(e.steady.bytes), baseline: `legacy ${fmt.bytes(e.steady.legacy.bytes)}`, ratio: fmt.x(e.steady.bytes / e.steady.legacy.bytes), target: '(info)', 'met?': '' },
     { metric: 'shipped gzip (wasm + glue + wrapper)', evbuf: fmt.bytes(s.shipped.totalGzip), baseline: s.budget ? `budget ${fmt.bytes(s.budget)} (${s.shipped.totalGzip <= s.budget ? 'within' : 'OVER'})` : '', ratio: '', target: `≤ ${fmt.bytes(TARGETS.shippedGzip)}`, 'met?': yes(s.shipped.totalGzip <= TARGETS.shippedGzip) },
@@ -542,7 +534,7 @@ function report(r) {
   }
   for (const n of s.notes) out.push(`note: ${n}`);
   out.push('');
-  out.push(`memory, collector answering 503, defaults (maxStoredEvents 10,000, maxStoredBytes 5 MiB)${r.memory.gcAvailable ? ', after gc()' : ''}:`);
+  out.push(`memory, collector answering 503, defaults (maxStoredEvents 10,000, maxStoredBytes 8 MiB)${r.memory.gcAvailable ? ', after gc()' : ''}:`);
   out.push(table(r.memory.samples.map((x) => ({
     events: fmt.n(x.events), 'wasm memory': fmt.bytes(x.wasmBytes), 'JS heap used': x.jsHeapUsed == null ? 'n/a' : fmt.bytes(x.jsHeapUsed),
     queued: fmt.n(x.queued), 'queued bytes': fmt.bytes(x.queuedBytes), 'dropped (limit)': fmt.n(x.droppedStorageLimit),

@@ -35,7 +35,7 @@ impl Default for Config {
             max_batch_events: 100,
             max_batch_bytes: 60 * 1024,
             max_stored_events: 10_000,
-            max_stored_bytes: 5 * 1024 * 1024,
+            max_stored_bytes: 8 * 1024 * 1024,
             max_event_age_ms: 7 * 24 * 60 * 60 * 1000,
             retry_base_ms: 1_000,
             retry_max_ms: 60_000,

@@ -125,7 +125,8 @@ mod tests {
 
     #[test]
     fn each_bad_option_is_named() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut Config)>)> = vec![
+        type Breaker = Box<dyn Fn(&mut Config)>;
+        let cases: Vec<(&str, Breaker)> = vec![
             ("flushIntervalMs", Box::new(|c| c.flush_interval_ms = 0)),
             ("maxBufferSize", Box::new(|c| c.max_buffer_size = 0)),
             ("maxBatchEvents", Box::new(|c| c.max_batch_events = 0)),

@@ -62,7 +62,7 @@ pub fn verdict(outcome: &SendOutcome, now_ms: u64) -> Verdict {
         408 | 500..=599 => Verdict::Retry {
             server_wait_ms: None,
         },
-        400..=499 => Verdict::Misconfigured,
+        _ if (400..500).contains(&status) => Verdict::Misconfigured,
         // 1xx and 3xx should never reach us (fetch follows redirects); be patient.
         _ => Verdict::Retry {
             server_wait_ms: None,

@@ -367,6 +367,19 @@ fn a_reloaded_page_keeps_waiting_out_the_backoff() {
 }
 
 #[test]
+fn a_success_ends_any_backoff_pending() {
+    let mut sim = Sim::new(Config {
+        max_buffer_size: 1,
+        ..Config::default()
+    });
+    sim.log(); // sent at once
+    sim.core.handle_backoff_restored(sim.now, sim.now + 30_000, 3);
+    sim.ok();
+    let stats = sim.core.stats(sim.now);
+    assert_eq!((stats.retry_at, stats.backoff_attempt), (None, 0));
+}
+
+#[test]
 fn status_413_splits_the_batch_and_sends_both_halves() {
     let mut sim = Sim::with_defaults();
     let ids = sim.log_many(8);

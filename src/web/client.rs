@@ -220,21 +220,21 @@ impl Inner {
         }
     }
 
-    /// Reads all of storage into the core, forgetting what other tabs deleted, and the
-    /// backoff an earlier sender left.
+    /// Reads the backoff an earlier sender left, then all of storage, forgetting what
+    /// other tabs deleted (the backoff first, so loaded events do not go out at once to a
+    /// server that is down).
     async fn load_snapshot(self: &Rc<Self>) {
         let storage = self.storage();
-        match storage.load().await {
-            Ok((events, below)) => self.core.borrow_mut().handle_snapshot(now(), events, below),
+        match storage.remembered_backoff().await {
+            Ok(Some((retry_at, attempt))) => self
+                .core
+                .borrow_mut()
+                .handle_backoff_restored(now(), retry_at, attempt),
+            Ok(None) => {}
             Err(err) => self.report(&err.to_string()),
         }
-        match storage.remembered_backoff().await {
-            Ok(Some((retry_at, attempt))) => {
-                self.core
-                    .borrow_mut()
-                    .handle_backoff_restored(now(), retry_at, attempt)
-            }
-            Ok(None) => {}
+        match storage.load().await {
+            Ok((events, below)) => self.core.borrow_mut().handle_snapshot(now(), events, below),
             Err(err) => self.report(&err.to_string()),
         }
     }

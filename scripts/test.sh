@@ -3,7 +3,8 @@
 #   1. native: the core (unit, simulation, property) and the collector   (cargo test)
 #   2. browser: the drivers in headless Chromium and Firefox against a real collector
 #      (wasm-bindgen-test)
-#   3. end to end: the npm package in Chromium via Playwright            (node --test)
+#   3. the React demo, driven headless, every event delivered          (scripts/demo.mjs)
+#   4. end to end: the npm package in Chromium via Playwright            (node --test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -32,6 +33,9 @@ printf '\n== browser tests in Firefox (wasm-bindgen-test, collector at %s)\n' "$
 GECKODRIVER="$(command -v geckodriver)" cargo test --target wasm32-unknown-unknown --test web
 
 kill $collector 2>/dev/null || true
+
+printf '\n== the React demo, driven headless (examples/react-app)\n'
+node scripts/demo.mjs --headless
 
 printf '\n== end-to-end tests (Playwright, Chromium)\n'
 node --test --test-concurrency=1 tests/e2e/

@@ -7,12 +7,13 @@
 //   3. request economy: a 10,000-event burst and 50 events/s for 20 s, at the collector
 //   4. size: shipped gzip bytes; functions and crates by code size (wasm name section)
 //   5. memory: wasm linear memory and JS heap while 100,000 events meet a failing server
+import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { CHROMIUM_ARGS, profile } from '../tests/e2e/harness.mjs';
 import { sizes } from '../scripts/sizes.mjs';
-import { startCollector } from './collector.mjs';
+import { startCollector } from '../tests/e2e/harness.mjs';
 import { analyzeBuild } from './wasm-names.mjs';
 
 const QUICK = process.argv.includes('--quick');
@@ -562,7 +563,7 @@ function checkPrerequisites() {
 async function main() {
   checkPrerequisites();
   const results = { date: new Date().toISOString(), quick: QUICK, machine: machine() };
-  collector = await startCollector();
+  collector = await startCollector({ pages: fileURLToPath(new URL('./pages', import.meta.url)) });
   const p = profile();
   const context = await p.launch();
   try {

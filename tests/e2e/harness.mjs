@@ -14,13 +14,15 @@ export const CHROMIUM_ARGS = [
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
 ];
 
-/** Starts the reference collector; `stop()` ends it. */
-export async function startCollector({ db = ':memory:' } = {}) {
+/** Starts the reference collector serving `pages` at / and pkg/ at /pkg; `stop()` ends
+ *  it, and so does the end of this process (its stdin closes). */
+export async function startCollector({ db = ':memory:', pages = join(root, 'tests/e2e/pages') } = {}) {
   const child = spawn(join(root, 'target/release/evbuf-collector'), [
     '--addr', '127.0.0.1:0', '--db', db,
-    '--serve', `/=${join(root, 'tests/e2e/pages')}`,
+    '--serve', `/=${pages}`,
     '--serve', `/pkg=${join(root, 'pkg')}`,
-  ], { stdio: ['ignore', 'pipe', 'inherit'] });
+    '--exit-on-stdin-eof',
+  ], { stdio: ['pipe', 'pipe', 'inherit'] });
   const url = await new Promise((resolve, reject) => {
     let out = '';
     child.stdout.on('data', (chunk) => {

@@ -226,10 +226,11 @@ impl Inner {
     async fn load_snapshot(self: &Rc<Self>) {
         let storage = self.storage();
         match storage.remembered_backoff().await {
-            Ok(Some((retry_at, attempt))) => self
-                .core
-                .borrow_mut()
-                .handle_backoff_restored(now(), retry_at, attempt),
+            Ok(Some((retry_at, attempt))) => {
+                self.core
+                    .borrow_mut()
+                    .handle_backoff_restored(now(), retry_at, attempt)
+            }
             Ok(None) => {}
             Err(err) => self.report(&err.to_string()),
         }

@@ -13,6 +13,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
+use futures_util::future::join_all;
 use js_sys::Array;
 use rexie::{KeyRange, ObjectStore, Rexie, TransactionMode};
 use wasm_bindgen::{JsCast, JsValue};
@@ -208,12 +209,8 @@ impl IdbStorage {
             .and_then(|v| v.as_f64())
             .map_or(1, |n| n as u64);
         let keys: Vec<Key> = (first..first + events.len() as u64).collect();
-        meta.put(
-            &JsValue::from_f64((first + keys.len() as u64) as f64),
-            Some(&next_key),
-        )
-        .await
-        .map_err(fail)?;
+        let next_seq = JsValue::from_f64((first + keys.len() as u64) as f64);
+        let mut records: Vec<(JsValue, JsValue)> = vec![(next_seq, next_key)];
         let mut new_records = Vec::new();
         for (chunk, chunk_keys) in events
             .chunks(EVENTS_PER_RECORD)
@@ -226,12 +223,19 @@ impl IdbStorage {
                 }
                 wire::push_event(&mut record, &event.id, key, event.ts, &event.payload);
             }
-            let record_key = JsValue::from_f64(chunk_keys[0] as f64);
-            store
-                .put(&JsValue::from_str(&record), Some(&record_key))
-                .await
-                .map_err(fail)?;
+            records.push((
+                JsValue::from_str(&record),
+                JsValue::from_f64(chunk_keys[0] as f64),
+            ));
             new_records.push((chunk_keys[0], chunk_keys.to_vec()));
+        }
+        // All puts go out at once (join_all polls each before waiting on any).
+        let puts = records.iter().enumerate().map(|(i, (value, key))| {
+            let target = if i == 0 { &meta } else { &store };
+            target.put(value, Some(key))
+        });
+        for result in join_all(puts).await {
+            result.map_err(fail)?;
         }
         tx.done().await.map_err(fail)?;
         self.records.borrow_mut().extend(new_records);

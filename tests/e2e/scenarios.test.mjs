@@ -49,6 +49,21 @@ function init(page, options = {}) {
 const stats = (page) => page.evaluate(() => window.evbuf.stats());
 
 /** The distinct events the collector stored for `run` (it keys events by id). */
+/** Logs N events in the page, one every `everyMs`, paced against the clock (no drift);
+ *  resolves once all are stored. */
+function logPaced(page, { run, N, everyMs, kind }) {
+  return page.evaluate(async ({ run, N, everyMs, kind }) => {
+    const start = performance.now();
+    const logged = [];
+    for (let i = 0; i < N; i++) {
+      const wait = start + i * everyMs - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      logged.push(window.evbuf.logEvent({ run, i, kind }));
+    }
+    await Promise.all(logged);
+  }, { run, N, everyMs, kind });
+}
+
 async function delivered(run) {
   const { events } = await collector.events();
   const mine = events.filter((e) => e.payload?.run === run);
@@ -302,16 +317,7 @@ test('outage: 10 s of 503 while 1,000 events are logged at 100/s, retried with b
   const since = await collector.summary();
   await collector.control({ fail_status: 503, fail_for_ms: outageMs });
   const outageStart = Date.now();
-  await page.evaluate(async ({ run, N }) => {
-    const start = performance.now();
-    const logged = [];
-    for (let i = 0; i < N; i++) {
-      const wait = start + i * 10 - performance.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      logged.push(window.evbuf.logEvent({ run, i, kind: 'outage' }));
-    }
-    await Promise.all(logged);
-  }, { run, N });
+  await logPaced(page, { run, N, everyMs: 10, kind: 'outage' });
   const during = await stats(page);
   await deliveredCount(since, N, 40_000, `${N} events`);
   const s = await drained(page);
@@ -450,16 +456,7 @@ test('offline while logging, then back online: all delivered', { timeout: 60_000
   await init(page, { flushIntervalMs: 300, retry: { baseMs: 200, maxMs: 2_000 } });
   const since = await collector.summary();
   // 200 events/s for 3 s; offline from 1 s to 2.5 s into it.
-  const logging = page.evaluate(async ({ run, N }) => {
-    const start = performance.now();
-    const logged = [];
-    for (let i = 0; i < N; i++) {
-      const wait = start + i * 5 - performance.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      logged.push(window.evbuf.logEvent({ run, i, kind: 'offline' }));
-    }
-    await Promise.all(logged);
-  }, { run, N });
+  const logging = logPaced(page, { run, N, everyMs: 5, kind: 'offline' });
   await sleep(1_000);
   await context.setOffline(true);
   const offlineAt = await collector.summary();

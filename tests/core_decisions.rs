@@ -373,7 +373,8 @@ fn a_success_ends_any_backoff_pending() {
         ..Config::default()
     });
     sim.log(); // sent at once
-    sim.core.handle_backoff_restored(sim.now, sim.now + 30_000, 3);
+    sim.core
+        .handle_backoff_restored(sim.now, sim.now + 30_000, 3);
     sim.ok();
     let stats = sim.core.stats(sim.now);
     assert_eq!((stats.retry_at, stats.backoff_attempt), (None, 0));

@@ -367,7 +367,7 @@ fn a_reloaded_page_keeps_waiting_out_the_backoff() {
 }
 
 #[test]
-fn a_success_ends_any_backoff_pending() {
+fn a_backoff_restored_while_a_send_is_out_is_left_to_its_answer() {
     let mut sim = Sim::new(Config {
         max_buffer_size: 1,
         ..Config::default()
@@ -375,9 +375,18 @@ fn a_success_ends_any_backoff_pending() {
     sim.log(); // sent at once
     sim.core
         .handle_backoff_restored(sim.now, sim.now + 30_000, 3);
-    sim.ok();
     let stats = sim.core.stats(sim.now);
     assert_eq!((stats.retry_at, stats.backoff_attempt), (None, 0));
+    sim.answer(status(503));
+    assert_eq!(sim.core.stats(sim.now).backoff_attempt, 1);
+    sim.advance(1_000);
+    sim.ok();
+    let stats = sim.core.stats(sim.now);
+    assert_eq!(
+        (stats.retry_at, stats.backoff_attempt),
+        (None, 0),
+        "a success ends it"
+    );
 }
 
 #[test]

@@ -366,8 +366,9 @@ impl Core {
 
     /// A backoff remembered by an earlier page ([`Action::RememberBackoff`]): wait it out
     /// (never longer than `retry.maxMs` from now, in case the clock moved).
+    /// A send already out decides for itself: its answer sets or ends the backoff.
     pub fn handle_backoff_restored(&mut self, now: u64, retry_at: u64, attempt: u32) {
-        if retry_at > now {
+        if retry_at > now && self.in_flight.is_none() {
             self.retry_at = Some(retry_at.min(now + self.config.retry_max_ms));
             self.attempt = attempt;
         }

@@ -464,10 +464,7 @@ impl Core {
                 if self.attempt > 0 {
                     self.actions.push_back(Action::RememberBackoff(None));
                 }
-                // The server works: whatever backoff was pending (one restored from an
-                // earlier page while this send was out) is over.
                 self.attempt = 0;
-                self.retry_at = None;
                 self.stats.acknowledged += keys.len() as u64;
                 if let Some(bisection) = &mut self.bisection {
                     bisection.acknowledged_any = true;

@@ -212,7 +212,7 @@ evbuf React demo (headless Chromium)
   sequence gaps:        ${gaps}
   max in flight:        ${held.max_in_flight}
   storage:              ${stats.mode}, leader ${stats.leader}
-  drained in:           ${(deliveredMs / 1000).toFixed(1)} s after the last event was logged
+  ${(ok ? 'drained in:' : 'gave up after:').padEnd(22)}${(deliveredMs / 1000).toFixed(1)} s after the last event was logged
   screenshot:           ${relative(process.cwd(), screenshotPath)}
   result:               ${ok ? 'OK, every event delivered' : 'INCOMPLETE'}`);
     if (!ok && missing.length) console.log(`  missing:              ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ', …' : ''}`);

@@ -213,8 +213,8 @@ const FIRST_SESSIONS = [['default options', {}, false], ['nothing sent before', 
 for (const [variant, options, quiet] of FIRST_SESSIONS) {
   test(`close early (${variant}): the page closed 50 ms after the last call, all delivered after reopening`, { timeout: 60_000 }, scenario(async ({ t, launch, run }) => {
     const N = 500;
-    let context = await launch();
-    let page = await openPage(context);
+    const context = await launch();
+    const page = await openPage(context);
     await init(page, options);
     const since = await collector.summary();
     // The calls only: their promises are not awaited, as a page that leaves right away.
@@ -231,12 +231,7 @@ for (const [variant, options, quiet] of FIRST_SESSIONS) {
     await context.close();
     const beforeReopen = await deltas(since);
 
-    context = await launch();
-    page = await openPage(context);
-    await init(page, { flushIntervalMs: 500 });
-    await deliveredCount(since, N, 20_000, `${N} events`);
-    const s = await drained(page);
-    const d = await deltas(since);
+    const { s, d } = await nextPageDelivers(launch, since, N);
     report(t, `close early (${variant})`, d, {
       durable_after_ms: atClose.durable === undefined ? 'not yet' : Math.round(atClose.durable),
       requests_at_close: atClose.stats.requests, unpersisted_at_close: atClose.stats.unpersisted,
@@ -251,6 +246,15 @@ for (const [variant, options, quiet] of FIRST_SESSIONS) {
   }));
 }
 
+/** The next page in the same profile: starts evbuf, waits until the collector holds N
+ *  more events than at `since`, then until the page has nothing left to send. */
+async function nextPageDelivers(launch, since, N) {
+  const page = await openPage(await launch());
+  await init(page, { flushIntervalMs: 500 });
+  await deliveredCount(since, N, 20_000, `${N} events`);
+  return { s: await drained(page), d: await deltas(since) };
+}
+
 /** The browser processes (not helpers) of a profile. */
 function browserPids(dir) {
   return execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' })
@@ -263,8 +267,8 @@ function browserPids(dir) {
 for (const [variant, options, quiet] of FIRST_SESSIONS) {
   test(`crash (${variant}): Chromium killed with SIGKILL 100 ms after the last event was stored, all delivered after relaunch`, { timeout: 60_000 }, scenario(async ({ t, p, launch, run }) => {
     const N = 500;
-    let context = await launch();
-    let page = await openPage(context);
+    const context = await launch();
+    const page = await openPage(context);
     await init(page, options);
     const pids = browserPids(p.dir);
     assert.ok(pids.length >= 1, 'found the browser process');
@@ -282,12 +286,7 @@ for (const [variant, options, quiet] of FIRST_SESSIONS) {
     await eventually(() => browserPids(p.dir).length === 0, 10_000, 'the browser to be gone');
     const beforeRelaunch = await deltas(since);
 
-    context = await launch();
-    page = await openPage(context);
-    await init(page, { flushIntervalMs: 500 });
-    await deliveredCount(since, N, 20_000, `${N} events`);
-    const s = await drained(page);
-    const d = await deltas(since);
+    const { s, d } = await nextPageDelivers(launch, since, N);
     report(t, `crash (${variant})`, d, {
       stored_at_kill: atStored.stored, queued_bytes_at_kill: atStored.queuedBytes,
       delivered_before_kill: beforeRelaunch.count, requests_before_kill: beforeRelaunch.requests,

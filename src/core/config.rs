@@ -7,6 +7,10 @@ use std::fmt;
 /// `keepalive` and `sendBeacon` share this budget).
 pub const KEEPALIVE_BUDGET_BYTES: usize = 64 * 1024;
 
+/// The longest delay a browser timer takes (`setTimeout` holds a signed 32-bit number;
+/// a longer one fires at once).
+pub const MAX_TIMER_MS: u64 = i32::MAX as u64;
+
 /// Everything the core needs to decide when and what to send. Times are milliseconds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -25,6 +29,9 @@ pub struct Config {
     /// Backoff: full jitter over `min(retry_max_ms, retry_base_ms * 2^attempt)`.
     pub retry_base_ms: u64,
     pub retry_max_ms: u64,
+    /// A request with no answer after this long is aborted and counts as a network error:
+    /// a server or proxy that never answers must not hold the in-flight guard forever.
+    pub send_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -39,6 +46,7 @@ impl Default for Config {
             max_event_age_ms: 7 * 24 * 60 * 60 * 1000,
             retry_base_ms: 1_000,
             retry_max_ms: 60_000,
+            send_timeout_ms: 30_000,
         }
     }
 }
@@ -110,6 +118,12 @@ impl Config {
         if self.retry_max_ms < self.retry_base_ms {
             return Err(bad("retry.maxMs", "must be at least retry.baseMs"));
         }
+        if !(100..=MAX_TIMER_MS).contains(&self.send_timeout_ms) {
+            return Err(bad(
+                "sendTimeoutMs",
+                format!("must be between 100 and {MAX_TIMER_MS} ms"),
+            ));
+        }
         Ok(())
     }
 }
@@ -136,6 +150,7 @@ mod tests {
             ("maxEventAgeMs", Box::new(|c| c.max_event_age_ms = 1)),
             ("retry.baseMs", Box::new(|c| c.retry_base_ms = 0)),
             ("retry.maxMs", Box::new(|c| c.retry_max_ms = 1)),
+            ("sendTimeoutMs", Box::new(|c| c.send_timeout_ms = 10)),
         ];
         for (option, break_it) in cases {
             let mut config = Config::default();

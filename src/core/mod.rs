@@ -23,7 +23,7 @@ pub mod wire;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 
-pub use config::{Config, ConfigError, KEEPALIVE_BUDGET_BYTES};
+pub use config::{Config, ConfigError, KEEPALIVE_BUDGET_BYTES, MAX_TIMER_MS};
 pub use memory_store::MemoryStore;
 pub use retry::{backoff_bound_ms, parse_retry_after, SendOutcome, MIN_WAIT_MS};
 pub use stats::{DropCounts, DropReason, Stats};

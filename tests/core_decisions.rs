@@ -374,7 +374,7 @@ fn a_backoff_restored_while_a_send_is_out_is_left_to_its_answer() {
     });
     sim.log(); // sent at once
     sim.core
-        .handle_backoff_restored(sim.now, sim.now + 30_000, 3);
+        .handle_backoff_restored(sim.now, Some((sim.now + 30_000, 3)));
     let stats = sim.core.stats(sim.now);
     assert_eq!((stats.retry_at, stats.backoff_attempt), (None, 0));
     sim.answer(status(503));
@@ -834,9 +834,11 @@ fn hiding_the_page_sends_what_is_stored_within_the_keepalive_budget() {
     let total: usize = sim.unload.iter().map(|b| b.body.len()).sum();
     assert!(total <= 64 * 1024, "{total} bytes of keepalive bodies");
     assert!(sim.unload.len() >= 2, "a budget's worth goes out in chunks");
+    let in_flight = batch_ids(sim.in_flight.as_ref().expect("a normal send is out"));
     let first = batch_ids(&sim.unload[0]);
-    assert_eq!(first[0], ids[0], "oldest first");
-    // A second hide in the same hidden period sends nothing more.
+    assert_eq!(first[0], ids[in_flight.len()], "oldest first, after those in flight");
+    assert!(sim.unload.iter().flat_map(batch_ids).all(|id| !in_flight.contains(&id)));
+    // A second hide sends nothing that an earlier post carries.
     let count = sim.unload.len();
     sim.core.handle_page_hidden(sim.now);
     sim.pump();

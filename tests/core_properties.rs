@@ -29,6 +29,10 @@ enum Step {
     NetworkError {
         jitter: f64,
     },
+    TimeOut {
+        delivered: bool,
+        jitter: f64,
+    },
     Flush,
     Online(bool),
     Leader(bool),
@@ -36,10 +40,11 @@ enum Step {
     CrashAndReload {
         delivered: bool,
     },
-    Hide {
+    Hide,
+    AnswerUnload {
         delivered: bool,
-        answered: bool,
     },
+    OtherTabs(bool),
 }
 
 fn status() -> impl Strategy<Value = u16> {
@@ -79,12 +84,15 @@ fn step() -> impl Strategy<Value = Step> {
         8 => (status(), retry_after(), jitter())
             .prop_map(|(status, retry_after, jitter)| Step::Answer { status, retry_after, jitter }),
         1 => jitter().prop_map(|jitter| Step::NetworkError { jitter }),
+        1 => (any::<bool>(), jitter()).prop_map(|(delivered, jitter)| Step::TimeOut { delivered, jitter }),
         2 => Just(Step::Flush),
         1 => any::<bool>().prop_map(Step::Online),
         1 => any::<bool>().prop_map(Step::Leader),
         1 => any::<bool>().prop_map(Step::PersistLater),
         1 => any::<bool>().prop_map(|delivered| Step::CrashAndReload { delivered }),
-        1 => (any::<bool>(), any::<bool>()).prop_map(|(delivered, answered)| Step::Hide { delivered, answered }),
+        2 => Just(Step::Hide),
+        2 => any::<bool>().prop_map(|delivered| Step::AnswerUnload { delivered }),
+        1 => any::<bool>().prop_map(Step::OtherTabs),
     ]
 }
 
@@ -138,6 +146,12 @@ fn apply(sim: &mut Sim, step: &Step) {
                 check_backoff(sim, before);
             }
         }
+        Step::TimeOut { delivered, jitter } => {
+            if sim.in_flight.is_some() {
+                sim.time_out(*delivered, *jitter);
+                check_backoff(sim, sim.now);
+            }
+        }
         Step::Flush => {
             sim.flush();
         }
@@ -156,12 +170,11 @@ fn apply(sim: &mut Sim, step: &Step) {
             }
         }
         Step::CrashAndReload { delivered } => sim.crash_and_reload(*delivered),
-        Step::Hide {
-            delivered,
-            answered,
-        } => {
-            sim.hide(*delivered, *answered);
+        Step::Hide => {
+            sim.post_on_hide();
         }
+        Step::AnswerUnload { delivered } => sim.answer_unload(*delivered, true),
+        Step::OtherTabs(alive) => sim.core.handle_other_tabs(*alive),
     }
 }
 
@@ -184,6 +197,7 @@ fn drain(sim: &mut Sim) {
     sim.core.handle_online(sim.now, true);
     sim.core.handle_leadership(sim.now, true);
     sim.pump();
+    sim.answer_unload(true, true);
     let mut rounds = 0;
     loop {
         if sim.in_flight.is_some() {

@@ -14,11 +14,38 @@ pub const DEVICE: &str = "device-1";
 pub struct Collector {
     pub acknowledged: BTreeMap<String, u32>,
     pub requests: usize,
+    /// Ids the server accepted in a request whose answer the page never acted on (it
+    /// timed out, the page closed or crashed, or the delete it caused was lost): the only
+    /// ids that may arrive again.
+    pub answer_lost: BTreeSet<String>,
 }
 
 impl Collector {
     pub fn distinct(&self) -> usize {
         self.acknowledged.len()
+    }
+
+    pub fn duplicates(&self) -> u32 {
+        self.acknowledged.values().map(|n| n - 1).sum()
+    }
+
+    /// The server accepts `batch`; `heard` says whether the page acts on the answer.
+    ///
+    /// # Panics
+    /// If an id arrives again although every earlier answer for it was heard: a
+    /// systematic duplicate.
+    pub fn accept(&mut self, batch: &Batch, heard: bool) {
+        for id in batch_ids(batch) {
+            let seen = self.acknowledged.entry(id.clone()).or_default();
+            *seen += 1;
+            assert!(
+                *seen == 1 || self.answer_lost.contains(&id),
+                "event {id} arrived again although the page heard every answer for it"
+            );
+            if !heard {
+                self.answer_lost.insert(id);
+            }
+        }
     }
 }
 
@@ -57,6 +84,9 @@ pub struct Sim {
     pub dropped: BTreeSet<String>,
     /// When false, `Persist` actions wait for [`Sim::complete_persist`].
     pub persist_at_once: bool,
+    /// Deletes not yet executed: like the driver, they run when storage is idle or go
+    /// with the next write; a crash loses them.
+    pub pending_deletes: Vec<evbuf::core::Key>,
     /// How often this tab asked the sending tab to flush.
     pub asked_sender: usize,
     /// What storage holds of the backoff, as a driver persists it.
@@ -83,6 +113,7 @@ impl Sim {
             durable: BTreeSet::new(),
             dropped: BTreeSet::new(),
             persist_at_once: true,
+            pending_deletes: Vec::new(),
             asked_sender: 0,
             remembered_backoff: None,
             pending_persist: None,
@@ -124,7 +155,12 @@ impl Sim {
                         self.complete_persist();
                     }
                 }
-                Action::Delete(keys) => self.store.delete(&keys),
+                Action::Delete(keys) => {
+                    self.pending_deletes.extend(keys);
+                    if self.pending_persist.is_none() {
+                        self.complete_deletes();
+                    }
+                }
                 Action::Send(batch) => {
                     assert!(
                         self.in_flight.is_none(),
@@ -157,33 +193,52 @@ impl Sim {
         }
     }
 
-    /// The page is hidden: its keepalive batches reach the collector if `delivered`, and
-    /// their answers come back if `answered` (the page lived on).
-    pub fn hide(&mut self, delivered: bool, answered: bool) -> usize {
+    /// The page is hidden (or closed): returns how many keepalive posts it made; they
+    /// stay out until [`Sim::answer_unload`].
+    pub fn post_on_hide(&mut self) -> usize {
+        let before = self.unload.len();
         self.core.handle_page_hidden(self.now);
         self.pump();
-        let batches = std::mem::take(&mut self.unload);
-        let count = batches.len();
-        for batch in batches {
-            if !delivered {
-                continue;
-            }
-            for id in batch_ids(&batch) {
-                *self.collector.acknowledged.entry(id).or_default() += 1;
+        self.unload.len() - before
+    }
+
+    /// The keepalive posts out reach the collector if `delivered`, and their answers (2xx
+    /// if delivered, else a network error) come back to the page if `answered`.
+    pub fn answer_unload(&mut self, delivered: bool, answered: bool) {
+        for batch in std::mem::take(&mut self.unload) {
+            if delivered {
+                self.collector.accept(&batch, answered);
             }
             if answered {
+                let outcome = if delivered {
+                    SendOutcome::status(200)
+                } else {
+                    SendOutcome::NetworkError("keepalive failed".into())
+                };
                 self.core
-                    .handle_unload_result(self.now, &batch.keys, &SendOutcome::status(200));
+                    .handle_unload_result(self.now, batch.id, &batch.keys, &outcome);
                 self.pump();
             }
         }
-        self.core.handle_page_visible();
+    }
+
+    /// Hides the page and settles its keepalive posts at once.
+    pub fn hide(&mut self, delivered: bool, answered: bool) -> usize {
+        let count = self.post_on_hide();
+        self.answer_unload(delivered, answered);
         count
     }
 
-    /// Finishes the write handed to storage.
+    /// Executes the deletes waiting for storage.
+    pub fn complete_deletes(&mut self) {
+        let keys = std::mem::take(&mut self.pending_deletes);
+        self.store.delete(&keys);
+    }
+
+    /// Finishes the write handed to storage, with the deletes that waited for it.
     pub fn complete_persist(&mut self) {
         let events = self.pending_persist.take().expect("a write is pending");
+        self.complete_deletes();
         let keys = self.store.put_all(&events);
         self.durable.extend(events.iter().map(|e| e.id.clone()));
         self.core.handle_persisted(self.now, &keys);
@@ -212,7 +267,7 @@ impl Sim {
             // A core that asks to be woken at a moment it has passed would spin.
             if let Some(next) = self.core.poll_timeout() {
                 assert!(
-                    next > self.now || self.in_flight.is_some() || self.pending_persist.is_some(),
+                    next > self.now,
                     "timer re-armed in the past: {next} <= {}",
                     self.now
                 );
@@ -235,12 +290,28 @@ impl Sim {
                 ..
             }
         ) {
-            for id in batch_ids(&batch) {
-                *self.collector.acknowledged.entry(id).or_default() += 1;
-            }
+            self.collector.accept(&batch, true);
         }
         self.core
             .handle_send_result(self.now, batch.id, outcome, jitter);
+        self.pump();
+        batch
+    }
+
+    /// The request in flight gets no answer within `sendTimeoutMs`: the driver aborts it.
+    /// The server may have accepted it (`delivered`) all the same.
+    pub fn time_out(&mut self, delivered: bool, jitter: f64) -> Batch {
+        let batch = self.in_flight.take().expect("a request is in flight");
+        self.now += self.config.send_timeout_ms;
+        if delivered {
+            self.collector.accept(&batch, false);
+        }
+        self.core.handle_send_result(
+            self.now,
+            batch.id,
+            SendOutcome::NetworkError("TimeoutError: signal timed out".into()),
+            jitter,
+        );
         self.pump();
         batch
     }
@@ -263,24 +334,31 @@ impl Sim {
             .map(|(_, r)| r)
     }
 
-    /// The page dies: a request in flight may have reached the server (`delivered`) but
-    /// its answer is lost; a write not yet complete is lost. A new page loads storage.
+    /// The page dies: requests out (normal and keepalive) may have reached the server
+    /// (`delivered`) but their answers are lost; a write not yet complete is lost, and so
+    /// are deletes not yet executed. A new page starts as the driver starts one: the
+    /// remembered backoff first, then a snapshot of storage.
     pub fn crash_and_reload(&mut self, delivered: bool) {
-        if let Some(batch) = self.in_flight.take() {
-            if delivered {
-                for id in batch_ids(&batch) {
-                    *self.collector.acknowledged.entry(id).or_default() += 1;
-                }
+        let out: Vec<Batch> = self.in_flight.take().into_iter().chain(self.unload.drain(..)).collect();
+        if delivered {
+            for batch in &out {
+                self.collector.accept(batch, false);
+            }
+        }
+        // Acknowledged but still stored: the next page sends them again.
+        let undeleted = std::mem::take(&mut self.pending_deletes);
+        for event in self.store.load() {
+            if undeleted.contains(&event.key) {
+                self.collector.answer_lost.insert(event.id);
             }
         }
         self.pending_persist = None;
         self.core = Core::new(self.config.clone(), DEVICE.into()).expect("valid config");
+        self.core
+            .handle_backoff_restored(self.now, self.remembered_backoff);
         let stored = self.store.load();
-        self.core.handle_loaded(self.now, stored);
-        if let Some((retry_at, attempt)) = self.remembered_backoff {
-            self.core
-                .handle_backoff_restored(self.now, retry_at, attempt);
-        }
+        let below = self.store.next_key();
+        self.core.handle_snapshot(self.now, stored, below);
         self.pump();
     }
 

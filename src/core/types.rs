@@ -1,0 +1,162 @@
+//! What goes in and out of the core: events, batches, actions, reports and errors.
+
+use std::fmt;
+
+use super::retry::SendOutcome;
+use super::stats::DropReason;
+
+/// A storage key. Storage assigns keys in increasing order, so a key is also the event's
+/// `seq` on the wire and its age rank.
+pub type Key = u64;
+
+/// The core's handle on one logged event, in logging order: `flush()` waits for every
+/// ticket handed out before it.
+pub type Ticket = u64;
+
+/// An event to be written by [`Action::Persist`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    pub ticket: Ticket,
+    pub id: String,
+    pub ts: u64,
+    /// The payload, already serialized as JSON.
+    pub payload: String,
+}
+
+/// An event as storage holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub key: Key,
+    pub id: String,
+    pub ts: u64,
+    pub payload: String,
+}
+
+/// One request to make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// Identifies the answer in [`super::Core::handle_send_result`] or
+    /// [`super::Core::handle_unload_result`].
+    pub id: u64,
+    /// The storage keys of the events it carries.
+    pub keys: Vec<Key>,
+    /// The request body in the wire format.
+    pub body: String,
+}
+
+/// What the driver must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Write these events in one go; answer with [`super::Core::handle_persisted`] (keys in
+    /// the same order) or [`super::Core::handle_persist_failed`].
+    Persist(Vec<NewEvent>),
+    /// Remove these keys from storage (acknowledged or dropped).
+    Delete(Vec<Key>),
+    /// POST this batch; answer with [`super::Core::handle_send_result`].
+    Send(Batch),
+    /// The page may be going away and no other tab can take over: POST this batch with
+    /// `keepalive` and a CORS-safelisted content type. Answer with
+    /// [`super::Core::handle_unload_result`] if the page lives to hear it.
+    SendUnload(Batch),
+    /// Tell the user (the `onError` callback).
+    Report(Report),
+    /// Persist the backoff (`Some((retry_at, attempt))`) or its end (`None`), so that a
+    /// reloaded page keeps waiting instead of hammering a server that is down, and tell
+    /// the other tabs (their `flush()` settles with it). Fed back to a new page or a new
+    /// sender with [`super::Core::handle_backoff_restored`].
+    RememberBackoff(Option<(u64, u32)>),
+    /// This tab does not send: ask the tab that does to flush now.
+    AskSenderToFlush,
+    /// A `flush()` call is settled.
+    FlushSettled {
+        waiter: u64,
+        result: Result<(), FlushError>,
+    },
+}
+
+/// Something the user should hear about.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Report {
+    /// These events were dropped and counted.
+    Dropped {
+        reason: DropReason,
+        ids: Vec<String>,
+        detail: String,
+    },
+    /// A send failed; the events are kept and retried at `retry_at`.
+    SendFailed {
+        outcome: SendOutcome,
+        retry_at: u64,
+        detail: String,
+    },
+    /// Storage could not write; the events are kept in memory.
+    StorageFailed { detail: String },
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Report::Dropped {
+                reason,
+                ids,
+                detail,
+            } => write!(
+                f,
+                "dropped {} event(s) ({}): {detail}",
+                ids.len(),
+                reason.name()
+            ),
+            Report::SendFailed { detail, .. } => write!(f, "failed to send events: {detail}"),
+            Report::StorageFailed { detail } => write!(f, "failed to store events: {detail}"),
+        }
+    }
+}
+
+/// Why `logEvent` refused an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LogError {
+    /// The event cannot fit in any batch.
+    TooLarge { bytes: usize, limit: usize },
+}
+
+impl fmt::Display for LogError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LogError::TooLarge { bytes, limit } => write!(
+                f,
+                "failed to log event: it takes {bytes} bytes on the wire, more than maxBatchBytes ({limit})"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for LogError {}
+
+/// Why a `flush()` did not deliver everything logged before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FlushError {
+    /// The browser says it is offline; events stay stored.
+    Offline,
+    /// A send failed; events stay stored and are retried at `retry_at`.
+    SendFailed { detail: String, retry_at: u64 },
+    /// An earlier failure is being waited out until `retry_at`.
+    BackingOff { retry_at: u64 },
+    /// Another tab sends for this origin and did not deliver in time.
+    SenderSilent { waited_ms: u64 },
+}
+
+impl fmt::Display for FlushError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FlushError::Offline => write!(f, "failed to flush: the browser is offline; events stay stored"),
+            FlushError::SendFailed { detail, retry_at } => write!(f, "failed to flush: {detail}; events stay stored and are retried at {retry_at}"),
+            FlushError::BackingOff { retry_at } => write!(f, "failed to flush: waiting after an earlier failure until {retry_at}; events stay stored"),
+            FlushError::SenderSilent { waited_ms } => write!(f, "failed to flush: the tab that sends for this site delivered nothing within {waited_ms} ms; events stay stored"),
+        }
+    }
+}
+
+impl std::error::Error for FlushError {}

@@ -1,6 +1,8 @@
 //! The cross-tab channel: a `BroadcastChannel` per storage name, closed when dropped.
 //! Messages are `{stored: [first, last]}` (a tab wrote these seqs), `{deleted: [seq…]}`
-//! (the sender acknowledged or dropped these) and `{flush: true}` (please send now).
+//! (the sender acknowledged or dropped these), `{flush: true}` (please send now),
+//! `{backoff: retry_at}` (the sender waits until then) and `{tab: true|false}` (a tab
+//! opened or is closing).
 
 use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::closure::Closure;
@@ -11,9 +13,15 @@ use crate::core::Key;
 
 /// What one tab tells the others.
 pub enum Message {
-    Stored { first: Key, last: Key },
+    Stored {
+        first: Key,
+        last: Key,
+    },
     Deleted(Vec<Key>),
     Flush,
+    BackingOff(u64),
+    /// A tab opened (`true`) or is closing (`false`).
+    Tab(bool),
 }
 
 pub struct Channel {
@@ -62,6 +70,8 @@ fn encode(message: &Message) -> JsValue {
         Message::Stored { first, last } => ("stored", keys_to_js(&[*first, *last])),
         Message::Deleted(keys) => ("deleted", keys_to_js(keys)),
         Message::Flush => ("flush", JsValue::TRUE),
+        Message::BackingOff(retry_at) => ("backoff", JsValue::from_f64(*retry_at as f64)),
+        Message::Tab(open) => ("tab", JsValue::from_bool(*open)),
     };
     let _ = Reflect::set(&object, &name.into(), &value);
     object.into()
@@ -90,6 +100,12 @@ fn decode(data: &JsValue) -> Option<Message> {
     }
     if let Some(deleted) = field("deleted") {
         return Some(Message::Deleted(keys_from_js(&deleted)));
+    }
+    if let Some(retry_at) = field("backoff").and_then(|v| v.as_f64()) {
+        return Some(Message::BackingOff(retry_at as u64));
+    }
+    if let Some(open) = field("tab").and_then(|v| v.as_bool()) {
+        return Some(Message::Tab(open));
     }
     field("flush").map(|_| Message::Flush)
 }

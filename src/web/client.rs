@@ -11,6 +11,7 @@ use wasm_bindgen_futures::spawn_local;
 use crate::core::{wire, Action, Batch, Core, Key, MemoryStore, Stats};
 
 use super::channel::{Channel, Message};
+use super::clock::now;
 use super::leader::{self, Leadership};
 use super::lifecycle::{self, Listener};
 use super::options::Options;
@@ -19,10 +20,6 @@ use super::storage::{IdbStorage, Storage};
 use super::timer::Timer;
 use super::transport::{self, Mode};
 use super::Error;
-
-fn now() -> u64 {
-    js_sys::Date::now() as u64
-}
 
 /// A promise and its resolve function.
 struct Pending {
@@ -74,9 +71,16 @@ struct Inner {
     listeners: RefCell<Vec<Listener>>,
     /// Held (or awaited) Web Lock that makes this tab the sender; `None` without Web Locks.
     leadership: RefCell<Option<Leadership>>,
+    lock_name: String,
+    /// Since a write failed, events live in memory with keys from here on; other tabs'
+    /// deletes of keys this high name IndexedDB events this tab never held.
+    memory_from: Cell<Option<Key>>,
     channel: RefCell<Option<Channel>>,
     stopped: Cell<bool>,
 }
+
+/// How long after a tab says it opened or is closing the sender counts the tabs again.
+const TAB_SETTLE_MS: u32 = 250;
 
 impl Client {
     /// Opens storage (IndexedDB, or memory if that fails), loads what an earlier page
@@ -121,6 +125,8 @@ impl Client {
             random: RefCell::new(random),
             listeners: RefCell::new(Vec::new()),
             leadership: RefCell::new(None),
+            lock_name: format!("evbuf-sender:{}", options.storage_name),
+            memory_from: Cell::new(None),
             channel: RefCell::new(None),
             stopped: Cell::new(false),
         });
@@ -226,12 +232,10 @@ impl Inner {
     async fn load_snapshot(self: &Rc<Self>) {
         let storage = self.storage();
         match storage.remembered_backoff().await {
-            Ok(Some((retry_at, attempt))) => {
-                self.core
-                    .borrow_mut()
-                    .handle_backoff_restored(now(), retry_at, attempt)
-            }
-            Ok(None) => {}
+            Ok(remembered) => self
+                .core
+                .borrow_mut()
+                .handle_backoff_restored(now(), remembered),
             Err(err) => self.report(&err.to_string()),
         }
         match storage.load().await {
@@ -245,13 +249,14 @@ impl Inner {
     /// logged itself (see README: duplicates only for events stored as a tab opens).
     fn coordinate_tabs(self: &Rc<Self>, storage_name: &str) {
         let weak = Rc::downgrade(self);
-        let leadership = leader::request(&format!("evbuf-sender:{storage_name}"), move || {
+        let leadership = leader::request(&self.lock_name, move || {
             let Some(inner) = weak.upgrade() else { return };
             spawn_local(async move {
                 // Catch up on what the previous sender left and other tabs wrote.
                 inner.load_snapshot().await;
                 inner.core.borrow_mut().handle_leadership(now(), true);
                 inner.pump();
+                inner.count_other_tabs(0);
             });
         });
         if leadership.is_some() {
@@ -273,7 +278,10 @@ impl Inner {
                         inner.pump();
                     });
                 }
-                Message::Deleted(keys) => {
+                Message::Deleted(mut keys) => {
+                    if let Some(from) = inner.memory_from.get() {
+                        keys.retain(|&k| k < from);
+                    }
                     inner
                         .core
                         .borrow_mut()
@@ -284,10 +292,32 @@ impl Inner {
                     inner.core.borrow_mut().handle_flush_hint(now());
                     inner.pump();
                 }
+                Message::BackingOff(retry_at) => {
+                    inner
+                        .core
+                        .borrow_mut()
+                        .handle_sender_backing_off(now(), retry_at);
+                    inner.pump();
+                }
+                // The new tab's lock request, or the closing tab's release, takes a moment.
+                Message::Tab(_) if leader => inner.count_other_tabs(TAB_SETTLE_MS),
                 _ => {}
             }
         });
         *self.channel.borrow_mut() = channel;
+        self.broadcast(Message::Tab(true));
+    }
+
+    /// Tells the core, `after_ms` from now, whether another tab waits to take over
+    /// sending: a sender that can be replaced does not post on the unload path.
+    fn count_other_tabs(self: &Rc<Self>, after_ms: u32) {
+        let weak = Rc::downgrade(self);
+        spawn_local(async move {
+            gloo_timers::future::TimeoutFuture::new(after_ms).await;
+            let Some(inner) = weak.upgrade() else { return };
+            let alive = leader::others_waiting(&inner.lock_name).await;
+            inner.core.borrow_mut().handle_other_tabs(alive);
+        });
     }
 
     fn broadcast(&self, message: Message) {
@@ -313,6 +343,7 @@ impl Inner {
             let weak = Rc::downgrade(self);
             listeners.extend(Listener::new(None, "pagehide", move |_| {
                 if let Some(inner) = weak.upgrade() {
+                    inner.broadcast(Message::Tab(false));
                     inner.core.borrow_mut().handle_page_hidden(now());
                     inner.pump();
                 }
@@ -326,10 +357,8 @@ impl Inner {
                     if let Some(inner) = weak.upgrade() {
                         if lifecycle::is_hidden(&doc) {
                             inner.core.borrow_mut().handle_page_hidden(now());
-                        } else {
-                            inner.core.borrow_mut().handle_page_visible();
+                            inner.pump();
                         }
-                        inner.pump();
                     }
                 },
             ));
@@ -364,14 +393,18 @@ impl Inner {
                 let waiting = std::mem::take(&mut *self.waiting.borrow_mut());
                 self.writing.borrow_mut().extend(waiting);
                 self.write_running.set(true);
+                let deletes = std::mem::take(&mut *self.to_delete.borrow_mut());
                 let inner = self.clone();
                 spawn_local(async move {
                     let storage = inner.storage();
-                    let result = storage.put_all(&events).await;
+                    let result = storage.put_all(&events, &deletes).await;
                     match result {
                         Ok(keys) => {
                             if let (Some(&first), Some(&last)) = (keys.first(), keys.last()) {
                                 inner.broadcast(Message::Stored { first, last });
+                            }
+                            if !deletes.is_empty() {
+                                inner.broadcast(Message::Deleted(deletes));
                             }
                             inner.core.borrow_mut().handle_persisted(now(), &keys);
                             for resolve in inner.writing.borrow_mut().drain(..) {
@@ -390,7 +423,10 @@ impl Inner {
                                 *inner.storage.borrow_mut() = Rc::new(Storage::Memory(
                                     RefCell::new(MemoryStore::new(first_key)),
                                 ));
+                                inner.memory_from.set(Some(first_key));
                             }
+                            // The transaction rolled back: its deletes wait for the next try.
+                            inner.to_delete.borrow_mut().splice(0..0, deletes);
                             inner.core.borrow_mut().handle_persist_failed(
                                 now(),
                                 format!("{err}; keeping events in memory for this page"),
@@ -414,6 +450,9 @@ impl Inner {
             Action::Report(report) => self.report(&report.to_string()),
             Action::AskSenderToFlush => self.broadcast(Message::Flush),
             Action::RememberBackoff(backoff) => {
+                if let Some((retry_at, _)) = backoff {
+                    self.broadcast(Message::BackingOff(retry_at));
+                }
                 let inner = self.clone();
                 spawn_local(async move {
                     if let Err(err) = inner.storage().remember_backoff(backoff).await {
@@ -439,7 +478,7 @@ impl Inner {
     }
 
     /// Deletes what is waiting in one transaction, unless a write or a delete is running
-    /// (each calls back here when it ends).
+    /// (each calls back here when it ends; a write that starts meanwhile takes them).
     fn delete_when_idle(self: &Rc<Self>) {
         if self.write_running.get() || self.delete_running.get() {
             return;
@@ -461,9 +500,20 @@ impl Inner {
     }
 
     fn send(self: &Rc<Self>, batch: Batch, mode: Mode) {
+        if mode == Mode::Normal && self.leadership.borrow().is_some() {
+            self.count_other_tabs(0);
+        }
+        let timeout_ms = self.core.borrow().config().send_timeout_ms;
         let inner = self.clone();
         spawn_local(async move {
-            let outcome = transport::send(&inner.endpoint, &inner.headers, &batch.body, mode).await;
+            let outcome = transport::send(
+                &inner.endpoint,
+                &inner.headers,
+                &batch.body,
+                mode,
+                timeout_ms,
+            )
+            .await;
             match mode {
                 Mode::Normal => inner.core.borrow_mut().handle_send_result(
                     now(),
@@ -471,12 +521,12 @@ impl Inner {
                     outcome,
                     js_sys::Math::random(),
                 ),
-                Mode::Unload => {
-                    inner
-                        .core
-                        .borrow_mut()
-                        .handle_unload_result(now(), &batch.keys, &outcome)
-                }
+                Mode::Unload => inner.core.borrow_mut().handle_unload_result(
+                    now(),
+                    batch.id,
+                    &batch.keys,
+                    &outcome,
+                ),
             }
             inner.pump();
         });

@@ -60,3 +60,28 @@ pub fn request(name: &str, on_granted: impl FnOnce() + 'static) -> Option<Leader
         _ignore: ignore,
     })
 }
+
+/// Whether another tab waits for the lock `name`: it would take over sending if this tab
+/// closed. False where Web Locks is missing or the query fails.
+pub async fn others_waiting(name: &str) -> bool {
+    let Some(locks) = lock_manager() else {
+        return false;
+    };
+    let query = Reflect::get(&locks, &"query".into())
+        .ok()
+        .and_then(|q| q.dyn_into::<Function>().ok())
+        .and_then(|q| q.call0(&locks).ok())
+        .and_then(|p| p.dyn_into::<Promise>().ok());
+    let Some(query) = query else { return false };
+    let Ok(snapshot) = wasm_bindgen_futures::JsFuture::from(query).await else {
+        return false;
+    };
+    let pending = Reflect::get(&snapshot, &"pending".into()).unwrap_or(JsValue::UNDEFINED);
+    js_sys::Array::from(&pending).iter().any(|lock| {
+        Reflect::get(&lock, &"name".into())
+            .ok()
+            .and_then(|n| n.as_string())
+            .as_deref()
+            == Some(name)
+    })
+}

@@ -5,6 +5,7 @@
 mod api;
 mod channel;
 mod client;
+mod clock;
 mod leader;
 mod lifecycle;
 mod options;

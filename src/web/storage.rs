@@ -48,10 +48,17 @@ impl Storage {
         matches!(self, Storage::Memory(_))
     }
 
-    pub async fn put_all(&self, events: &[NewEvent]) -> Result<Vec<Key>, Error> {
+    /// Writes `events` and, in the same transaction, deletes `deletes` (acknowledged
+    /// keys waiting for storage): under sustained logging writes run back to back, and a
+    /// delete that waited for a pause would never run.
+    pub async fn put_all(&self, events: &[NewEvent], deletes: &[Key]) -> Result<Vec<Key>, Error> {
         match self {
-            Storage::IndexedDb(idb) => idb.put_all(events).await,
-            Storage::Memory(memory) => Ok(memory.borrow_mut().put_all(events)),
+            Storage::IndexedDb(idb) => idb.put_all(events, deletes).await,
+            Storage::Memory(memory) => {
+                let mut memory = memory.borrow_mut();
+                memory.delete(deletes);
+                Ok(memory.put_all(events))
+            }
         }
     }
 
@@ -192,9 +199,11 @@ impl IdbStorage {
         }))
     }
 
-    /// Writes the events in one transaction and returns their seqs once it has committed.
-    pub async fn put_all(&self, events: &[NewEvent]) -> Result<Vec<Key>, Error> {
+    /// Writes the events and deletes `deletes` in one transaction; returns the events'
+    /// seqs once it has committed.
+    pub async fn put_all(&self, events: &[NewEvent], deletes: &[Key]) -> Result<Vec<Key>, Error> {
         let fail = |e| storage_error("store events", e);
+        let touched = self.records_touched(deletes);
         let tx = self
             .db
             .transaction(&[EVENTS, META], TransactionMode::ReadWrite)
@@ -234,10 +243,14 @@ impl IdbStorage {
             let target = if i == 0 { &meta } else { &store };
             target.put(value, Some(key))
         });
-        for result in join_all(puts).await {
+        let (puts, deleted) =
+            futures_util::future::join(join_all(puts), delete_in(&store, &touched)).await;
+        for result in puts {
             result.map_err(fail)?;
         }
+        deleted.map_err(fail)?;
         tx.done().await.map_err(fail)?;
+        self.forget_records(touched);
         self.records.borrow_mut().extend(new_records);
         Ok(keys)
     }
@@ -245,21 +258,7 @@ impl IdbStorage {
     /// Removes these seqs: records left empty are deleted, others rewritten without them.
     pub async fn delete(&self, keys: &[Key]) -> Result<(), Error> {
         let fail = |e| storage_error("delete events", e);
-        // Which records, and what remains in each.
-        let mut touched: BTreeMap<Key, Vec<Key>> = BTreeMap::new();
-        {
-            let records = self.records.borrow();
-            for &key in keys {
-                if let Some((&first, seqs)) = records.range(..=key).next_back() {
-                    if seqs.contains(&key) {
-                        touched
-                            .entry(first)
-                            .or_insert_with(|| seqs.clone())
-                            .retain(|&s| s != key);
-                    }
-                }
-            }
-        }
+        let touched = self.records_touched(keys);
         if touched.is_empty() {
             return Ok(());
         }
@@ -268,31 +267,31 @@ impl IdbStorage {
             .transaction(&[EVENTS], TransactionMode::ReadWrite)
             .map_err(fail)?;
         let store = tx.store(EVENTS).map_err(fail)?;
-        for (&first, remaining) in &touched {
-            let record_key = JsValue::from_f64(first as f64);
-            if remaining.is_empty() {
-                store.delete(record_key).await.map_err(fail)?;
-                continue;
-            }
-            // Read it back inside this transaction: the stored record is the truth.
-            let Some(stored) = store
-                .get(record_key.clone())
-                .await
-                .map_err(fail)?
-                .and_then(|v| v.as_string())
-            else {
-                continue;
-            };
-            let kept: Vec<&str> = stored
-                .lines()
-                .filter(|line| wire::parse_seq(line).is_some_and(|seq| remaining.contains(&seq)))
-                .collect();
-            store
-                .put(&JsValue::from_str(&kept.join("\n")), Some(&record_key))
-                .await
-                .map_err(fail)?;
-        }
+        delete_in(&store, &touched).await.map_err(fail)?;
         tx.done().await.map_err(fail)?;
+        self.forget_records(touched);
+        Ok(())
+    }
+
+    /// The records these keys live in, and the seqs each keeps.
+    fn records_touched(&self, keys: &[Key]) -> BTreeMap<Key, Vec<Key>> {
+        let mut touched: BTreeMap<Key, Vec<Key>> = BTreeMap::new();
+        let records = self.records.borrow();
+        for &key in keys {
+            if let Some((&first, seqs)) = records.range(..=key).next_back() {
+                if seqs.contains(&key) {
+                    touched
+                        .entry(first)
+                        .or_insert_with(|| seqs.clone())
+                        .retain(|&s| s != key);
+                }
+            }
+        }
+        touched
+    }
+
+    /// After the transaction that deleted them committed.
+    fn forget_records(&self, touched: BTreeMap<Key, Vec<Key>>) {
         let mut records = self.records.borrow_mut();
         for (first, remaining) in touched {
             if remaining.is_empty() {
@@ -301,7 +300,6 @@ impl IdbStorage {
                 records.insert(first, remaining);
             }
         }
-        Ok(())
     }
 
     /// Everything stored, oldest first, and `next_seq` as of the same transaction.
@@ -370,4 +368,34 @@ impl IdbStorage {
         }
         events
     }
+}
+
+/// Deletes or rewrites the touched records inside the caller's transaction.
+async fn delete_in(
+    store: &rexie::Store,
+    touched: &BTreeMap<Key, Vec<Key>>,
+) -> Result<(), rexie::Error> {
+    for (&first, remaining) in touched {
+        let record_key = JsValue::from_f64(first as f64);
+        if remaining.is_empty() {
+            store.delete(record_key).await?;
+            continue;
+        }
+        // Read it back inside this transaction: the stored record is the truth.
+        let Some(stored) = store
+            .get(record_key.clone())
+            .await?
+            .and_then(|v| v.as_string())
+        else {
+            continue;
+        };
+        let kept: Vec<&str> = stored
+            .lines()
+            .filter(|line| wire::parse_seq(line).is_some_and(|seq| remaining.contains(&seq)))
+            .collect();
+        store
+            .put(&JsValue::from_str(&kept.join("\n")), Some(&record_key))
+            .await?;
+    }
+    Ok(())
 }

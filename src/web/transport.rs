@@ -13,6 +13,10 @@ extern "C" {
     /// The global `fetch`, the same in a window and in a worker.
     #[wasm_bindgen(js_name = fetch)]
     fn global_fetch(request: &Request) -> Promise;
+
+    /// `AbortSignal.timeout(ms)`; throws in engines that lack it.
+    #[wasm_bindgen(catch, js_namespace = AbortSignal, js_name = timeout)]
+    fn abort_after(ms: f64) -> Result<JsValue, JsValue>;
 }
 
 /// How a body goes out.
@@ -25,15 +29,27 @@ pub enum Mode {
     Unload,
 }
 
-/// POSTs `body` to `endpoint` and reports what came back.
+/// POSTs `body` to `endpoint` and reports what came back. A request with no answer after
+/// `timeout_ms` is aborted: a server or proxy that never answers must not hold the
+/// in-flight guard forever.
 pub async fn send(
     endpoint: &str,
     headers: &[(String, String)],
     body: &str,
     mode: Mode,
+    timeout_ms: u64,
 ) -> SendOutcome {
-    match try_send(endpoint, headers, body, mode).await {
+    match try_send(endpoint, headers, body, mode, timeout_ms).await {
         Ok(outcome) => outcome,
+        Err(err)
+            if Reflect::get(&err, &"name".into())
+                .ok()
+                .and_then(|n| n.as_string())
+                .as_deref()
+                == Some("TimeoutError") =>
+        {
+            SendOutcome::NetworkError(format!("no answer within {timeout_ms} ms (sendTimeoutMs)"))
+        }
         Err(err) => SendOutcome::NetworkError(describe(&err)),
     }
 }
@@ -43,11 +59,16 @@ async fn try_send(
     headers: &[(String, String)],
     body: &str,
     mode: Mode,
+    timeout_ms: u64,
 ) -> Result<SendOutcome, JsValue> {
     let request_headers = Headers::new()?;
     let init = RequestInit::new();
     init.set_method("POST");
     init.set_body(&JsValue::from_str(body));
+    // Where the engine lacks AbortSignal.timeout, requests go without a timeout.
+    if let Ok(signal) = abort_after(timeout_ms as f64) {
+        Reflect::set(&init, &"signal".into(), &signal)?;
+    }
     match mode {
         Mode::Normal => {
             request_headers.set("Content-Type", "application/json")?;

@@ -836,8 +836,16 @@ fn hiding_the_page_sends_what_is_stored_within_the_keepalive_budget() {
     assert!(sim.unload.len() >= 2, "a budget's worth goes out in chunks");
     let in_flight = batch_ids(sim.in_flight.as_ref().expect("a normal send is out"));
     let first = batch_ids(&sim.unload[0]);
-    assert_eq!(first[0], ids[in_flight.len()], "oldest first, after those in flight");
-    assert!(sim.unload.iter().flat_map(batch_ids).all(|id| !in_flight.contains(&id)));
+    assert_eq!(
+        first[0],
+        ids[in_flight.len()],
+        "oldest first, after those in flight"
+    );
+    assert!(sim
+        .unload
+        .iter()
+        .flat_map(batch_ids)
+        .all(|id| !in_flight.contains(&id)));
     // A second hide sends nothing that an earlier post carries.
     let count = sim.unload.len();
     sim.core.handle_page_hidden(sim.now);
@@ -879,4 +887,211 @@ fn a_tab_that_is_not_the_sender_sends_nothing_on_hide() {
     sim.core.handle_leadership(sim.now, false);
     sim.log_many(5);
     assert_eq!(sim.hide(true, true), 0);
+}
+
+// ---- requests that overlap: hide, unload, timeouts ------------------------------
+
+#[test]
+fn a_hide_while_a_send_is_out_posts_only_what_it_does_not_carry() {
+    let mut sim = Sim::new(Config {
+        max_buffer_size: 10,
+        ..Config::default()
+    });
+    sim.log_many(10); // the early flush sends these ten
+    let in_flight = batch_ids(sim.in_flight.as_ref().expect("sent"));
+    let later = sim.log_many(5);
+    assert_eq!(sim.post_on_hide(), 1);
+    assert_eq!(batch_ids(&sim.unload[0]), later);
+    // The normal send's answer comes after the hide; nothing was posted twice.
+    sim.ok();
+    sim.answer_unload(true, true);
+    assert_eq!(sim.collector.distinct(), 15);
+    assert_eq!(sim.collector.duplicates(), 0);
+    assert!(in_flight.iter().all(|id| sim.collector.acknowledged[id] == 1));
+    assert!(sim.store.is_empty());
+}
+
+#[test]
+fn events_a_keepalive_post_carries_are_not_sent_again_before_its_answer() {
+    let mut sim = Sim::with_defaults();
+    let ids = sim.log_many(5);
+    assert_eq!(sim.post_on_hide(), 1);
+    sim.advance(10_000);
+    assert!(sim.sent.is_empty(), "the timer leaves them to the keepalive answer");
+    sim.answer_unload(true, true);
+    assert!(sim.store.is_empty());
+    assert!(ids.iter().all(|id| sim.collector.acknowledged[id] == 1));
+}
+
+#[test]
+fn a_keepalive_post_that_fails_leaves_its_events_to_the_next_send() {
+    let mut sim = Sim::with_defaults();
+    sim.log_many(5);
+    sim.post_on_hide();
+    sim.answer_unload(false, true); // the page lives, the post failed
+    sim.advance(3_000);
+    assert_eq!(batch_ids(&sim.sent[0]).len(), 5);
+    sim.ok();
+    assert!(sim.store.is_empty());
+}
+
+#[test]
+fn pagehide_after_a_hide_posts_what_was_logged_since() {
+    let mut sim = Sim::with_defaults();
+    sim.log_many(5);
+    assert_eq!(sim.post_on_hide(), 1);
+    let since = sim.log_many(3);
+    assert_eq!(sim.post_on_hide(), 1, "pagehide");
+    assert_eq!(batch_ids(&sim.unload[1]), since);
+}
+
+#[test]
+fn tab_switches_with_slow_answers_send_each_event_once() {
+    let mut sim = Sim::with_defaults();
+    for _ in 0..40 {
+        sim.log_many(45); // 1.5 s at 30/s
+        sim.post_on_hide();
+        sim.advance(400);
+        if sim.in_flight.is_some() {
+            sim.ok();
+        }
+        sim.answer_unload(true, true);
+        sim.advance(1_100);
+        if sim.in_flight.is_some() {
+            sim.ok();
+        }
+    }
+    sim.advance(3_000);
+    if sim.in_flight.is_some() {
+        sim.ok();
+    }
+    assert_eq!(sim.collector.distinct(), 1_800);
+    assert_eq!(sim.collector.duplicates(), 0);
+}
+
+#[test]
+fn a_sender_another_tab_can_replace_posts_nothing_on_hide() {
+    let mut sim = Sim::with_defaults();
+    sim.log_many(5);
+    sim.core.handle_other_tabs(true);
+    assert_eq!(sim.post_on_hide(), 0);
+    sim.core.handle_other_tabs(false);
+    assert_eq!(sim.post_on_hide(), 1, "the last tab posts");
+}
+
+#[test]
+fn a_send_that_never_answers_times_out_and_is_retried_with_backoff() {
+    let mut sim = Sim::with_defaults();
+    let ids = sim.log_many(5);
+    sim.advance(3_000);
+    sim.time_out(false, 0.5);
+    let stats = sim.core.stats(sim.now);
+    assert_eq!(stats.failed_requests, 1);
+    assert_eq!(stats.retry_at, Some(sim.now + 500), "half of the first bound");
+    assert_eq!(sim.store.len(), 5, "nothing deleted");
+    assert!(sim
+        .reports
+        .iter()
+        .any(|r| r.to_string().contains("TimeoutError")));
+    sim.advance(500);
+    sim.ok();
+    assert!(ids.iter().all(|id| sim.collector.acknowledged[id] == 1));
+}
+
+#[test]
+fn a_send_delivered_but_timed_out_is_the_only_way_to_a_duplicate() {
+    let mut sim = Sim::with_defaults();
+    sim.log_many(5);
+    sim.advance(3_000);
+    sim.time_out(true, 0.5);
+    sim.advance(60_000);
+    sim.ok();
+    assert_eq!(sim.collector.duplicates(), 5);
+    assert!(sim.store.is_empty());
+}
+
+// ---- answers about content: 413 and 400 -----------------------------------------
+
+#[test]
+fn status_413_on_everything_keeps_every_event_and_waits_the_cap() {
+    let mut sim = Sim::with_defaults();
+    sim.log_many(8);
+    sim.advance(3_000);
+    let mut rounds = 0;
+    while sim.in_flight.is_some() {
+        sim.answer(status(413));
+        rounds += 1;
+        assert!(rounds < 100);
+    }
+    let stats = sim.core.stats(sim.now);
+    assert_eq!(stats.dropped.total(), 0, "a misconfigured endpoint burns no data");
+    assert_eq!(sim.store.len(), 8);
+    assert_eq!(stats.retry_at, Some(sim.now + sim.config.retry_max_ms));
+}
+
+// ---- tabs -------------------------------------------------------------------------
+
+#[test]
+fn a_follower_flush_settles_with_the_senders_backoff() {
+    let mut sim = Sim::with_defaults();
+    sim.core.handle_leadership(sim.now, false);
+    sim.log();
+    let waiter = sim.flush();
+    assert_eq!(sim.asked_sender, 1);
+    assert!(sim.settled(waiter).is_none());
+    sim.core.handle_sender_backing_off(sim.now, sim.now + 8_000);
+    sim.pump();
+    assert_eq!(
+        sim.settled(waiter),
+        Some(&Err(FlushError::BackingOff {
+            retry_at: sim.now + 8_000
+        }))
+    );
+}
+
+#[test]
+fn a_follower_flush_gives_up_when_the_sender_stays_silent() {
+    let mut sim = Sim::with_defaults();
+    sim.core.handle_leadership(sim.now, false);
+    sim.log();
+    let waiter = sim.flush();
+    let patience = sim.config.send_timeout_ms + sim.config.flush_interval_ms;
+    sim.advance(patience - 1);
+    assert!(sim.settled(waiter).is_none());
+    sim.advance(1);
+    assert!(matches!(
+        sim.settled(waiter),
+        Some(Err(FlushError::SenderSilent { .. }))
+    ));
+}
+
+#[test]
+fn a_sender_asked_to_flush_while_backing_off_announces_its_backoff() {
+    let mut sim = Sim::with_defaults();
+    sim.log();
+    sim.advance(3_000);
+    sim.answer(status(503));
+    let remembered = sim.remembered_backoff;
+    sim.remembered_backoff = None;
+    sim.core.handle_flush_hint(sim.now);
+    sim.pump();
+    assert_eq!(sim.remembered_backoff, remembered);
+}
+
+#[test]
+fn a_tab_taking_over_drops_a_backoff_the_last_sender_ended() {
+    let mut sim = Sim::with_defaults();
+    sim.core.handle_leadership(sim.now, false);
+    // Read as the page started, while the old sender was backing off.
+    sim.core
+        .handle_backoff_restored(sim.now, Some((sim.now + 60_000, 4)));
+    sim.log();
+    sim.advance(5_000);
+    // The old sender recovered and closed; this tab takes over and reads storage again.
+    sim.core.handle_backoff_restored(sim.now, None);
+    sim.core.handle_leadership(sim.now, true);
+    sim.pump();
+    let stats = sim.core.stats(sim.now);
+    assert_eq!((stats.retry_at, stats.backoff_attempt), (None, 0));
+    assert_eq!(sim.sent.len(), 1, "sends at once: its interval is past");
 }

@@ -396,3 +396,73 @@ async fn a_reloaded_page_keeps_the_backoff_of_the_last() {
     assert!(received(&run).await.is_empty());
     second.shutdown().await;
 }
+
+#[wasm_bindgen(inline_js = "export function count_timeouts() {
+    const real = globalThis.setTimeout;
+    let n = 0;
+    globalThis.setTimeout = function (...args) { n++; return real.apply(this, args); };
+    return () => { globalThis.setTimeout = real; return n; };
+}")]
+extern "C" {
+    /// Counts `setTimeout` calls until the returned function is called (it gives the count).
+    fn count_timeouts() -> js_sys::Function;
+}
+
+#[wasm_bindgen_test]
+async fn a_deadline_past_the_browser_timer_limit_does_not_spin() {
+    let run = unique("far");
+    let thirty_days = JsValue::from(30.0 * 86_400_000.0);
+    let client = Client::start(options(
+        &run,
+        &[
+            ("flushIntervalMs", 60_000.into()),
+            ("maxEventAgeMs", thirty_days),
+        ],
+    ))
+    .await
+    .unwrap();
+    log(&client, &run, 1).await;
+    // Offline nothing is sent, so the next deadline is the event's expiry, 30 days out:
+    // past the 2^31-1 ms a `setTimeout` holds, which the browser fires at once.
+    let global: web_sys::EventTarget = js_sys::global().unchecked_into();
+    let dispatch = |kind: &str| {
+        global
+            .dispatch_event(&web_sys::Event::new(kind).unwrap())
+            .unwrap()
+    };
+    let stop = count_timeouts();
+    dispatch("offline");
+    sleep(Duration::from_millis(500)).await;
+    let armed = stop.call0(&JsValue::NULL).unwrap().as_f64().unwrap();
+    assert!(armed <= 3.0, "{armed} timeouts armed in 500 ms");
+    dispatch("online");
+    client.shutdown().await;
+}
+
+#[wasm_bindgen_test]
+fn endpoint_and_headers_are_checked_and_the_endpoint_is_made_absolute() {
+    let parse = |pairs: &[(&str, JsValue)]| Options::parse(&obj(pairs));
+    let origin = get(&get(&js_sys::global(), "location"), "origin")
+        .as_string()
+        .unwrap();
+    let relative = parse(&[("endpoint", "/bulk/event".into())]).unwrap();
+    assert_eq!(relative.endpoint, format!("{origin}/bulk/event"));
+    let absolute = parse(&[("endpoint", "https://example.com/b?x=1".into())]).unwrap();
+    assert_eq!(absolute.endpoint, "https://example.com/b?x=1");
+    let timeout = parse(&[("endpoint", "/e".into()), ("sendTimeoutMs", 5_000.into())]).unwrap();
+    assert_eq!(timeout.config.send_timeout_ms, 5_000);
+
+    let cases: [(&[(&str, JsValue)], &str); 7] = [
+        (&[("endpoint", 123.into())], "`endpoint`: expected a string URL, got 123"),
+        (&[("endpoint", "ftp://example.com/e".into())], "`endpoint`: expected an http(s) URL"),
+        (&[("endpoint", "http://[::1/e".into())], "`endpoint`: "),
+        (&[("endpoint", "/e".into()), ("headers", obj(&[("bad header", "x".into())]))], "`headers`: `bad header`"),
+        (&[("endpoint", "/e".into()), ("headers", obj(&[("x-ok", "a\nb".into())]))], "`headers`: `x-ok`"),
+        (&[("endpoint", "/e".into()), ("sendTimeoutMs", 10.into())], "`sendTimeoutMs`"),
+        (&[("endpoint", "/e".into()), ("sendTimeoutMs", "soon".into())], "`sendTimeoutMs`"),
+    ];
+    for (pairs, expected) in cases {
+        let err = parse(pairs).err().expect("rejected").to_string();
+        assert!(err.contains(expected), "{err} should contain {expected}");
+    }
+}

@@ -122,3 +122,182 @@ test('a page closed 50 ms after its last logEvent loses nothing', async () => {
     p.dispose();
   }
 });
+
+// Settles within `ms` or says it is still pending: a call that never settles is a bug here.
+const settleInPage = `window.settle = (promise, ms = 3000) => Promise.race([
+  promise.then(() => 'resolved', (e) => e.message),
+  new Promise((r) => setTimeout(r, ms, 'pending')),
+]);`;
+
+test('re-init while logging hands the calls made during the switch to the new client, in order', async () => {
+  const p = profile();
+  const context = await p.launch();
+  try {
+    const page = await openPage(context);
+    const run = `reinit-${Date.now()}`;
+    // A slow answer keeps the old client's shutdown flush (and so the switch) open a while.
+    await collector.control({ delay_ms: 300, delay_count: 1 });
+    const result = await page.evaluate(async ({ endpoint, run }) => {
+      const { init, logEvent, flush } = window.evbuf;
+      await init({ endpoint, flushIntervalMs: 60_000 });
+      let i = 0;
+      const calls = [];
+      const log = () => calls.push(logEvent({ run, i: i++ }).then(() => null, (e) => e.message));
+      for (let k = 0; k < 20; k++) log();
+      let switched = false;
+      const switching = init({ endpoint, flushIntervalMs: 60_000, headers: { 'x-user': 'after-login' } })
+        .finally(() => { switched = true; });
+      for (let k = 0; k < 20; k++) log();
+      while (!switched) {
+        log();
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      await switching;
+      for (let k = 0; k < 20; k++) log();
+      const errors = (await Promise.all(calls)).filter(Boolean);
+      await flush();
+      return { errors, logged: i };
+    }, { endpoint: collector.endpoint, run });
+    await collector.control({});
+    assert.deepEqual(result.errors, [], 'no call rejected during the switch');
+    assert.ok(result.logged > 60, `some calls were made during the switch (${result.logged})`);
+    const events = await delivered(run);
+    assert.deepEqual(
+      events.map((e) => e.payload.i),
+      Array.from({ length: result.logged }, (_, i) => i),
+      'every event once, in the order of the calls',
+    );
+  } finally {
+    await context.close();
+    p.dispose();
+  }
+});
+
+test('a failed wasm load rejects the calls queued before it and is not cached', async () => {
+  const p = profile();
+  const context = await p.launch();
+  try {
+    const page = await openPage(context);
+    await page.evaluate(settleInPage);
+    const run = `failed-load-${Date.now()}`;
+    await page.route('**/evbuf_bg.wasm', (route) => route.abort());
+    const first = await page.evaluate(async ({ endpoint, run }) => {
+      const { init, logEvent, flush, stats } = window.evbuf;
+      const logged = logEvent({ run, i: 0 });
+      const flushed = flush();
+      const started = await settle(init({ endpoint }));
+      const results = { started, logged: await settle(logged), flushed: await settle(flushed) };
+      // Calls after a failed init wait for the next one, as before the first.
+      window.later = logEvent({ run, i: 1 });
+      return { ...results, waiting: stats().waitingCalls };
+    }, { endpoint: collector.endpoint, run });
+    assert.match(first.started, /^failed to start evbuf: ./);
+    assert.match(first.logged, /^failed to log event: evbuf did not start \(./);
+    assert.match(first.flushed, /^failed to flush: evbuf did not start \(./);
+    assert.equal(first.waiting, 1);
+
+    await page.unroute('**/evbuf_bg.wasm');
+    const second = await page.evaluate(async (endpoint) => {
+      const { init, flush } = window.evbuf;
+      const started = await settle(init({ endpoint, flushIntervalMs: 60_000 }));
+      const later = await settle(window.later);
+      await flush();
+      return { started, later };
+    }, collector.endpoint);
+    assert.deepEqual(second, { started: 'resolved', later: 'resolved' });
+    assert.deepEqual((await delivered(run)).map((e) => e.payload.i), [1]);
+  } finally {
+    await context.close();
+    p.dispose();
+  }
+});
+
+test('a failed init with bad options rejects the calls queued before it; shutdown() settles later ones', async () => {
+  const p = profile();
+  const context = await p.launch();
+  try {
+    const page = await openPage(context);
+    await page.evaluate(settleInPage);
+    const result = await page.evaluate(async () => {
+      const { init, logEvent, shutdown, stats } = window.evbuf;
+      const before = logEvent({ i: 0 });
+      const started = await settle(init({ endpoint: 123 }));
+      const logged = await settle(before);
+      const after = logEvent({ i: 1 });
+      const waiting = stats().waitingCalls;
+      await shutdown();
+      return { started, logged, waiting, after: await settle(after) };
+    });
+    assert.equal(result.started, 'failed to start evbuf: invalid option `endpoint`: expected a string URL, got 123');
+    assert.equal(result.logged, `failed to log event: evbuf did not start (${result.started})`);
+    assert.equal(result.waiting, 1);
+    assert.equal(result.after, 'failed to log event: evbuf was shut down; call init() again');
+  } finally {
+    await context.close();
+    p.dispose();
+  }
+});
+
+test('after shutdown(), logEvent and flush reject until init() is called again', async () => {
+  const p = profile();
+  const context = await p.launch();
+  try {
+    const page = await openPage(context);
+    await page.evaluate(settleInPage);
+    const run = `shutdown-${Date.now()}`;
+    const result = await page.evaluate(async ({ endpoint, run }) => {
+      const { init, logEvent, flush, shutdown } = window.evbuf;
+      await init({ endpoint, flushIntervalMs: 60_000 });
+      await logEvent({ run, i: 0 });
+      await shutdown();
+      const logged = await settle(logEvent({ run, i: 1 }));
+      const flushed = await settle(flush());
+      await init({ endpoint, flushIntervalMs: 60_000 });
+      const again = await settle(logEvent({ run, i: 2 }));
+      await flush();
+      return { logged, flushed, again };
+    }, { endpoint: collector.endpoint, run });
+    assert.deepEqual(result, {
+      logged: 'failed to log event: evbuf was shut down; call init() again',
+      flushed: 'failed to flush: evbuf was shut down; call init() again',
+      again: 'resolved',
+    });
+    assert.deepEqual((await delivered(run)).map((e) => e.payload.i), [0, 2]);
+  } finally {
+    await context.close();
+    p.dispose();
+  }
+});
+
+test('init checks endpoint and headers, and resolves a relative endpoint against the page', async () => {
+  const p = profile();
+  const context = await p.launch();
+  try {
+    const page = await openPage(context);
+    const run = `options-${Date.now()}`;
+    const result = await page.evaluate(async (run) => {
+      const { init, logEvent, flush } = window.evbuf;
+      const fails = (options) => init(options).then(() => 'started', (e) => e.message);
+      const messages = [
+        await fails({ endpoint: 'ftp://example.com/bulk' }),
+        await fails({ endpoint: 'http://[::1/bulk' }),
+        await fails({ endpoint: '/bulk/event', headers: { 'bad header': 'x' } }),
+        await fails({ endpoint: '/bulk/event', headers: { 'x-ok': 'line\nbreak' } }),
+        await fails({ endpoint: '/bulk/event', sendTimeoutMs: 10 }),
+      ];
+      await init({ endpoint: '/bulk/event', flushIntervalMs: 60_000, sendTimeoutMs: 5_000 });
+      await logEvent({ run });
+      await flush();
+      return messages;
+    }, run);
+    assert.match(result[0], /invalid option `endpoint`: .*http\(s\)/);
+    assert.match(result[1], /invalid option `endpoint`: /);
+    assert.match(result[2], /invalid option `headers`: .*`bad header`/);
+    assert.match(result[3], /invalid option `headers`: .*`x-ok`/);
+    assert.match(result[4], /invalid option `sendTimeoutMs`/);
+    assert.equal((await delivered(run)).length, 1, 'the relative endpoint reached the collector');
+  } finally {
+    await context.close();
+    p.dispose();
+  }
+});

@@ -339,7 +339,12 @@ impl Sim {
     /// are deletes not yet executed. A new page starts as the driver starts one: the
     /// remembered backoff first, then a snapshot of storage.
     pub fn crash_and_reload(&mut self, delivered: bool) {
-        let out: Vec<Batch> = self.in_flight.take().into_iter().chain(self.unload.drain(..)).collect();
+        let out: Vec<Batch> = self
+            .in_flight
+            .take()
+            .into_iter()
+            .chain(self.unload.drain(..))
+            .collect();
         if delivered {
             for batch in &out {
                 self.collector.accept(batch, false);

@@ -25,7 +25,7 @@ use rusqlite::{params, Connection};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
 use tower_http::services::ServeDir;
 
@@ -38,6 +38,7 @@ const HARD_BODY_LIMIT: usize = 64 * 1024 * 1024;
 /// seq would make `/events` unusable.
 const MAX_MISSING_LISTED: usize = 1000;
 /// Long `delay_ms` settings must not keep the process alive after a signal.
+/// Held (`hang_*`) requests do not wait for it: they never end on their own.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
@@ -92,17 +93,28 @@ impl Mount {
 pub struct Server {
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
+    app: Arc<App>,
 }
 
 impl Server {
     /// Stops accepting connections and waits (bounded) for in-flight requests.
+    /// Once only held requests remain it stops at once, leaving them unanswered
+    /// (their connections close when the process, or the runtime, ends).
     pub async fn shutdown(mut self) -> std::io::Result<()> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        match tokio::time::timeout(SHUTDOWN_GRACE, &mut self.task).await {
-            Ok(joined) => joined.map_err(std::io::Error::other)?,
-            Err(_) => {
+        let app = Arc::clone(&self.app);
+        let finished = async {
+            tokio::select! {
+                joined = &mut self.task => Some(joined),
+                () = app.only_held_left() => None,
+            }
+        };
+        let outcome = tokio::time::timeout(SHUTDOWN_GRACE, finished).await;
+        match outcome {
+            Ok(Some(joined)) => joined.map_err(std::io::Error::other)?,
+            Ok(None) | Err(_) => {
                 self.task.abort();
                 Ok(())
             }
@@ -122,7 +134,7 @@ pub async fn serve(config: Config) -> Result<(SocketAddr, Server), Error> {
         }
     }
     let app = Arc::new(App::new(open_db(&config.db)?));
-    let router = router(app, &config.mounts);
+    let router = router(Arc::clone(&app), &config.mounts);
     let listener = TcpListener::bind(config.addr).await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
@@ -139,6 +151,7 @@ pub async fn serve(config: Config) -> Result<(SocketAddr, Server), Error> {
     let server = Server {
         stop: Some(stop),
         task,
+        app,
     };
     Ok((addr, server))
 }
@@ -254,6 +267,10 @@ struct App {
     inner: Mutex<Inner>,
     in_flight: AtomicU64,
     max_in_flight: AtomicU64,
+    /// Bulk requests held open by `hang_*`, a subset of `in_flight`.
+    held: AtomicU64,
+    /// Wakes a shutdown waiting for only held requests to remain.
+    in_flight_changed: Notify,
 }
 
 struct Inner {
@@ -266,6 +283,7 @@ struct Inner {
 struct Stats {
     duplicates: u64,
     requests: u64,
+    hung_requests: u64,
     accepted_requests: u64,
     rejected_requests: BTreeMap<String, u64>,
     bytes: u64,
@@ -281,6 +299,20 @@ impl App {
             }),
             in_flight: AtomicU64::new(0),
             max_in_flight: AtomicU64::new(0),
+            held: AtomicU64::new(0),
+            in_flight_changed: Notify::new(),
+        }
+    }
+
+    async fn only_held_left(&self) {
+        loop {
+            // Registered before the check, so a change in between still wakes us.
+            let changed = self.in_flight_changed.notified();
+            let held = self.held.load(Ordering::SeqCst);
+            if held > 0 && held == self.in_flight.load(Ordering::SeqCst) {
+                return;
+            }
+            changed.await;
         }
     }
 
@@ -305,6 +337,25 @@ impl<'a> InFlight<'a> {
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.0.in_flight_changed.notify_waiters();
+    }
+}
+
+/// Counts a request as held until the client gives up (or the server ends).
+struct Held<'a>(&'a App);
+
+impl<'a> Held<'a> {
+    fn enter(app: &'a App) -> Self {
+        app.held.fetch_add(1, Ordering::SeqCst);
+        app.in_flight_changed.notify_waiters();
+        Held(app)
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.held.fetch_sub(1, Ordering::SeqCst);
+        self.0.in_flight_changed.notify_waiters();
     }
 }
 
@@ -318,6 +369,8 @@ struct Misbehaviour {
     retry_after: Option<String>,
     delay_ms: Option<u64>,
     delay_left: Option<u64>,
+    hang_until: Option<Instant>,
+    hang_left: Option<u64>,
     max_body_bytes: Option<u64>,
     poison_key: Option<String>,
 }
@@ -331,6 +384,8 @@ struct ControlUpdate {
     retry_after: Option<String>,
     delay_ms: Option<u64>,
     delay_count: Option<u64>,
+    hang_for_ms: Option<u64>,
+    hang_count: Option<u64>,
     max_body_bytes: Option<u64>,
     poison_key: Option<String>,
 }
@@ -353,6 +408,11 @@ impl Misbehaviour {
         if u.delay_ms.is_some() || u.delay_count.is_some() {
             self.delay_ms = u.delay_ms.or(self.delay_ms);
             self.delay_left = u.delay_count;
+        }
+        // As with failures, the window and the count replace each other.
+        if u.hang_for_ms.is_some() || u.hang_count.is_some() {
+            self.hang_until = u.hang_for_ms.map(|ms| now + Duration::from_millis(ms));
+            self.hang_left = u.hang_count;
         }
         if u.max_body_bytes.is_some() {
             self.max_body_bytes = u.max_body_bytes;
@@ -377,6 +437,23 @@ impl Misbehaviour {
         Some(status)
     }
 
+    /// Decides at arrival whether this request is held, consuming a hang_count.
+    fn take_hang(&mut self, now: Instant) -> bool {
+        if self.hang_until.is_none() && self.hang_left.is_none() {
+            return false;
+        }
+        if self.hang_until.is_some_and(|until| now >= until) {
+            return false;
+        }
+        if let Some(left) = self.hang_left.as_mut() {
+            if *left == 0 {
+                return false;
+            }
+            *left -= 1;
+        }
+        true
+    }
+
     fn take_delay(&mut self) -> Option<Duration> {
         let ms = self.delay_ms?;
         if let Some(left) = self.delay_left.as_mut() {
@@ -396,6 +473,8 @@ impl Misbehaviour {
             "retry_after": self.retry_after,
             "delay_ms": self.delay_ms,
             "delay_count": self.delay_left,
+            "hang_for_ms": self.hang_until.map(|u| u.saturating_duration_since(now).as_millis() as u64),
+            "hang_count": self.hang_left,
             "max_body_bytes": self.max_body_bytes,
             "poison_key": self.poison_key,
         })
@@ -435,16 +514,28 @@ async fn bulk(State(app): State<Arc<App>>, body: Body) -> Response {
     let received_at = now_ms();
     let body = axum::body::to_bytes(body, HARD_BODY_LIMIT).await;
 
-    let (delay, failure, retry_after) = {
+    // None: hold the request.
+    let decided = {
         let mut inner = app.lock();
         inner.stats.requests += 1;
         if let Ok(bytes) = &body {
             inner.stats.bytes += bytes.len() as u64;
         }
         let now = Instant::now();
-        let delay = inner.control.take_delay();
-        let failure = inner.control.take_failure(now);
-        (delay, failure, inner.control.retry_after.clone())
+        if inner.control.take_hang(now) {
+            inner.stats.hung_requests += 1;
+            None
+        } else {
+            let delay = inner.control.take_delay();
+            let failure = inner.control.take_failure(now);
+            Some((delay, failure, inner.control.retry_after.clone()))
+        }
+    };
+    let Some((delay, failure, retry_after)) = decided else {
+        // Like a dead proxy: no answer and nothing stored; the connection
+        // stays open until the client gives up and this future is dropped.
+        let _held = Held::enter(&app);
+        return std::future::pending().await;
     };
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
@@ -556,6 +647,8 @@ async fn events(State(app): State<Arc<App>>, Query(q): Query<EventsQuery>) -> Re
     match report(&inner, summary) {
         Ok(mut body) => {
             body["max_in_flight"] = app.max_in_flight.load(Ordering::SeqCst).into();
+            body["in_flight"] = app.in_flight.load(Ordering::SeqCst).into();
+            body["held"] = app.held.load(Ordering::SeqCst).into();
             Json(body).into_response()
         }
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("reading: {e}")),
@@ -570,6 +663,7 @@ fn report(inner: &Inner, summary: bool) -> rusqlite::Result<Value> {
         "count": count,
         "duplicates": stats.duplicates,
         "requests": stats.requests,
+        "hung_requests": stats.hung_requests,
         "accepted_requests": stats.accepted_requests,
         "rejected_requests": stats.rejected_requests,
         "bytes": stats.bytes,

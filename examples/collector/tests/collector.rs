@@ -38,17 +38,7 @@ async fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Resp {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(body).await.unwrap();
+    let mut stream = send(addr, method, path, headers, body).await;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await.unwrap();
 
@@ -76,6 +66,28 @@ async fn request(
         resp.body = dechunk(&resp.body);
     }
     resp
+}
+
+/// Writes a whole request and returns the connection, answer unread.
+async fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    stream
 }
 
 fn dechunk(mut raw: &[u8]) -> Vec<u8> {
@@ -324,28 +336,179 @@ async fn poisoned_batches_are_rejected_whole() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn delays_overlap_and_count_in_flight() {
+async fn delays_apply_per_request_and_overlap() {
     let addr = start().await;
-    post(
-        addr,
-        "/control",
-        &json!({"delay_ms": 500, "delay_count": 2}),
-    )
-    .await;
-    let (first, second) = (batch("d", &[("a", 1)]), batch("d", &[("b", 2)]));
+    let control = json!({"delay_ms": 400, "delay_count": 4});
+    post(addr, "/control", &control).await;
     let started = Instant::now();
-    let (a, b) = tokio::join!(
-        post(addr, "/bulk/event", &first),
-        post(addr, "/bulk/event", &second),
+    let timed = |id: &'static str, seq: i64| async move {
+        let resp = post(addr, "/bulk/event", &batch("d", &[(id, seq)])).await;
+        (resp.status, started.elapsed())
+    };
+    let (a, b, c, d) = tokio::join!(timed("a", 1), timed("b", 2), timed("c", 3), timed("d", 4));
+    for (status, took) in [a, b, c, d] {
+        assert_eq!(status, 200);
+        assert!(
+            took >= Duration::from_millis(400),
+            "answered after {took:?}"
+        );
+    }
+    // One after another, four delays would take 1.6 s.
+    let all = started.elapsed();
+    assert!(
+        all < Duration::from_millis(1_000),
+        "four delayed answers took {all:?}"
     );
-    assert_eq!((a.status, b.status), (200, 200));
-    assert!(started.elapsed() >= Duration::from_millis(500));
     assert_eq!(get(addr, "/control").await["delay_count"], 0);
 
-    post(addr, "/bulk/event", &batch("d", &[("c", 3)])).await;
+    let started = Instant::now();
+    post(addr, "/bulk/event", &batch("d", &[("e", 5)])).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(300),
+        "the count is spent"
+    );
     let report = get(addr, "/events").await;
-    assert_eq!(report["max_in_flight"], 2);
-    assert_eq!(report["count"], 3);
+    assert_eq!(report["max_in_flight"], 4);
+    assert_eq!(report["in_flight"], 0);
+    assert_eq!(report["count"], 5);
+}
+
+/// What the server sent within `ms`: None if nothing and the connection is
+/// still open, the bytes up to EOF otherwise.
+async fn answer_within(stream: &mut TcpStream, ms: u64) -> Option<Vec<u8>> {
+    let mut raw = Vec::new();
+    let read = tokio::time::timeout(Duration::from_millis(ms), stream.read_to_end(&mut raw)).await;
+    match read {
+        Ok(_) => Some(raw),
+        Err(_) => {
+            assert!(
+                raw.is_empty(),
+                "a partial answer: {}",
+                String::from_utf8_lossy(&raw)
+            );
+            None
+        }
+    }
+}
+
+async fn eventually_reports(addr: SocketAddr, what: &str, check: impl Fn(&Value) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let report = get(addr, "/events?summary=1").await;
+        if check(&report) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {report}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn send_batch(addr: SocketAddr, id: &str, seq: i64) -> TcpStream {
+    let body = batch("d", &[(id, seq)]).to_string();
+    send(addr, "POST", "/bulk/event", &[JSON], body.as_bytes()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hangs_hold_requests_unanswered_until_the_client_gives_up() {
+    let addr = start().await;
+    let control = post(addr, "/control", &json!({"hang_count": 2}))
+        .await
+        .json();
+    assert_eq!(control["hang_count"], 2);
+    let mut held = vec![
+        send_batch(addr, "a", 1).await,
+        send_batch(addr, "b", 2).await,
+    ];
+    // Counts are consumed in arrival order: wait for both before a third.
+    eventually_reports(addr, "two held requests", |r| r["held"] == 2).await;
+    let resp = post(addr, "/bulk/event", &batch("d", &[("c", 3)])).await;
+    assert_eq!(resp.status, 200);
+    for stream in &mut held {
+        assert_eq!(answer_within(stream, 300).await, None);
+    }
+    let report = get(addr, "/events").await;
+    assert_eq!(report["requests"], 3);
+    assert_eq!(report["hung_requests"], 2);
+    assert_eq!(report["accepted_requests"], 1);
+    assert_eq!(report["rejected_requests"], json!({}));
+    assert_eq!(report["in_flight"], 2);
+    assert_eq!(report["ids"], json!(["c"]), "held requests store nothing");
+    assert_eq!(get(addr, "/control").await["hang_count"], 0);
+
+    // A client that gives up closes its connection, which ends the held request.
+    drop(held);
+    eventually_reports(addr, "held requests to end", |r| {
+        r["held"] == 0 && r["in_flight"] == 0
+    })
+    .await;
+
+    // A window instead of a count.
+    post(addr, "/control", &json!({"hang_for_ms": 300})).await;
+    let mut stream = send_batch(addr, "d", 4).await;
+    assert_eq!(answer_within(&mut stream, 200).await, None);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let resp = post(addr, "/bulk/event", &batch("d", &[("e", 5)])).await;
+    assert_eq!(resp.status, 200);
+    let control = get(addr, "/control").await;
+    assert_eq!(
+        (
+            control["hang_for_ms"].clone(),
+            control["hang_count"].clone()
+        ),
+        (json!(0), Value::Null)
+    );
+    assert_eq!(get(addr, "/events").await["ids"], json!(["c", "e"]));
+
+    // Held requests consume no delay or failure counts; `{}` clears the hang.
+    post(addr, "/control", &json!({"hang_count": 1, "fail_count": 1})).await;
+    let _held = send_batch(addr, "f", 6).await;
+    eventually_reports(addr, "a held request", |r| r["held"] == 2).await;
+    assert_eq!(
+        post(addr, "/bulk/event", &batch("d", &[("g", 7)]))
+            .await
+            .status,
+        503
+    );
+    post(addr, "/control", &json!({"hang_for_ms": 60_000})).await;
+    post(addr, "/control", &json!({})).await;
+    assert_eq!(
+        post(addr, "/bulk/event", &batch("d", &[("g", 7)]))
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_requests_do_not_delay_shutdown_but_delayed_ones_are_answered() {
+    let config = Config {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    };
+    let (addr, server) = serve(config).await.unwrap();
+    post(addr, "/control", &json!({"hang_count": 1, "delay_ms": 500})).await;
+    let _held = send_batch(addr, "a", 1).await;
+    eventually_reports(addr, "a held request", |r| r["held"] == 1).await;
+    let delayed =
+        tokio::spawn(async move { post(addr, "/bulk/event", &batch("d", &[("b", 2)])).await });
+    eventually_reports(addr, "a delayed request", |r| r["in_flight"] == 2).await;
+
+    let started = Instant::now();
+    server.shutdown().await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(
+        delayed.await.unwrap().status,
+        200,
+        "the delayed request is answered"
+    );
+    // The grace period is 5 s: a held request must not use it up.
+    assert!(
+        took < Duration::from_millis(2_000),
+        "shutdown took {took:?}"
+    );
 }
 
 #[tokio::test]
@@ -399,9 +562,9 @@ async fn reset_clears_events_counters_and_misbehaviour() {
     assert_eq!(resp.header("access-control-allow-origin"), Some("*"));
     let report = get(addr, "/events").await;
     let expected = json!({
-        "count": 0, "duplicates": 0, "requests": 0, "accepted_requests": 0,
-        "rejected_requests": {}, "max_in_flight": 0, "bytes": 0, "gaps": [],
-        "ids": [], "events": [],
+        "count": 0, "duplicates": 0, "requests": 0, "hung_requests": 0, "accepted_requests": 0,
+        "rejected_requests": {}, "max_in_flight": 0, "in_flight": 0, "held": 0, "bytes": 0,
+        "gaps": [], "ids": [], "events": [],
     });
     assert_eq!(report, expected);
     assert_eq!(get(addr, "/control").await["fail_status"], Value::Null);
@@ -489,9 +652,13 @@ async fn binary_prints_address_persists_and_exits_on_stdin_eof() {
 
     let resp = post(addr, "/bulk/event", &batch("d", &[("a", 1)])).await;
     assert_eq!(resp.status, 200);
+    post(addr, "/control", &json!({"hang_count": 1})).await;
+    let mut held = send_batch(addr, "b", 2).await;
+    eventually_reports(addr, "a held request", |r| r["held"] == 1).await;
 
     drop(child.stdin.take());
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(10);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
@@ -503,6 +670,14 @@ async fn binary_prints_address_persists_and_exits_on_stdin_eof() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success());
+    // Well within the 5 s grace: held requests do not wait for it.
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "exit took {:?}",
+        started.elapsed()
+    );
+    let cut = answer_within(&mut held, 1_000).await;
+    assert_eq!(cut, Some(Vec::new()), "a held request is closed unanswered");
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
     assert_eq!(rest, "", "stdout must hold only the listening line");

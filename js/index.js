@@ -1,10 +1,18 @@
-// evbuf: the npm entry. Loads the wasm module, queues calls made before init() has
-// finished (in order, none lost), and serializes payloads with the browser's JSON.
+// evbuf: the npm entry. Loads the wasm module, serializes payloads with the browser's
+// JSON, and queues the calls no client can take yet (before init() has finished, during
+// a re-init, after a failed one) for the next client that starts, in order: none lost.
 import loadWasm, * as wasm from './evbuf.js';
 
+const SHUT_DOWN = 'evbuf was shut down; call init() again';
 let started = false;
+// After shutdown(): calls reject rather than wait for an init() that may never come.
+let shut = false;
 let loading = null;
-const early = [];
+// init() and shutdown() run one at a time, in call order; the latest call decides where
+// the calls made meanwhile go.
+let turn = Promise.resolve();
+let latest = 0;
+const waiting = [];
 
 function serialize(payload) {
   let json;
@@ -20,10 +28,6 @@ function serialize(payload) {
   return json;
 }
 
-function later(run) {
-  return new Promise((resolve, reject) => early.push({ run, resolve, reject }));
-}
-
 function attempt(run) {
   try {
     return Promise.resolve(run());
@@ -32,15 +36,45 @@ function attempt(run) {
   }
 }
 
-/** Starts evbuf. Calls made before it resolves run once it has, in order. */
-export async function init(options) {
-  loading ??= loadWasm();
-  await loading;
-  await wasm.start(options);
-  started = true;
-  for (const call of early.splice(0)) {
-    attempt(call.run).then(call.resolve, call.reject);
-  }
+function call(verb, run) {
+  if (started) return attempt(run);
+  if (shut) return Promise.reject(new Error(`failed to ${verb}: ${SHUT_DOWN}`));
+  return new Promise((resolve, reject) => waiting.push({ verb, run, resolve, reject }));
+}
+
+function refuse(why, cause) {
+  for (const c of waiting.splice(0)) c.reject(new Error(`failed to ${c.verb}: ${why}`, { cause }));
+}
+
+function inTurn(step) {
+  const run = turn.then(step);
+  turn = run.catch(() => {});
+  return run;
+}
+
+/** Starts evbuf, or restarts it with new options. Calls made before it resolves run once
+ *  it has, in order; if it fails they reject with its reason (unless another init()
+ *  follows, which takes them). */
+export function init(options) {
+  const mine = ++latest;
+  started = shut = false;
+  return inTurn(async () => {
+    try {
+      // A failed load is forgotten, so that the next init() loads again.
+      await (loading ??= loadWasm().catch((error) => {
+        loading = null;
+        throw error;
+      }));
+      await wasm.start(options);
+    } catch (cause) {
+      const reason = cause?.message ?? cause;
+      if (mine === latest) refuse(`evbuf did not start (${reason})`, cause);
+      throw new Error(`failed to start evbuf: ${reason}`, { cause });
+    }
+    if (mine !== latest) return;
+    started = true;
+    for (const c of waiting.splice(0)) attempt(c.run).then(c.resolve, c.reject);
+  });
 }
 
 /** Stores the event durably; resolves once it is stored. No request per event. */
@@ -52,22 +86,28 @@ export function logEvent(payload) {
     if (started) wasm.countInvalid();
     return Promise.reject(error);
   }
-  return started ? attempt(() => wasm.logJson(json)) : later(() => wasm.logJson(json));
+  return call('log event', () => wasm.logJson(json));
 }
 
 /** Sends now; resolves once everything logged before is acknowledged. */
 export function flush() {
-  return started ? attempt(() => wasm.flush()) : later(() => wasm.flush());
+  return call('flush', () => wasm.flush());
 }
 
-/** Flushes, stops the timer and releases this tab's role as sender. */
-export async function shutdown() {
-  if (!started) return;
+/** Flushes, stops the timer and releases this tab's role as sender. Calls waiting for an
+ *  init(), and calls made until the next one, reject. */
+export function shutdown() {
+  ++latest;
   started = false;
-  await wasm.shutdown();
+  shut = true;
+  refuse(SHUT_DOWN);
+  // Only a successful load leaves `loading` set: without one no client runs.
+  return inTurn(async () => {
+    if (loading) await wasm.shutdown();
+  });
 }
 
-/** Counters and gauges; before init() resolves, only how many calls wait for it. */
+/** Counters and gauges; without a running client, only how many calls wait for one. */
 export function stats() {
-  return started ? wasm.stats() : { started: false, waitingCalls: early.length };
+  return started ? wasm.stats() : { started: false, waitingCalls: waiting.length };
 }

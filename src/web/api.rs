@@ -16,14 +16,14 @@ fn client() -> Result<Client, Error> {
     CLIENT.with(|c| c.borrow().clone()).ok_or(Error::NotStarted)
 }
 
-/// Starts evbuf with these options; replaces (after shutting down) an earlier start.
+/// Starts evbuf with these options, after shutting down an earlier start even if these
+/// fail: the wrapper counts a failed `init()` as nothing running.
 #[wasm_bindgen]
 pub async fn start(options: JsValue) -> Result<(), JsValue> {
-    let options = Options::parse(&options)?;
     if let Some(previous) = CLIENT.with(|c| c.borrow_mut().take()) {
         previous.shutdown().await;
     }
-    let client = Client::start(options).await?;
+    let client = Client::start(Options::parse(&options)?).await?;
     CLIENT.with(|c| *c.borrow_mut() = Some(client));
     Ok(())
 }

@@ -1,14 +1,27 @@
 //! `init()` options, read from a plain JS object with errors that name the option.
 
 use js_sys::{Function, Object, Reflect};
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::prelude::*;
+use web_sys::Headers;
 
 use crate::core::Config;
 
 use super::Error;
 
+#[wasm_bindgen]
+extern "C" {
+    type Url;
+    #[wasm_bindgen(constructor, js_class = "URL", catch)]
+    fn new(url: &str, base: &JsValue) -> Result<Url, JsValue>;
+    #[wasm_bindgen(method, getter)]
+    fn href(this: &Url) -> String;
+    #[wasm_bindgen(method, getter)]
+    fn protocol(this: &Url) -> String;
+}
+
 /// Everything `init()` accepts.
 pub struct Options {
+    /// Absolute: a relative `endpoint` is resolved against the page (or worker script).
     pub endpoint: String,
     pub config: Config,
     pub headers: Vec<(String, String)>,
@@ -18,7 +31,7 @@ pub struct Options {
     pub force_memory: bool,
 }
 
-const KNOWN: [&str; 13] = [
+const KNOWN: [&str; 14] = [
     "endpoint",
     "flushIntervalMs",
     "maxBufferSize",
@@ -28,6 +41,7 @@ const KNOWN: [&str; 13] = [
     "maxStoredBytes",
     "maxEventAgeMs",
     "retry",
+    "sendTimeoutMs",
     "headers",
     "onError",
     "storageName",
@@ -85,15 +99,26 @@ impl Options {
                 )));
             }
         }
-        let endpoint = get(raw, "endpoint")
-            .and_then(|v| v.as_string())
-            .filter(|s| !s.trim().is_empty())
-            .ok_or_else(|| {
-                bad(
-                    "endpoint",
-                    "required: the URL of the bulk endpoint, e.g. '/bulk/event'",
-                )
-            })?;
+        let endpoint = get(raw, "endpoint").ok_or_else(|| {
+            bad(
+                "endpoint",
+                "required: the URL of the bulk endpoint, e.g. '/bulk/event'",
+            )
+        })?;
+        let endpoint = endpoint.as_string().ok_or_else(|| {
+            bad(
+                "endpoint",
+                format!("expected a string URL, got {}", show(&endpoint)),
+            )
+        })?;
+        let endpoint = absolute_http(&endpoint).ok_or_else(|| {
+            bad(
+                "endpoint",
+                format!(
+                    "expected an http(s) URL, absolute or relative to the page, got {endpoint:?}"
+                ),
+            )
+        })?;
 
         let mut config = Config::default();
         let number = |name: &str| whole_number(raw, name, name);
@@ -105,6 +130,9 @@ impl Options {
         }
         if let Some(n) = number("maxEventAgeMs")? {
             config.max_event_age_ms = n;
+        }
+        if let Some(n) = number("sendTimeoutMs")? {
+            config.send_timeout_ms = n;
         }
         if let Some(n) = count("maxBufferSize")? {
             config.max_buffer_size = n;
@@ -150,6 +178,13 @@ impl Options {
                 let value = pair.get(1).as_string().ok_or_else(|| {
                     bad("headers", format!("the value of `{name}` must be a string"))
                 })?;
+                // The browser's own rules, now, rather than every send failing later.
+                Headers::new().and_then(|h| h.append(&name, &value)).map_err(|_| {
+                    bad(
+                        "headers",
+                        format!("`{name}` is not a valid header name, or its value not a valid value"),
+                    )
+                })?;
                 headers.push((name, value));
             }
         }
@@ -182,4 +217,11 @@ impl Options {
             force_memory,
         })
     }
+}
+
+/// `url` resolved against the page or worker location, if that gives an http(s) URL.
+fn absolute_http(url: &str) -> Option<String> {
+    let base = Reflect::get(&js_sys::global(), &"location".into()).ok()?;
+    let url = Url::new(url, &base).ok()?;
+    matches!(url.protocol().as_str(), "http:" | "https:").then(|| url.href())
 }

@@ -2,6 +2,8 @@
 
 use gloo_timers::callback::Timeout;
 
+use crate::core::MAX_TIMER_MS;
+
 #[derive(Default)]
 pub struct Timer {
     armed: Option<(u64, Timeout)>,
@@ -15,7 +17,9 @@ impl Timer {
             None => self.armed = None,
             Some(at) if self.armed.as_ref().is_some_and(|(armed, _)| *armed == at) => {}
             Some(at) => {
-                let delay = at.saturating_sub(now).min(u32::MAX as u64) as u32;
+                // The browser fires a longer delay at once, which would spin; waking early
+                // is harmless: the core re-arms for its real deadline.
+                let delay = at.saturating_sub(now).min(MAX_TIMER_MS) as u32;
                 self.armed = Some((at, Timeout::new(delay, fire)));
             }
         }

@@ -229,7 +229,7 @@ test('a failed init with bad options rejects the calls queued before it; shutdow
       return { started, logged, waiting, after: await settle(after) };
     });
     assert.equal(result.started, 'failed to start evbuf: invalid option `endpoint`: expected a string URL, got 123');
-    assert.equal(result.logged, `failed to log event: evbuf did not start (${result.started})`);
+    assert.equal(result.logged, 'failed to log event: evbuf did not start (invalid option `endpoint`: expected a string URL, got 123)');
     assert.equal(result.waiting, 1);
     assert.equal(result.after, 'failed to log event: evbuf was shut down; call init() again');
   } finally {

@@ -1,5 +1,6 @@
 export interface Options {
-  /** URL of the bulk endpoint, e.g. 'https://api.example.com/bulk/event'. */
+  /** URL of the bulk endpoint, e.g. 'https://api.example.com/bulk/event': absolute http(s),
+   *  or relative to the page (in a worker, to its script), e.g. '/bulk/event'. */
   endpoint: string;
   /** How often stored events are sent (ms). Default 3000. */
   flushIntervalMs?: number;
@@ -15,7 +16,11 @@ export interface Options {
   maxEventAgeMs?: number;
   /** Backoff: full jitter over min(maxMs, baseMs * 2^attempt). Defaults 1000 / 60000. */
   retry?: { baseMs?: number; maxMs?: number };
-  /** Extra request headers (normal sends only; the unload path cannot carry them). */
+  /** A request with no answer after this long is aborted and retried with backoff (ms),
+   *  100..2^31-1. Default 30000. */
+  sendTimeoutMs?: number;
+  /** Extra request headers (normal sends only; the unload path cannot carry them). A name
+   *  or value the browser's `Headers` refuses fails init(). */
   headers?: Record<string, string>;
   /** Called with an Error for drops, failed sends and storage trouble. */
   onError?: (error: Error) => void;
@@ -50,8 +55,22 @@ export interface Stats {
   backoffAttempt: number;
 }
 
+/** Starts evbuf; called again (e.g. new headers after login), replaces the running client.
+ *  Calls made before it resolves wait for it and run in order. If it fails, it rejects
+ *  with "failed to start evbuf: <reason>", the calls waiting for it reject with
+ *  "failed to log event: evbuf did not start (<reason>)" (or "failed to flush: …"), and
+ *  nothing runs: later calls wait for the next init(), which loads the wasm again if that
+ *  was what failed. */
 export function init(options: Options): Promise<void>;
+/** Resolves once the event is stored. Rejects for a payload JSON cannot serialize or one
+ *  larger than maxBatchBytes, and after shutdown() (until init() again) with
+ *  "failed to log event: evbuf was shut down; call init() again". */
 export function logEvent(payload: unknown): Promise<void>;
+/** Sends now; resolves once everything logged before is acknowledged, rejects with the
+ *  reason otherwise. After shutdown(): "failed to flush: evbuf was shut down; …". */
 export function flush(): Promise<void>;
+/** Flushes, stops the timer and hands the sender role on. Calls still waiting for an
+ *  init() reject, as do calls made after it until init() is called again. */
 export function shutdown(): Promise<void>;
+/** Without a running client, only how many calls wait for one. */
 export function stats(): Stats | { started: false; waitingCalls: number };

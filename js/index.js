@@ -1,15 +1,15 @@
 // evbuf: the npm entry. Loads the wasm module, serializes payloads with the browser's
-// JSON, and queues the calls no client can take yet (before init() has finished, during
-// a re-init, after a failed one) for the next client that starts, in order: none lost.
+// JSON, and queues calls no client can take yet (before init() has finished, during a
+// re-init, after a failed one) for the next client, in order: none is lost.
 import loadWasm, * as wasm from './evbuf.js';
 
 const SHUT_DOWN = 'evbuf was shut down; call init() again';
 let started = false;
-// After shutdown(): calls reject rather than wait for an init() that may never come.
+// After shutdown(), calls reject rather than wait for an init() that may never come.
 let shut = false;
 let loading = null;
-// init() and shutdown() run one at a time, in call order; the latest call decides where
-// the calls made meanwhile go.
+// init() and shutdown() run one at a time; the latest one called decides what the calls
+// made meanwhile wait for.
 let turn = Promise.resolve();
 let latest = 0;
 const waiting = [];
@@ -52,9 +52,7 @@ function inTurn(step) {
   return run;
 }
 
-/** Starts evbuf, or restarts it with new options. Calls made before it resolves run once
- *  it has, in order; if it fails they reject with its reason (unless another init()
- *  follows, which takes them). */
+/** Starts evbuf, or restarts it with new options; calls made meanwhile wait for it. */
 export function init(options) {
   const mine = ++latest;
   started = shut = false;
@@ -68,6 +66,7 @@ export function init(options) {
       await wasm.start(options);
     } catch (cause) {
       const reason = cause?.message ?? cause;
+      // The calls waiting for a later init() are its to run.
       if (mine === latest) refuse(`evbuf did not start (${reason})`, cause);
       throw new Error(`failed to start evbuf: ${reason}`, { cause });
     }
@@ -94,15 +93,14 @@ export function flush() {
   return call('flush', () => wasm.flush());
 }
 
-/** Flushes, stops the timer and releases this tab's role as sender. Calls waiting for an
- *  init(), and calls made until the next one, reject. */
+/** Flushes, stops the timer and releases this tab's role as sender. */
 export function shutdown() {
   ++latest;
   started = false;
   shut = true;
   refuse(SHUT_DOWN);
-  // Only a successful load leaves `loading` set: without one no client runs.
   return inTurn(async () => {
+    // Only a load that succeeded stays in `loading`; without one no client runs.
     if (loading) await wasm.shutdown();
   });
 }

@@ -455,11 +455,11 @@ fn endpoint_and_headers_are_checked_and_the_endpoint_is_made_absolute() {
     let cases: [(&[(&str, JsValue)], &str); 7] = [
         (
             &[("endpoint", 123.into())],
-            "`endpoint`: expected a string URL, got 123",
+            "`endpoint`: expected a string URL (http or https, absolute or relative to the page), got 123",
         ),
         (
             &[("endpoint", "ftp://example.com/e".into())],
-            "`endpoint`: expected an http(s) URL",
+            "`endpoint`: expected a string URL (http or https, absolute or relative to the page), got \"ftp://example.com/e\"",
         ),
         (&[("endpoint", "http://[::1/e".into())], "`endpoint`: "),
         (
@@ -467,7 +467,7 @@ fn endpoint_and_headers_are_checked_and_the_endpoint_is_made_absolute() {
                 ("endpoint", "/e".into()),
                 ("headers", obj(&[("bad header", "x".into())])),
             ],
-            "`headers`: `bad header`",
+            "`headers`: `bad header`: not a valid header name or value",
         ),
         (
             &[

@@ -15,8 +15,6 @@ extern "C" {
     fn new(url: &str, base: &JsValue) -> Result<Url, JsValue>;
     #[wasm_bindgen(method, getter)]
     fn href(this: &Url) -> String;
-    #[wasm_bindgen(method, getter)]
-    fn protocol(this: &Url) -> String;
 }
 
 /// Everything `init()` accepts.
@@ -105,20 +103,18 @@ impl Options {
                 "required: the URL of the bulk endpoint, e.g. '/bulk/event'",
             )
         })?;
-        let endpoint = endpoint.as_string().ok_or_else(|| {
-            bad(
-                "endpoint",
-                format!("expected a string URL, got {}", show(&endpoint)),
-            )
-        })?;
-        let endpoint = absolute_http(&endpoint).ok_or_else(|| {
-            bad(
-                "endpoint",
-                format!(
-                    "expected an http(s) URL, absolute or relative to the page, got {endpoint:?}"
-                ),
-            )
-        })?;
+        let endpoint = endpoint
+            .as_string()
+            .and_then(|url| absolute_http(&url))
+            .ok_or_else(|| {
+                bad(
+                    "endpoint",
+                    format!(
+                        "expected a string URL (http or https, absolute or relative to the page), got {}",
+                        show(&endpoint)
+                    ),
+                )
+            })?;
 
         let mut config = Config::default();
         let number = |name: &str| whole_number(raw, name, name);
@@ -179,12 +175,14 @@ impl Options {
                     bad("headers", format!("the value of `{name}` must be a string"))
                 })?;
                 // The browser's own rules, now, rather than every send failing later.
-                Headers::new().and_then(|h| h.append(&name, &value)).map_err(|_| {
-                    bad(
-                        "headers",
-                        format!("`{name}` is not a valid header name, or its value not a valid value"),
-                    )
-                })?;
+                Headers::new()
+                    .and_then(|h| h.append(&name, &value))
+                    .map_err(|_| {
+                        bad(
+                            "headers",
+                            format!("`{name}`: not a valid header name or value"),
+                        )
+                    })?;
                 headers.push((name, value));
             }
         }
@@ -223,5 +221,6 @@ impl Options {
 fn absolute_http(url: &str) -> Option<String> {
     let base = Reflect::get(&js_sys::global(), &"location".into()).ok()?;
     let url = Url::new(url, &base).ok()?;
-    matches!(url.protocol().as_str(), "http:" | "https:").then(|| url.href())
+    let href = url.href();
+    (href.starts_with("http:") || href.starts_with("https:")).then_some(href)
 }

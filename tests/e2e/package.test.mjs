@@ -228,8 +228,8 @@ test('a failed init with bad options rejects the calls queued before it; shutdow
       await shutdown();
       return { started, logged, waiting, after: await settle(after) };
     });
-    assert.equal(result.started, 'failed to start evbuf: invalid option `endpoint`: expected a string URL, got 123');
-    assert.equal(result.logged, 'failed to log event: evbuf did not start (invalid option `endpoint`: expected a string URL, got 123)');
+    assert.equal(result.started, 'failed to start evbuf: invalid option `endpoint`: expected a string URL (http or https, absolute or relative to the page), got 123');
+    assert.equal(result.logged, 'failed to log event: evbuf did not start (invalid option `endpoint`: expected a string URL (http or https, absolute or relative to the page), got 123)');
     assert.equal(result.waiting, 1);
     assert.equal(result.after, 'failed to log event: evbuf was shut down; call init() again');
   } finally {
@@ -290,7 +290,7 @@ test('init checks endpoint and headers, and resolves a relative endpoint against
       await flush();
       return messages;
     }, run);
-    assert.match(result[0], /invalid option `endpoint`: .*http\(s\)/);
+    assert.match(result[0], /invalid option `endpoint`: expected a string URL .*, got "ftp:\/\/example.com\/bulk"/);
     assert.match(result[1], /invalid option `endpoint`: /);
     assert.match(result[2], /invalid option `headers`: .*`bad header`/);
     assert.match(result[3], /invalid option `headers`: .*`x-ok`/);

@@ -301,3 +301,56 @@ test('init checks endpoint and headers, and resolves a relative endpoint against
     p.dispose();
   }
 });
+
+test('in a worker, a relative endpoint is resolved against the worker script', async () => {
+  const p = profile();
+  const context = await p.launch();
+  try {
+    const page = await openPage(context);
+    const run = `worker-relative-${Date.now()}`;
+    const reply = await page.evaluate((run) => new Promise((resolve) => {
+      const worker = new Worker('/worker.js', { type: 'module' });
+      worker.onmessage = ({ data }) => resolve(data);
+      worker.onerror = (e) => resolve({ ok: false, error: e.message });
+      worker.postMessage({ endpoint: 'bulk/event', run, n: 3, storageName: run });
+    }), run);
+    assert.ok(reply.ok, reply.error);
+    assert.equal((await delivered(run)).length, 3);
+  } finally {
+    await context.close();
+    p.dispose();
+  }
+});
+
+test('init() and shutdown() called without awaiting take effect in call order', async () => {
+  const p = profile();
+  const context = await p.launch();
+  try {
+    const page = await openPage(context);
+    await page.evaluate(settleInPage);
+    const run = `order-${Date.now()}`;
+    const result = await page.evaluate(async ({ endpoint, run }) => {
+      const { init, logEvent, flush, shutdown } = window.evbuf;
+      const options = { endpoint, flushIntervalMs: 60_000 };
+      const first = init({ ...options, maxBufferSize: 'many' });
+      const second = init(options);
+      const a = logEvent({ run, i: 0 }); // waits for the second: the first is not the latest
+      const started = [await settle(first), await settle(second), await settle(a)];
+      const stopped = shutdown();
+      const again = init(options);
+      const b = logEvent({ run, i: 1 }); // after the init() that follows shutdown()
+      await stopped;
+      await again;
+      const logged = await settle(b);
+      await flush();
+      return { started, logged };
+    }, { endpoint: collector.endpoint, run });
+    assert.match(result.started[0], /^failed to start evbuf: invalid option `maxBufferSize`/);
+    assert.deepEqual(result.started.slice(1), ['resolved', 'resolved']);
+    assert.equal(result.logged, 'resolved');
+    assert.deepEqual((await delivered(run)).map((e) => e.payload.i), [0, 1]);
+  } finally {
+    await context.close();
+    p.dispose();
+  }
+});

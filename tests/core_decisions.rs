@@ -907,7 +907,9 @@ fn a_hide_while_a_send_is_out_posts_only_what_it_does_not_carry() {
     sim.answer_unload(true, true);
     assert_eq!(sim.collector.distinct(), 15);
     assert_eq!(sim.collector.duplicates(), 0);
-    assert!(in_flight.iter().all(|id| sim.collector.acknowledged[id] == 1));
+    assert!(in_flight
+        .iter()
+        .all(|id| sim.collector.acknowledged[id] == 1));
     assert!(sim.store.is_empty());
 }
 
@@ -917,7 +919,10 @@ fn events_a_keepalive_post_carries_are_not_sent_again_before_its_answer() {
     let ids = sim.log_many(5);
     assert_eq!(sim.post_on_hide(), 1);
     sim.advance(10_000);
-    assert!(sim.sent.is_empty(), "the timer leaves them to the keepalive answer");
+    assert!(
+        sim.sent.is_empty(),
+        "the timer leaves them to the keepalive answer"
+    );
     sim.answer_unload(true, true);
     assert!(sim.store.is_empty());
     assert!(ids.iter().all(|id| sim.collector.acknowledged[id] == 1));
@@ -987,7 +992,11 @@ fn a_send_that_never_answers_times_out_and_is_retried_with_backoff() {
     sim.time_out(false, 0.5);
     let stats = sim.core.stats(sim.now);
     assert_eq!(stats.failed_requests, 1);
-    assert_eq!(stats.retry_at, Some(sim.now + 500), "half of the first bound");
+    assert_eq!(
+        stats.retry_at,
+        Some(sim.now + 500),
+        "half of the first bound"
+    );
     assert_eq!(sim.store.len(), 5, "nothing deleted");
     assert!(sim
         .reports
@@ -1024,7 +1033,11 @@ fn status_413_on_everything_keeps_every_event_and_waits_the_cap() {
         assert!(rounds < 100);
     }
     let stats = sim.core.stats(sim.now);
-    assert_eq!(stats.dropped.total(), 0, "a misconfigured endpoint burns no data");
+    assert_eq!(
+        stats.dropped.total(),
+        0,
+        "a misconfigured endpoint burns no data"
+    );
     assert_eq!(sim.store.len(), 8);
     assert_eq!(stats.retry_at, Some(sim.now + sim.config.retry_max_ms));
 }
@@ -1094,4 +1107,64 @@ fn a_tab_taking_over_drops_a_backoff_the_last_sender_ended() {
     let stats = sim.core.stats(sim.now);
     assert_eq!((stats.retry_at, stats.backoff_attempt), (None, 0));
     assert_eq!(sim.sent.len(), 1, "sends at once: its interval is past");
+}
+
+/// A tab that does not send, whose storage failed and keeps events in memory from key 1,000.
+fn follower_in_memory() -> Sim {
+    let mut follower = Sim::with_defaults();
+    follower.core.handle_leadership(follower.now, false);
+    follower.core.handle_memory_fallback(1_000);
+    follower.store = evbuf::core::MemoryStore::new(1_000);
+    follower
+}
+
+#[test]
+fn a_follower_in_memory_hands_its_events_to_the_sender() {
+    let mut sender = Sim::with_defaults();
+    let mut follower = follower_in_memory();
+    let ids = follower.log_many(5);
+    let lines: Vec<String> = follower.handed.drain(..).flatten().collect();
+    assert_eq!(lines.len(), 5, "offered to the sender as they are stored");
+    sender.core.handle_adopt(sender.now, "tab-2".into(), &lines);
+    sender.pump();
+    let (tab, keys) = sender.confirmed.pop().expect("confirmed once stored");
+    assert_eq!(tab, "tab-2");
+    assert_eq!(keys, (1_000..1_005).collect::<Vec<_>>());
+    follower.core.handle_handed_over(follower.now, &keys);
+    follower.pump();
+    assert!(follower.store.is_empty());
+    assert_eq!(follower.core.stats(follower.now).handed_over, 5);
+    let stored = sender.store.load();
+    let follower_ts = follower.now;
+    assert!(
+        stored.iter().all(|e| e.ts == follower_ts),
+        "timestamps kept"
+    );
+    sender.advance(3_000);
+    sender.ok();
+    assert!(ids.iter().all(|id| sender.collector.acknowledged[id] == 1));
+}
+
+#[test]
+fn a_follower_in_memory_offers_again_to_a_new_sender() {
+    let mut follower = follower_in_memory();
+    follower.log_many(3);
+    follower.handed.clear(); // the sender closed before storing them
+    follower.core.handle_new_sender();
+    follower.pump();
+    assert_eq!(follower.handed.len(), 1);
+    assert_eq!(follower.handed[0].len(), 3, "all in one offer");
+}
+
+#[test]
+fn another_tabs_delete_never_hits_an_event_held_in_memory_under_the_same_key() {
+    let mut follower = follower_in_memory();
+    follower.log_many(3);
+    // The sender acknowledged IndexedDB events 1000..1002 that other tabs wrote.
+    follower
+        .core
+        .handle_removed_elsewhere(follower.now, &[1_000, 1_001, 1_002]);
+    follower.pump();
+    assert_eq!(follower.core.stats(follower.now).queued, 3);
+    assert_eq!(follower.store.len(), 3);
 }

@@ -78,6 +78,11 @@ pub struct Core {
     online: bool,
     /// Another tab of the origin lives and would take over sending if this one closed.
     others_alive: bool,
+    /// Storage failed to write: from this key on, events live in this tab's memory only.
+    memory_from: Option<Key>,
+    /// Events adopted from other tabs and not yet stored: their ticket here, the tab and
+    /// its key for them.
+    adopting: Vec<(Ticket, String, Key)>,
     actions: VecDeque<Action>,
     stats: Stats,
 }
@@ -106,6 +111,8 @@ impl Core {
             leader: true,
             online: true,
             others_alive: false,
+            memory_from: None,
+            adopting: Vec::new(),
             actions: VecDeque::new(),
             stats: Stats::default(),
         })
@@ -164,6 +171,7 @@ impl Core {
         );
         let persisted = std::mem::take(&mut self.persisting);
         self.stats.persisted += persisted.len() as u64;
+        self.confirm_adopted(&persisted);
         for (event, &key) in persisted.into_iter().zip(keys) {
             let ticket = event.ticket;
             self.enqueue(
@@ -179,6 +187,9 @@ impl Core {
             );
         }
         self.enforce_limits(now);
+        if !self.leader {
+            self.hand_over(keys);
+        }
         self.drive(now);
     }
 
@@ -226,12 +237,13 @@ impl Core {
     }
 
     /// Another tab deleted these keys (it acknowledged or dropped them): forget them
-    /// without counting them here.
+    /// without counting them here. Keys from [`Core::handle_memory_fallback`] on name
+    /// IndexedDB events this tab never held, not its memory events.
     pub fn handle_removed_elsewhere(&mut self, now: u64, keys: &[Key]) {
         let gone: Vec<Key> = keys
             .iter()
             .copied()
-            .filter(|&k| self.queue.is_free(k))
+            .filter(|&k| self.queue.is_free(k) && self.memory_from.is_none_or(|from| k < from))
             .collect();
         self.forget(&gone);
         self.drive(now);
@@ -248,6 +260,52 @@ impl Core {
             self.attempt = attempt;
         }
         self.drive(now);
+    }
+
+    /// Storage failed to write and keeps events in memory from `first_key` on (above
+    /// every key storage handed out so far). While another tab sends, they are handed to it.
+    pub fn handle_memory_fallback(&mut self, first_key: Key) {
+        self.memory_from.get_or_insert(first_key);
+    }
+
+    /// Another tab hands over events it holds in memory only (wire lines, with its keys):
+    /// store them here, keeping their ids and timestamps, and confirm with
+    /// [`Action::ConfirmAdopted`] once they are stored.
+    pub fn handle_adopt(&mut self, now: u64, tab: String, lines: &[String]) {
+        for (id, their_key, ts, payload) in lines.iter().filter_map(|l| wire::parse_event(l)) {
+            let ticket = self.next_ticket;
+            self.next_ticket += 1;
+            self.adopting.push((ticket, tab.clone(), their_key));
+            self.unpersisted.push_back(NewEvent {
+                ticket,
+                id,
+                ts,
+                payload: payload.to_owned(),
+            });
+        }
+        self.drive(now);
+    }
+
+    /// The sending tab stored these events this tab handed over: they are its now.
+    pub fn handle_handed_over(&mut self, now: u64, keys: &[Key]) {
+        let keys: Vec<Key> = keys
+            .iter()
+            .copied()
+            .filter(|&k| self.queue.is_free(k) && self.memory_from.is_some_and(|from| k >= from))
+            .collect();
+        self.stats.handed_over += keys.len() as u64;
+        self.forget(&keys);
+        self.actions.push_back(Action::Delete(keys));
+        self.drive(now);
+    }
+
+    /// Another tab became the sender: offer it again what this tab holds in memory only
+    /// (the earlier sender may have closed before storing it).
+    pub fn handle_new_sender(&mut self) {
+        if !self.leader {
+            let keys: Vec<Key> = self.queue.free().map(|(k, _)| k).collect();
+            self.hand_over(&keys);
+        }
     }
 
     // ---- inputs: time, flushes and answers -----------------------------------------
@@ -578,6 +636,41 @@ impl Core {
     }
 
     // ---- internals ----------------------------------------------------------------
+
+    /// Offers the free memory-only events among `keys` to the sending tab.
+    fn hand_over(&mut self, keys: &[Key]) {
+        let Some(from) = self.memory_from else { return };
+        let lines: Vec<String> = keys
+            .iter()
+            .filter(|&&k| k >= from && self.queue.is_free(k))
+            .filter_map(|&k| self.queue.encoded(k).map(str::to_owned))
+            .collect();
+        if !lines.is_empty() {
+            self.actions.push_back(Action::HandOver(lines));
+        }
+    }
+
+    /// Tells the tabs whose events just got stored here that they are.
+    fn confirm_adopted(&mut self, persisted: &[NewEvent]) {
+        if self.adopting.is_empty() {
+            return;
+        }
+        let tickets: BTreeSet<Ticket> = persisted.iter().map(|e| e.ticket).collect();
+        let (stored, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.adopting)
+            .into_iter()
+            .partition(|(ticket, _, _)| tickets.contains(ticket));
+        self.adopting = waiting;
+        let mut by_tab: Vec<(String, Vec<Key>)> = Vec::new();
+        for (_, tab, key) in stored {
+            match by_tab.iter_mut().find(|(t, _)| *t == tab) {
+                Some((_, keys)) => keys.push(key),
+                None => by_tab.push((tab, vec![key])),
+            }
+        }
+        for (tab, keys) in by_tab {
+            self.actions.push_back(Action::ConfirmAdopted { tab, keys });
+        }
+    }
 
     fn enqueue(&mut self, now: u64, key: Key, ticket: Ticket, event: StoredEvent) {
         if self.queue.insert(key, ticket, event) && self.flush_at.is_none() {

@@ -85,6 +85,8 @@ pub struct Stats {
     pub persisted: u64,
     /// Events found in storage, left by an earlier page or another tab.
     pub loaded: u64,
+    /// Events held in memory only that the sending tab took over.
+    pub handed_over: u64,
     /// Events put on the wire (an event sent twice counts twice).
     pub sent: u64,
     /// Events acknowledged by a 2xx.

@@ -67,6 +67,13 @@ pub enum Action {
     RememberBackoff(Option<(u64, u32)>),
     /// This tab does not send: ask the tab that does to flush now.
     AskSenderToFlush,
+    /// This tab does not send and holds these events in memory only (its storage failed):
+    /// offer them, as wire lines, to the tab that sends, which answers with
+    /// [`super::Core::handle_handed_over`].
+    HandOver(Vec<String>),
+    /// Events adopted from `tab` ([`super::Core::handle_adopt`]) are stored here now: tell
+    /// it, with its own keys for them.
+    ConfirmAdopted { tab: String, keys: Vec<Key> },
     /// A `flush()` call is settled.
     FlushSettled {
         waiter: u64,

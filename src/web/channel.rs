@@ -1,8 +1,10 @@
 //! The cross-tab channel: a `BroadcastChannel` per storage name, closed when dropped.
 //! Messages are `{stored: [first, last]}` (a tab wrote these seqs), `{deleted: [seq…]}`
 //! (the sender acknowledged or dropped these), `{flush: true}` (please send now),
-//! `{backoff: retry_at}` (the sender waits until then) and `{tab: true|false}` (a tab
-//! opened or is closing).
+//! `{backoff: retry_at}` (the sender waits until then), `{tab: true|false}` (a tab
+//! opened or is closing), `{sender: true}` (a tab took over sending), `{handover: [tab,
+//! [line…]]}` (a tab offers the sender events it holds in memory only) and `{adopted: [tab,
+//! [key…]]}` (the sender stored them).
 
 use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::closure::Closure;
@@ -22,6 +24,15 @@ pub enum Message {
     BackingOff(u64),
     /// A tab opened (`true`) or is closing (`false`).
     Tab(bool),
+    NewSender,
+    HandOver {
+        tab: String,
+        lines: Vec<String>,
+    },
+    Adopted {
+        tab: String,
+        keys: Vec<Key>,
+    },
 }
 
 pub struct Channel {
@@ -72,6 +83,18 @@ fn encode(message: &Message) -> JsValue {
         Message::Flush => ("flush", JsValue::TRUE),
         Message::BackingOff(retry_at) => ("backoff", JsValue::from_f64(*retry_at as f64)),
         Message::Tab(open) => ("tab", JsValue::from_bool(*open)),
+        Message::NewSender => ("sender", JsValue::TRUE),
+        Message::HandOver { tab, lines } => (
+            "handover",
+            Array::of2(
+                &tab.into(),
+                &lines.iter().map(JsValue::from).collect::<Array>(),
+            )
+            .into(),
+        ),
+        Message::Adopted { tab, keys } => {
+            ("adopted", Array::of2(&tab.into(), &keys_to_js(keys)).into())
+        }
     };
     let _ = Reflect::set(&object, &name.into(), &value);
     object.into()
@@ -106,6 +129,27 @@ fn decode(data: &JsValue) -> Option<Message> {
     }
     if let Some(open) = field("tab").and_then(|v| v.as_bool()) {
         return Some(Message::Tab(open));
+    }
+    if field("sender").is_some() {
+        return Some(Message::NewSender);
+    }
+    // [tab, list]
+    let addressed = |name: &str| {
+        let pair = Array::from(&field(name)?);
+        Some((pair.get(0).as_string()?, pair.get(1)))
+    };
+    if let Some((tab, lines)) = addressed("handover") {
+        let lines = Array::from(&lines)
+            .iter()
+            .filter_map(|l| l.as_string())
+            .collect();
+        return Some(Message::HandOver { tab, lines });
+    }
+    if let Some((tab, keys)) = addressed("adopted") {
+        return Some(Message::Adopted {
+            tab,
+            keys: keys_from_js(&keys),
+        });
     }
     field("flush").map(|_| Message::Flush)
 }

@@ -72,9 +72,8 @@ struct Inner {
     /// Held (or awaited) Web Lock that makes this tab the sender; `None` without Web Locks.
     leadership: RefCell<Option<Leadership>>,
     lock_name: String,
-    /// Since a write failed, events live in memory with keys from here on; other tabs'
-    /// deletes of keys this high name IndexedDB events this tab never held.
-    memory_from: Cell<Option<Key>>,
+    /// Names this tab in messages addressed to it.
+    tab_id: String,
     channel: RefCell<Option<Channel>>,
     stopped: Cell<bool>,
 }
@@ -88,6 +87,7 @@ impl Client {
     pub async fn start(options: Options) -> Result<Client, Error> {
         let mut random = RandomPool::new();
         let new_device = wire::uuid_v4(random.take16());
+        let tab_id = wire::uuid_v4(random.take16());
         let mut storage_error = None;
         let (storage, device) = if options.force_memory {
             (
@@ -126,7 +126,7 @@ impl Client {
             listeners: RefCell::new(Vec::new()),
             leadership: RefCell::new(None),
             lock_name: format!("evbuf-sender:{}", options.storage_name),
-            memory_from: Cell::new(None),
+            tab_id,
             channel: RefCell::new(None),
             stopped: Cell::new(false),
         });
@@ -256,6 +256,7 @@ impl Inner {
                 inner.load_snapshot().await;
                 inner.core.borrow_mut().handle_leadership(now(), true);
                 inner.pump();
+                inner.broadcast(Message::NewSender);
                 inner.count_other_tabs(0);
             });
         });
@@ -278,10 +279,7 @@ impl Inner {
                         inner.pump();
                     });
                 }
-                Message::Deleted(mut keys) => {
-                    if let Some(from) = inner.memory_from.get() {
-                        keys.retain(|&k| k < from);
-                    }
+                Message::Deleted(keys) => {
                     inner
                         .core
                         .borrow_mut()
@@ -301,6 +299,18 @@ impl Inner {
                 }
                 // The new tab's lock request, or the closing tab's release, takes a moment.
                 Message::Tab(_) if leader => inner.count_other_tabs(TAB_SETTLE_MS),
+                Message::NewSender => {
+                    inner.core.borrow_mut().handle_new_sender();
+                    inner.pump();
+                }
+                Message::HandOver { tab, lines } if leader => {
+                    inner.core.borrow_mut().handle_adopt(now(), tab, &lines);
+                    inner.pump();
+                }
+                Message::Adopted { tab, keys } if tab == inner.tab_id => {
+                    inner.core.borrow_mut().handle_handed_over(now(), &keys);
+                    inner.pump();
+                }
                 _ => {}
             }
         });
@@ -423,7 +433,7 @@ impl Inner {
                                 *inner.storage.borrow_mut() = Rc::new(Storage::Memory(
                                     RefCell::new(MemoryStore::new(first_key)),
                                 ));
-                                inner.memory_from.set(Some(first_key));
+                                inner.core.borrow_mut().handle_memory_fallback(first_key);
                             }
                             // The transaction rolled back: its deletes wait for the next try.
                             inner.to_delete.borrow_mut().splice(0..0, deletes);
@@ -449,6 +459,11 @@ impl Inner {
             Action::SendUnload(batch) => self.send(batch, Mode::Unload),
             Action::Report(report) => self.report(&report.to_string()),
             Action::AskSenderToFlush => self.broadcast(Message::Flush),
+            Action::HandOver(lines) => self.broadcast(Message::HandOver {
+                tab: self.tab_id.clone(),
+                lines,
+            }),
+            Action::ConfirmAdopted { tab, keys } => self.broadcast(Message::Adopted { tab, keys }),
             Action::RememberBackoff(backoff) => {
                 if let Some((retry_at, _)) = backoff {
                     self.broadcast(Message::BackingOff(retry_at));

@@ -91,6 +91,10 @@ pub struct Sim {
     pub asked_sender: usize,
     /// What storage holds of the backoff, as a driver persists it.
     pub remembered_backoff: Option<(u64, u32)>,
+    /// Events offered to the sending tab ([`Action::HandOver`]), one offer each.
+    pub handed: Vec<Vec<String>>,
+    /// Adoptions confirmed to other tabs ([`Action::ConfirmAdopted`]).
+    pub confirmed: Vec<(String, Vec<evbuf::core::Key>)>,
     pending_persist: Option<Vec<evbuf::core::NewEvent>>,
     next_id: u64,
     next_waiter: u64,
@@ -116,6 +120,8 @@ impl Sim {
             pending_deletes: Vec::new(),
             asked_sender: 0,
             remembered_backoff: None,
+            handed: Vec::new(),
+            confirmed: Vec::new(),
             pending_persist: None,
             next_id: 0,
             next_waiter: 0,
@@ -189,6 +195,8 @@ impl Sim {
                 Action::FlushSettled { waiter, result } => self.settled.push((waiter, result)),
                 Action::AskSenderToFlush => self.asked_sender += 1,
                 Action::RememberBackoff(backoff) => self.remembered_backoff = backoff,
+                Action::HandOver(lines) => self.handed.push(lines),
+                Action::ConfirmAdopted { tab, keys } => self.confirmed.push((tab, keys)),
             }
         }
     }

@@ -102,7 +102,7 @@ async fn flush(client: &Client) -> Result<JsValue, JsValue> {
 
 fn new_event(i: u64) -> NewEvent {
     NewEvent {
-        ord: i,
+        ticket: i,
         id: format!("id-{i}"),
         ts: 1_000 + i,
         payload: format!(r#"{{"i":{i}}}"#),
@@ -115,7 +115,7 @@ async fn indexeddb_round_trip_keeps_what_was_not_deleted() {
     let (storage, device) = IdbStorage::open(&name, "new-device".into()).await.unwrap();
     assert_eq!(device, "new-device");
     let events: Vec<NewEvent> = (0..250).map(new_event).collect();
-    let keys = storage.put_all(&events).await.unwrap();
+    let keys = storage.put_all(&events, &[]).await.unwrap();
     assert_eq!(
         keys,
         (1..=250).collect::<Vec<u64>>(),
@@ -135,9 +135,13 @@ async fn indexeddb_round_trip_keeps_what_was_not_deleted() {
     assert_eq!(loaded[0].id, "id-150");
     assert_eq!(loaded[0].payload, r#"{"i":150}"#);
     assert_eq!(loaded[0].ts, 1_150);
-    // New writes continue the sequence.
-    let more = again.put_all(&[new_event(999)]).await.unwrap();
+    // New writes continue the sequence, and take acknowledged keys out in the same
+    // transaction (a delete never waits for logging to pause).
+    let more = again.put_all(&[new_event(999)], &[151, 152]).await.unwrap();
     assert_eq!(more, vec![251]);
+    let (loaded, _) = again.load().await.unwrap();
+    assert_eq!(loaded[0].key, 153, "deleted with the write");
+    assert_eq!(loaded.len(), 98);
     // What another tab wrote can be read by its seq range.
     let range = again.load_range(251, 251).await.unwrap();
     assert_eq!(range.len(), 1);

@@ -15,13 +15,16 @@
 //! carried it ([`Action::Delete`]) or by a counted drop ([`Action::Report`] with
 //! [`Report::Dropped`]).
 
+mod answers;
 pub mod config;
 mod memory_store;
 mod queue;
 mod recovery;
 mod retry;
 mod stats;
+mod tabs;
 mod types;
+mod unload;
 mod waiters;
 pub mod wire;
 
@@ -34,8 +37,7 @@ pub use stats::{DropCounts, DropReason, Stats};
 pub use types::{Action, Batch, FlushError, Key, LogError, NewEvent, Report, StoredEvent, Ticket};
 
 use queue::Queue;
-use recovery::{Ending, Recovery};
-use retry::{backoff_ms, verdict, Verdict};
+use recovery::Recovery;
 use waiters::FlushWaiters;
 
 /// The normal request out (at most one: the in-flight guard).
@@ -262,53 +264,7 @@ impl Core {
         self.drive(now);
     }
 
-    /// Storage failed to write and keeps events in memory from `first_key` on (above
-    /// every key storage handed out so far). While another tab sends, they are handed to it.
-    pub fn handle_memory_fallback(&mut self, first_key: Key) {
-        self.memory_from.get_or_insert(first_key);
-    }
-
-    /// Another tab hands over events it holds in memory only (wire lines, with its keys):
-    /// store them here, keeping their ids and timestamps, and confirm with
-    /// [`Action::ConfirmAdopted`] once they are stored.
-    pub fn handle_adopt(&mut self, now: u64, tab: String, lines: &[String]) {
-        for (id, their_key, ts, payload) in lines.iter().filter_map(|l| wire::parse_event(l)) {
-            let ticket = self.next_ticket;
-            self.next_ticket += 1;
-            self.adopting.push((ticket, tab.clone(), their_key));
-            self.unpersisted.push_back(NewEvent {
-                ticket,
-                id,
-                ts,
-                payload: payload.to_owned(),
-            });
-        }
-        self.drive(now);
-    }
-
-    /// The sending tab stored these events this tab handed over: they are its now.
-    pub fn handle_handed_over(&mut self, now: u64, keys: &[Key]) {
-        let keys: Vec<Key> = keys
-            .iter()
-            .copied()
-            .filter(|&k| self.queue.is_free(k) && self.memory_from.is_some_and(|from| k >= from))
-            .collect();
-        self.stats.handed_over += keys.len() as u64;
-        self.forget(&keys);
-        self.actions.push_back(Action::Delete(keys));
-        self.drive(now);
-    }
-
-    /// Another tab became the sender: offer it again what this tab holds in memory only
-    /// (the earlier sender may have closed before storing it).
-    pub fn handle_new_sender(&mut self) {
-        if !self.leader {
-            let keys: Vec<Key> = self.queue.free().map(|(k, _)| k).collect();
-            self.hand_over(&keys);
-        }
-    }
-
-    // ---- inputs: time, flushes and answers -----------------------------------------
+    // ---- inputs: time and flushes (answers: `answers`; tabs: `tabs`; unload: `unload`)
 
     /// The timer armed for [`Core::poll_timeout`] fired (or any later moment).
     pub fn handle_timeout(&mut self, now: u64) {
@@ -357,84 +313,7 @@ impl Core {
         self.drive(now);
     }
 
-    /// The sending tab is backing off until `retry_at`: this tab's `flush()` calls settle
-    /// with that.
-    pub fn handle_sender_backing_off(&mut self, now: u64, retry_at: u64) {
-        if !self.leader && retry_at > now {
-            let actions = &mut self.actions;
-            self.waiters
-                .refuse_all(&FlushError::BackingOff { retry_at }, actions);
-        }
-    }
-
-    /// The answer (or failure, or timeout) of the batch `batch_id`. `jitter` is uniform
-    /// in `[0, 1)`.
-    ///
-    /// # Panics
-    /// If `batch_id` is not the batch in flight: the driver is broken.
-    pub fn handle_send_result(
-        &mut self,
-        now: u64,
-        batch_id: u64,
-        outcome: SendOutcome,
-        jitter: f64,
-    ) {
-        let flight = self
-            .in_flight
-            .take()
-            .filter(|f| f.batch_id == batch_id)
-            .expect("a send result must answer the batch in flight");
-        self.stats.in_flight_events = 0;
-        let keys = self.queue.release(&flight.keys, flight.batch_id);
-        match verdict(&outcome, now) {
-            Verdict::Acknowledged => {
-                if self.attempt > 0 {
-                    self.actions.push_back(Action::RememberBackoff(None));
-                }
-                self.attempt = 0;
-                self.recovery.acknowledged();
-                self.acknowledge(keys);
-            }
-            Verdict::TooLarge => self.refused_for_content(keys, DropReason::Oversize),
-            Verdict::Rejected => self.refused_for_content(keys, DropReason::Poison),
-            Verdict::Retry { server_wait_ms } => {
-                let wait = match server_wait_ms {
-                    Some(ms) => ms.clamp(MIN_WAIT_MS, self.config.retry_max_ms),
-                    None => backoff_ms(
-                        self.config.retry_base_ms,
-                        self.config.retry_max_ms,
-                        self.attempt,
-                        jitter,
-                    ),
-                };
-                self.fail(now, flight.from_split, keys, outcome, wait);
-            }
-            Verdict::Misconfigured => {
-                let wait = self.config.retry_max_ms;
-                self.fail(now, flight.from_split, keys, outcome, wait);
-            }
-        }
-        self.drive(now);
-    }
-
-    // ---- inputs: tabs, network and page lifecycle ----------------------------------
-
-    /// This tab became (or stopped being) the one that sends for the origin.
-    pub fn handle_leadership(&mut self, now: u64, leader: bool) {
-        self.leader = leader;
-        // Flushes that waited for a sender get the answer a sender gives at once.
-        if let Some(retry_at) = self.retry_at.filter(|&at| leader && at > now) {
-            let actions = &mut self.actions;
-            self.waiters
-                .refuse_all(&FlushError::BackingOff { retry_at }, actions);
-        }
-        self.drive(now);
-    }
-
-    /// Whether another tab of the origin lives (and would take over sending).
-    pub fn handle_other_tabs(&mut self, alive: bool) {
-        self.others_alive = alive;
-    }
+    // ---- inputs: network -----------------------------------------------------------
 
     /// The browser went online or offline.
     pub fn handle_online(&mut self, now: u64, online: bool) {
@@ -447,51 +326,6 @@ impl Core {
         } else if !online {
             let actions = &mut self.actions;
             self.waiters.refuse_all(&FlushError::Offline, actions);
-        }
-        self.drive(now);
-    }
-
-    /// The page was hidden or is being closed (`visibilitychange` to hidden, `pagehide`).
-    /// If no other tab could take over, the sending tab posts with keepalive, oldest
-    /// first and within the page's keepalive budget, the stored events that no request
-    /// carries yet; they stay stored until an answer acknowledges them (a closed page
-    /// never hears back, and the next page sends them again: the server deduplicates by
-    /// id). A later hide or `pagehide` posts only what no earlier post carried. Tabs that
-    /// do not send, and a sender another tab can replace, leave their events to the sender.
-    pub fn handle_page_hidden(&mut self, now: u64) {
-        if !self.leader || !self.online || self.others_alive {
-            return;
-        }
-        let out: usize = self.unload_out.iter().map(|(_, bytes)| bytes).sum();
-        let mut budget = KEEPALIVE_BUDGET_BYTES.saturating_sub(out);
-        loop {
-            let keys = self.fill(budget.min(self.config.max_batch_bytes), false);
-            if keys.is_empty() {
-                break;
-            }
-            let batch = self.batch(now, keys);
-            self.stats.unload_requests += 1;
-            budget -= batch.body.len().min(budget);
-            self.unload_out.push((batch.id, batch.body.len()));
-            self.actions.push_back(Action::SendUnload(batch));
-        }
-    }
-
-    /// The answer (or failure, or timeout) of an [`Action::SendUnload`] arrived: the page
-    /// lived on. A 2xx acknowledges its events; otherwise they are free for the next send.
-    pub fn handle_unload_result(
-        &mut self,
-        now: u64,
-        batch_id: u64,
-        keys: &[Key],
-        outcome: &SendOutcome,
-    ) {
-        self.unload_out.retain(|(id, _)| *id != batch_id);
-        let keys = self.queue.release(keys, batch_id);
-        if verdict(outcome, now) == Verdict::Acknowledged {
-            self.acknowledge(keys);
-        } else {
-            self.stats.failed_requests += 1;
         }
         self.drive(now);
     }
@@ -637,41 +471,6 @@ impl Core {
 
     // ---- internals ----------------------------------------------------------------
 
-    /// Offers the free memory-only events among `keys` to the sending tab.
-    fn hand_over(&mut self, keys: &[Key]) {
-        let Some(from) = self.memory_from else { return };
-        let lines: Vec<String> = keys
-            .iter()
-            .filter(|&&k| k >= from && self.queue.is_free(k))
-            .filter_map(|&k| self.queue.encoded(k).map(str::to_owned))
-            .collect();
-        if !lines.is_empty() {
-            self.actions.push_back(Action::HandOver(lines));
-        }
-    }
-
-    /// Tells the tabs whose events just got stored here that they are.
-    fn confirm_adopted(&mut self, persisted: &[NewEvent]) {
-        if self.adopting.is_empty() {
-            return;
-        }
-        let tickets: BTreeSet<Ticket> = persisted.iter().map(|e| e.ticket).collect();
-        let (stored, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.adopting)
-            .into_iter()
-            .partition(|(ticket, _, _)| tickets.contains(ticket));
-        self.adopting = waiting;
-        let mut by_tab: Vec<(String, Vec<Key>)> = Vec::new();
-        for (_, tab, key) in stored {
-            match by_tab.iter_mut().find(|(t, _)| *t == tab) {
-                Some((_, keys)) => keys.push(key),
-                None => by_tab.push((tab, vec![key])),
-            }
-        }
-        for (tab, keys) in by_tab {
-            self.actions.push_back(Action::ConfirmAdopted { tab, keys });
-        }
-    }
-
     fn enqueue(&mut self, now: u64, key: Key, ticket: Ticket, event: StoredEvent) {
         if self.queue.insert(key, ticket, event) && self.flush_at.is_none() {
             self.flush_at = Some(now + self.config.flush_interval_ms);
@@ -724,106 +523,6 @@ impl Core {
             &over,
             format!("storage is full (maxStoredEvents {max_events}, maxStoredBytes {max_bytes}); the oldest events go first"),
         );
-    }
-
-    /// A 413 or 400: split a batch of several events; judge a lone event at the end of
-    /// the search, except one that exceeds this page's own batch limit (stored under
-    /// another configuration), which no server will take.
-    fn refused_for_content(&mut self, keys: Vec<Key>, reason: DropReason) {
-        match keys.as_slice() {
-            [] => {}
-            [key] => {
-                let own_limit = self.envelope_bound + self.queue.encoded(*key).map_or(0, str::len)
-                    > self.config.max_batch_bytes;
-                if reason == DropReason::Oversize && own_limit {
-                    self.drop_events(
-                        reason,
-                        &keys,
-                        "the server answered 413 Payload Too Large for this event alone".into(),
-                    );
-                } else {
-                    self.recovery.suspect(*key, reason);
-                }
-            }
-            _ => self.recovery.split(keys),
-        }
-    }
-
-    /// Ends a 413/400 search once nothing of it is left to send: see [`Recovery`].
-    fn finish_recovery(&mut self, now: u64) {
-        let queue = &self.queue;
-        match self.recovery.finish(|k| queue.is_free(k)) {
-            None => {}
-            Some(Ending::Drop(suspects)) => {
-                for reason in DropReason::ALL {
-                    let keys: Vec<Key> = suspects
-                        .iter()
-                        .filter(|(_, r)| *r == reason)
-                        .map(|(k, _)| *k)
-                        .collect();
-                    let detail = match reason {
-                        DropReason::Oversize => {
-                            "the server answered 413 Payload Too Large for this event alone"
-                        }
-                        _ => "the server rejected this event with 400 Bad Request",
-                    };
-                    self.drop_events(reason, &keys, detail.into());
-                }
-            }
-            Some(Ending::RefusedEverything(reason)) => {
-                // The endpoint refuses everything: a misconfiguration must not burn data.
-                let status = if reason == DropReason::Oversize {
-                    413
-                } else {
-                    400
-                };
-                let wait = self.config.retry_max_ms;
-                self.schedule_retry(now, SendOutcome::status(status), wait);
-            }
-        }
-    }
-
-    /// A request failed: its events stay, and the next send waits `wait`.
-    fn fail(
-        &mut self,
-        now: u64,
-        from_split: bool,
-        keys: Vec<Key>,
-        outcome: SendOutcome,
-        wait: u64,
-    ) {
-        self.stats.failed_requests += 1;
-        if from_split {
-            self.recovery.retry_piece(keys);
-        }
-        self.schedule_retry(now, outcome, wait);
-    }
-
-    fn schedule_retry(&mut self, now: u64, outcome: SendOutcome, wait: u64) {
-        self.stats.retries += 1;
-        self.attempt = self.attempt.saturating_add(1);
-        let retry_at = now + wait;
-        self.retry_at = Some(retry_at);
-        self.actions
-            .push_back(Action::RememberBackoff(Some((retry_at, self.attempt))));
-        let detail = match &outcome {
-            SendOutcome::Status { status, .. } => format!("the server answered {status}"),
-            SendOutcome::NetworkError(cause) => format!("network error: {cause}"),
-        };
-        let actions = &mut self.actions;
-        self.waiters.refuse_all(
-            &FlushError::SendFailed {
-                detail: detail.clone(),
-                retry_at,
-            },
-            actions,
-        );
-        self.flush_now = false;
-        self.actions.push_back(Action::Report(Report::SendFailed {
-            outcome,
-            retry_at,
-            detail,
-        }));
     }
 
     /// Settles the `flush()` callers whose events are all gone, or whose patience ran out.

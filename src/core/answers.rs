@@ -1,0 +1,160 @@
+//! What an answer to a normal send does: acknowledge, split or bisect (413, 400), or
+//! keep everything and back off.
+
+use super::recovery::Ending;
+use super::retry::{backoff_ms, verdict, SendOutcome, Verdict, MIN_WAIT_MS};
+use super::stats::DropReason;
+use super::types::{Action, FlushError, Key, Report};
+use super::Core;
+
+impl Core {
+    /// The answer (or failure, or timeout) of the batch `batch_id`. `jitter` is uniform
+    /// in `[0, 1)`.
+    ///
+    /// # Panics
+    /// If `batch_id` is not the batch in flight: the driver is broken.
+    pub fn handle_send_result(
+        &mut self,
+        now: u64,
+        batch_id: u64,
+        outcome: SendOutcome,
+        jitter: f64,
+    ) {
+        let flight = self
+            .in_flight
+            .take()
+            .filter(|f| f.batch_id == batch_id)
+            .expect("a send result must answer the batch in flight");
+        self.stats.in_flight_events = 0;
+        let keys = self.queue.release(&flight.keys, flight.batch_id);
+        match verdict(&outcome, now) {
+            Verdict::Acknowledged => {
+                if self.attempt > 0 {
+                    self.actions.push_back(Action::RememberBackoff(None));
+                }
+                self.attempt = 0;
+                self.recovery.acknowledged();
+                self.acknowledge(keys);
+            }
+            Verdict::TooLarge => self.refused_for_content(keys, DropReason::Oversize),
+            Verdict::Rejected => self.refused_for_content(keys, DropReason::Poison),
+            Verdict::Retry { server_wait_ms } => {
+                let wait = match server_wait_ms {
+                    Some(ms) => ms.clamp(MIN_WAIT_MS, self.config.retry_max_ms),
+                    None => backoff_ms(
+                        self.config.retry_base_ms,
+                        self.config.retry_max_ms,
+                        self.attempt,
+                        jitter,
+                    ),
+                };
+                self.fail(now, flight.from_split, keys, outcome, wait);
+            }
+            Verdict::Misconfigured => {
+                let wait = self.config.retry_max_ms;
+                self.fail(now, flight.from_split, keys, outcome, wait);
+            }
+        }
+        self.drive(now);
+    }
+
+    /// A 413 or 400: split a batch of several events; judge a lone event at the end of
+    /// the search, except one that exceeds this page's own batch limit (stored under
+    /// another configuration), which no server will take.
+    pub(super) fn refused_for_content(&mut self, keys: Vec<Key>, reason: DropReason) {
+        match keys.as_slice() {
+            [] => {}
+            [key] => {
+                let own_limit = self.envelope_bound + self.queue.encoded(*key).map_or(0, str::len)
+                    > self.config.max_batch_bytes;
+                if reason == DropReason::Oversize && own_limit {
+                    self.drop_events(
+                        reason,
+                        &keys,
+                        "the server answered 413 Payload Too Large for this event alone".into(),
+                    );
+                } else {
+                    self.recovery.suspect(*key, reason);
+                }
+            }
+            _ => self.recovery.split(keys),
+        }
+    }
+
+    /// Ends a 413/400 search once nothing of it is left to send: see [`Recovery`].
+    pub(super) fn finish_recovery(&mut self, now: u64) {
+        let queue = &self.queue;
+        match self.recovery.finish(|k| queue.is_free(k)) {
+            None => {}
+            Some(Ending::Drop(suspects)) => {
+                for reason in DropReason::ALL {
+                    let keys: Vec<Key> = suspects
+                        .iter()
+                        .filter(|(_, r)| *r == reason)
+                        .map(|(k, _)| *k)
+                        .collect();
+                    let detail = match reason {
+                        DropReason::Oversize => {
+                            "the server answered 413 Payload Too Large for this event alone"
+                        }
+                        _ => "the server rejected this event with 400 Bad Request",
+                    };
+                    self.drop_events(reason, &keys, detail.into());
+                }
+            }
+            Some(Ending::RefusedEverything(reason)) => {
+                // The endpoint refuses everything: a misconfiguration must not burn data.
+                let status = if reason == DropReason::Oversize {
+                    413
+                } else {
+                    400
+                };
+                let wait = self.config.retry_max_ms;
+                self.schedule_retry(now, SendOutcome::status(status), wait);
+            }
+        }
+    }
+
+    /// A request failed: its events stay, and the next send waits `wait`.
+    pub(super) fn fail(
+        &mut self,
+        now: u64,
+        from_split: bool,
+        keys: Vec<Key>,
+        outcome: SendOutcome,
+        wait: u64,
+    ) {
+        self.stats.failed_requests += 1;
+        if from_split {
+            self.recovery.retry_piece(keys);
+        }
+        self.schedule_retry(now, outcome, wait);
+    }
+
+    pub(super) fn schedule_retry(&mut self, now: u64, outcome: SendOutcome, wait: u64) {
+        self.stats.retries += 1;
+        self.attempt = self.attempt.saturating_add(1);
+        let retry_at = now + wait;
+        self.retry_at = Some(retry_at);
+        self.actions
+            .push_back(Action::RememberBackoff(Some((retry_at, self.attempt))));
+        let detail = match &outcome {
+            SendOutcome::Status { status, .. } => format!("the server answered {status}"),
+            SendOutcome::NetworkError(cause) => format!("network error: {cause}"),
+        };
+        let actions = &mut self.actions;
+        self.waiters.refuse_all(
+            &FlushError::SendFailed {
+                detail: detail.clone(),
+                retry_at,
+            },
+            actions,
+        );
+        self.flush_now = false;
+        self.actions.push_back(Action::Report(Report::SendFailed {
+            outcome,
+            retry_at,
+            detail,
+        }));
+    }
+}

@@ -1,0 +1,117 @@
+//! Inputs about the other tabs of the origin: who sends, who else lives, and the events a
+//! tab that cannot store them hands to the sender.
+
+use std::collections::BTreeSet;
+
+use super::types::{Action, FlushError, Key, NewEvent, Ticket};
+use super::{wire, Core};
+
+impl Core {
+    /// The sending tab is backing off until `retry_at`: this tab's `flush()` calls settle
+    /// with that.
+    pub fn handle_sender_backing_off(&mut self, now: u64, retry_at: u64) {
+        if !self.leader && retry_at > now {
+            let actions = &mut self.actions;
+            self.waiters
+                .refuse_all(&FlushError::BackingOff { retry_at }, actions);
+        }
+    }
+
+    /// This tab became (or stopped being) the one that sends for the origin.
+    pub fn handle_leadership(&mut self, now: u64, leader: bool) {
+        self.leader = leader;
+        // Flushes that waited for a sender get the answer a sender gives at once.
+        if let Some(retry_at) = self.retry_at.filter(|&at| leader && at > now) {
+            let actions = &mut self.actions;
+            self.waiters
+                .refuse_all(&FlushError::BackingOff { retry_at }, actions);
+        }
+        self.drive(now);
+    }
+
+    /// Whether another tab of the origin lives (and would take over sending).
+    pub fn handle_other_tabs(&mut self, alive: bool) {
+        self.others_alive = alive;
+    }
+
+    /// Storage failed to write and keeps events in memory from `first_key` on (above
+    /// every key storage handed out so far). While another tab sends, they are handed to it.
+    pub fn handle_memory_fallback(&mut self, first_key: Key) {
+        self.memory_from.get_or_insert(first_key);
+    }
+
+    /// Another tab hands over events it holds in memory only (wire lines, with its keys):
+    /// store them here, keeping their ids and timestamps, and confirm with
+    /// [`Action::ConfirmAdopted`] once they are stored.
+    pub fn handle_adopt(&mut self, now: u64, tab: String, lines: &[String]) {
+        for (id, their_key, ts, payload) in lines.iter().filter_map(|l| wire::parse_event(l)) {
+            let ticket = self.next_ticket;
+            self.next_ticket += 1;
+            self.adopting.push((ticket, tab.clone(), their_key));
+            self.unpersisted.push_back(NewEvent {
+                ticket,
+                id,
+                ts,
+                payload: payload.to_owned(),
+            });
+        }
+        self.drive(now);
+    }
+
+    /// The sending tab stored these events this tab handed over: they are its now.
+    pub fn handle_handed_over(&mut self, now: u64, keys: &[Key]) {
+        let keys: Vec<Key> = keys
+            .iter()
+            .copied()
+            .filter(|&k| self.queue.is_free(k) && self.memory_from.is_some_and(|from| k >= from))
+            .collect();
+        self.stats.handed_over += keys.len() as u64;
+        self.forget(&keys);
+        self.actions.push_back(Action::Delete(keys));
+        self.drive(now);
+    }
+
+    /// Another tab became the sender: offer it again what this tab holds in memory only
+    /// (the earlier sender may have closed before storing it).
+    pub fn handle_new_sender(&mut self) {
+        if !self.leader {
+            let keys: Vec<Key> = self.queue.free().map(|(k, _)| k).collect();
+            self.hand_over(&keys);
+        }
+    }
+
+    /// Offers the free memory-only events among `keys` to the sending tab.
+    pub(super) fn hand_over(&mut self, keys: &[Key]) {
+        let Some(from) = self.memory_from else { return };
+        let lines: Vec<String> = keys
+            .iter()
+            .filter(|&&k| k >= from && self.queue.is_free(k))
+            .filter_map(|&k| self.queue.encoded(k).map(str::to_owned))
+            .collect();
+        if !lines.is_empty() {
+            self.actions.push_back(Action::HandOver(lines));
+        }
+    }
+
+    /// Tells the tabs whose events just got stored here that they are.
+    pub(super) fn confirm_adopted(&mut self, persisted: &[NewEvent]) {
+        if self.adopting.is_empty() {
+            return;
+        }
+        let tickets: BTreeSet<Ticket> = persisted.iter().map(|e| e.ticket).collect();
+        let (stored, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.adopting)
+            .into_iter()
+            .partition(|(ticket, _, _)| tickets.contains(ticket));
+        self.adopting = waiting;
+        let mut by_tab: Vec<(String, Vec<Key>)> = Vec::new();
+        for (_, tab, key) in stored {
+            match by_tab.iter_mut().find(|(t, _)| *t == tab) {
+                Some((_, keys)) => keys.push(key),
+                None => by_tab.push((tab, vec![key])),
+            }
+        }
+        for (tab, keys) in by_tab {
+            self.actions.push_back(Action::ConfirmAdopted { tab, keys });
+        }
+    }
+}

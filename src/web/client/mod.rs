@@ -12,7 +12,7 @@ use crate::core::{wire, Action, Batch, Core, Key, MemoryStore, Stats};
 
 use super::channel::{Channel, Message};
 use super::clock::now;
-use super::leader::{self, Leadership};
+use super::leader::Leadership;
 use super::lifecycle::{self, Listener};
 use super::options::Options;
 use super::random::RandomPool;
@@ -20,6 +20,8 @@ use super::storage::{IdbStorage, Storage};
 use super::timer::Timer;
 use super::transport::{self, Mode};
 use super::Error;
+
+mod tabs;
 
 /// A promise and its resolve function.
 struct Pending {
@@ -77,9 +79,6 @@ struct Inner {
     channel: RefCell<Option<Channel>>,
     stopped: Cell<bool>,
 }
-
-/// How long after a tab says it opened or is closing the sender counts the tabs again.
-const TAB_SETTLE_MS: u32 = 250;
 
 impl Client {
     /// Opens storage (IndexedDB, or memory if that fails), loads what an earlier page
@@ -241,98 +240,6 @@ impl Inner {
         match storage.load().await {
             Ok((events, below)) => self.core.borrow_mut().handle_snapshot(now(), events, below),
             Err(err) => self.report(&err.to_string()),
-        }
-    }
-
-    /// Several tabs share one IndexedDB: elect one sender with Web Locks and keep the
-    /// others informed over a BroadcastChannel. Without Web Locks every tab sends what it
-    /// logged itself (see README: duplicates only for events stored as a tab opens).
-    fn coordinate_tabs(self: &Rc<Self>, storage_name: &str) {
-        let weak = Rc::downgrade(self);
-        let leadership = leader::request(&self.lock_name, move || {
-            let Some(inner) = weak.upgrade() else { return };
-            spawn_local(async move {
-                // Catch up on what the previous sender left and other tabs wrote.
-                inner.load_snapshot().await;
-                inner.core.borrow_mut().handle_leadership(now(), true);
-                inner.pump();
-                inner.broadcast(Message::NewSender);
-                inner.count_other_tabs(0);
-            });
-        });
-        if leadership.is_some() {
-            self.core.borrow_mut().handle_leadership(now(), false);
-        }
-        let shared = leadership.is_some();
-        *self.leadership.borrow_mut() = leadership;
-        let weak = Rc::downgrade(self);
-        let channel = Channel::open(&format!("evbuf:{storage_name}"), move |message| {
-            let Some(inner) = weak.upgrade() else { return };
-            let leader = inner.core.borrow().stats(now()).leader;
-            match message {
-                Message::Stored { first, last } if shared && leader => {
-                    spawn_local(async move {
-                        match inner.storage().load_range(first, last).await {
-                            Ok(events) => inner.core.borrow_mut().handle_loaded(now(), events),
-                            Err(err) => inner.report(&err.to_string()),
-                        }
-                        inner.pump();
-                    });
-                }
-                Message::Deleted(keys) => {
-                    inner
-                        .core
-                        .borrow_mut()
-                        .handle_removed_elsewhere(now(), &keys);
-                    inner.pump();
-                }
-                Message::Flush if leader => {
-                    inner.core.borrow_mut().handle_flush_hint(now());
-                    inner.pump();
-                }
-                Message::BackingOff(retry_at) => {
-                    inner
-                        .core
-                        .borrow_mut()
-                        .handle_sender_backing_off(now(), retry_at);
-                    inner.pump();
-                }
-                // The new tab's lock request, or the closing tab's release, takes a moment.
-                Message::Tab(_) if leader => inner.count_other_tabs(TAB_SETTLE_MS),
-                Message::NewSender => {
-                    inner.core.borrow_mut().handle_new_sender();
-                    inner.pump();
-                }
-                Message::HandOver { tab, lines } if leader => {
-                    inner.core.borrow_mut().handle_adopt(now(), tab, &lines);
-                    inner.pump();
-                }
-                Message::Adopted { tab, keys } if tab == inner.tab_id => {
-                    inner.core.borrow_mut().handle_handed_over(now(), &keys);
-                    inner.pump();
-                }
-                _ => {}
-            }
-        });
-        *self.channel.borrow_mut() = channel;
-        self.broadcast(Message::Tab(true));
-    }
-
-    /// Tells the core, `after_ms` from now, whether another tab waits to take over
-    /// sending: a sender that can be replaced does not post on the unload path.
-    fn count_other_tabs(self: &Rc<Self>, after_ms: u32) {
-        let weak = Rc::downgrade(self);
-        spawn_local(async move {
-            gloo_timers::future::TimeoutFuture::new(after_ms).await;
-            let Some(inner) = weak.upgrade() else { return };
-            let alive = leader::others_waiting(&inner.lock_name).await;
-            inner.core.borrow_mut().handle_other_tabs(alive);
-        });
-    }
-
-    fn broadcast(&self, message: Message) {
-        if let Some(channel) = &*self.channel.borrow() {
-            channel.post(&message);
         }
     }
 

@@ -1,6 +1,8 @@
 // Shared pieces of the end-to-end tests: a collector of our own on a free loopback port
-// (serving the test pages and pkg/ too), and Debian's Chromium driven by playwright-core.
-import { spawn } from 'node:child_process';
+// (serving the test pages and pkg/ too), Debian's Chromium driven by playwright-core, and
+// the helpers of the delivery scenarios (scenarios.test.mjs, delivery.test.mjs).
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -78,4 +80,163 @@ export async function eventually(check, ms = 15_000, what = 'condition') {
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export const stats = (page) => page.evaluate(() => window.evbuf.stats());
+
+/** Logs N events in the page, one every `everyMs`, paced against the clock (no drift);
+ *  resolves once all are stored. */
+export function logPaced(page, { run, N, everyMs, kind }) {
+  return page.evaluate(async ({ run, N, everyMs, kind }) => {
+    const start = performance.now();
+    const logged = [];
+    for (let i = 0; i < N; i++) {
+      const wait = start + i * everyMs - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      logged.push(window.evbuf.logEvent({ run, i, kind }));
+    }
+    await Promise.all(logged);
+  }, { run, N, everyMs, kind });
+}
+
+/** Waits until the sending page has nothing queued or in flight. */
+export function drained(page, ms = 15_000) {
+  return eventually(async () => {
+    const s = await stats(page);
+    return s.queued === 0 && s.inFlight === 0 && s;
+  }, ms, 'the sender to have nothing left');
+}
+
+/** The browser processes (not helpers) of a profile. */
+export function browserPids(dir) {
+  return execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' })
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line.includes(`--user-data-dir=${dir}`) && !line.includes('--type='))
+    .map((line) => Number(line.split(/\s+/)[0]));
+}
+
+/** SIGKILLs the browser of profile `p` (no unload handler runs, nothing is flushed) and
+ *  waits until it is gone. `pids` are looked up before, while it surely runs. */
+export async function killBrowser(context, p, pids) {
+  const closed = new Promise((resolve) => context.once('close', resolve));
+  for (const pid of pids) process.kill(pid, 'SIGKILL');
+  await Promise.race([closed, sleep(10_000)]);
+  await eventually(() => browserPids(p.dir).length === 0, 10_000, 'the browser to be gone');
+}
+
+/**
+ * The helpers of the delivery scenarios, for a collector that `collector()` returns once
+ * started (test files start theirs in `before`); `figures` collects each report's row.
+ */
+export function scenarioHelpers(collector, figures) {
+  /**
+   * Opens the test page and waits for the package. One reload if it does not load: pkg/
+   * may be rebuilt while the tests run, and a half-written file is no finding about evbuf.
+   */
+  async function openPage(context) {
+    const page = await context.newPage();
+    const errors = [];
+    page.on('pageerror', (error) => errors.push(error.message));
+    for (let attempt = 1; ; attempt++) {
+      await page.goto(`${collector().url}/index.html`);
+      try {
+        await page.waitForFunction(() => window.evbufReady === true, null, { timeout: 10_000 });
+        return page;
+      } catch (error) {
+        if (attempt === 2) throw new Error(`the test page did not load evbuf: ${error.message} ${JSON.stringify(errors)}`);
+        console.warn(`the test page did not load evbuf, reloading once: ${JSON.stringify(errors)}`);
+      }
+    }
+  }
+
+  /** Initializes evbuf in `page`; errors given to onError are kept in window.evbufErrors. */
+  function init(page, options = {}) {
+    return page.evaluate(async (options) => {
+      window.evbufErrors = [];
+      await window.evbuf.init({ ...options, onError: (e) => window.evbufErrors.push(e.message) });
+    }, { endpoint: collector().endpoint, ...options });
+  }
+
+  /** The distinct events the collector stored for `run` (it keys events by id). */
+  async function delivered(run) {
+    const { events } = await collector().events();
+    const mine = events.filter((e) => e.payload?.run === run);
+    assert.equal(new Set(mine.map((e) => e.id)).size, mine.length, 'the collector lists distinct ids');
+    return mine;
+  }
+
+  /** Waits until the collector holds `n` more distinct events than in `since` (cheap polls). */
+  function deliveredCount(since, n, ms, what) {
+    return eventually(async () => {
+      const s = await collector().summary();
+      return s.count - since.count >= n && s;
+    }, ms, what);
+  }
+
+  /** Collector counter deltas since `since`. */
+  async function deltas(since) {
+    const now = await collector().summary();
+    const rejected = {};
+    for (const [status, n] of Object.entries(now.rejected_requests)) {
+      const d = n - (since.rejected_requests[status] ?? 0);
+      if (d) rejected[status] = d;
+    }
+    return {
+      count: now.count - since.count,
+      requests: now.requests - since.requests,
+      duplicates: now.duplicates - since.duplicates,
+      rejected,
+    };
+  }
+
+  function report(t, scenario, d, extra = {}) {
+    const notes = Object.entries(extra).map(([k, v]) => `${k}=${v}`).join(' ');
+    figures.push({ scenario, delivered: d.count, requests: d.requests, duplicates: d.duplicates,
+      rejected: JSON.stringify(d.rejected), notes });
+    t.diagnostic(`${scenario}: delivered=${d.count} requests=${d.requests} duplicates=${d.duplicates} ` +
+      `rejected=${JSON.stringify(d.rejected)} ${notes}`);
+  }
+
+  /**
+   * A scenario with a fresh collector state, a profile of its own and cleanup whatever
+   * happens: misbehaviour cleared, contexts closed, the profile removed.
+   */
+  function scenario(body) {
+    return async (t) => {
+      await collector().reset();
+      const p = profile();
+      const contexts = [];
+      const launch = async (options) => {
+        const context = await p.launch(options);
+        contexts.push(context);
+        return context;
+      };
+      // Short, as the quiet sessions count bytes.
+      const run = `r${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+      try {
+        await body({ t, p, launch, run });
+      } finally {
+        await collector().control({});
+        for (const context of contexts) {
+          // A killed browser's context may never answer: do not hang on it.
+          await Promise.race([context.close().catch(() => {}), sleep(5_000)]);
+        }
+        p.dispose();
+      }
+    };
+  }
+
+  /** The next page in the same profile: starts evbuf, waits until the collector holds N
+   *  more events than at `since`, then until the page has nothing left to send. */
+  async function nextPageDelivers(launch, since, N) {
+    const page = await openPage(await launch());
+    await init(page, { flushIntervalMs: 500 });
+    await deliveredCount(since, N, 20_000, `${N} events`);
+    return { s: await drained(page), d: await deltas(since) };
+  }
+
+  return { openPage, init, delivered, deliveredCount, deltas, report, scenario, nextPageDelivers };
 }

@@ -4,141 +4,21 @@
 // number of distinct events delivered for its run tag and reports the wire duplicates.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { startCollector, profile, eventually } from './harness.mjs';
+import {
+  startCollector, eventually, sleep, stats, logPaced, drained, browserPids, killBrowser, scenarioHelpers,
+} from './harness.mjs';
 
 let collector;
 const figures = [];
+const {
+  openPage, init, delivered, deliveredCount, deltas, report, scenario, nextPageDelivers,
+} = scenarioHelpers(() => collector, figures);
 before(async () => { collector = await startCollector(); });
 after(async () => {
   await collector.stop();
   console.log('scenario figures (requests = bulk POSTs seen by the collector):');
   console.table(figures);
 });
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/**
- * Opens the test page and waits for the package. One reload if it does not load: pkg/ may
- * be rebuilt while the tests run, and a half-written file is no finding about evbuf.
- */
-async function openPage(context) {
-  const page = await context.newPage();
-  const errors = [];
-  page.on('pageerror', (error) => errors.push(error.message));
-  for (let attempt = 1; ; attempt++) {
-    await page.goto(`${collector.url}/index.html`);
-    try {
-      await page.waitForFunction(() => window.evbufReady === true, null, { timeout: 10_000 });
-      return page;
-    } catch (error) {
-      if (attempt === 2) throw new Error(`the test page did not load evbuf: ${error.message} ${JSON.stringify(errors)}`);
-      console.warn(`the test page did not load evbuf, reloading once: ${JSON.stringify(errors)}`);
-    }
-  }
-}
-
-/** Initializes evbuf in `page`; errors given to onError are kept in window.evbufErrors. */
-function init(page, options = {}) {
-  return page.evaluate(async (options) => {
-    window.evbufErrors = [];
-    await window.evbuf.init({ ...options, onError: (e) => window.evbufErrors.push(e.message) });
-  }, { endpoint: collector.endpoint, ...options });
-}
-
-const stats = (page) => page.evaluate(() => window.evbuf.stats());
-
-/** The distinct events the collector stored for `run` (it keys events by id). */
-/** Logs N events in the page, one every `everyMs`, paced against the clock (no drift);
- *  resolves once all are stored. */
-function logPaced(page, { run, N, everyMs, kind }) {
-  return page.evaluate(async ({ run, N, everyMs, kind }) => {
-    const start = performance.now();
-    const logged = [];
-    for (let i = 0; i < N; i++) {
-      const wait = start + i * everyMs - performance.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      logged.push(window.evbuf.logEvent({ run, i, kind }));
-    }
-    await Promise.all(logged);
-  }, { run, N, everyMs, kind });
-}
-
-async function delivered(run) {
-  const { events } = await collector.events();
-  const mine = events.filter((e) => e.payload?.run === run);
-  assert.equal(new Set(mine.map((e) => e.id)).size, mine.length, 'the collector lists distinct ids');
-  return mine;
-}
-
-/** Waits until the collector holds `n` more distinct events than in `since` (cheap polls). */
-function deliveredCount(since, n, ms, what) {
-  return eventually(async () => {
-    const s = await collector.summary();
-    return s.count - since.count >= n && s;
-  }, ms, what);
-}
-
-/** Waits until the sending page has nothing queued or in flight. */
-function drained(page, ms = 15_000) {
-  return eventually(async () => {
-    const s = await stats(page);
-    return s.queued === 0 && s.inFlight === 0 && s;
-  }, ms, 'the sender to have nothing left');
-}
-
-/** Collector counter deltas since `since`. */
-async function deltas(since) {
-  const now = await collector.summary();
-  const rejected = {};
-  for (const [status, n] of Object.entries(now.rejected_requests)) {
-    const d = n - (since.rejected_requests[status] ?? 0);
-    if (d) rejected[status] = d;
-  }
-  return {
-    count: now.count - since.count,
-    requests: now.requests - since.requests,
-    duplicates: now.duplicates - since.duplicates,
-    rejected,
-  };
-}
-
-function report(t, scenario, d, extra = {}) {
-  const notes = Object.entries(extra).map(([k, v]) => `${k}=${v}`).join(' ');
-  figures.push({ scenario, delivered: d.count, requests: d.requests, duplicates: d.duplicates,
-    rejected: JSON.stringify(d.rejected), notes });
-  t.diagnostic(`${scenario}: delivered=${d.count} requests=${d.requests} duplicates=${d.duplicates} ` +
-    `rejected=${JSON.stringify(d.rejected)} ${notes}`);
-}
-
-/**
- * A scenario with a fresh collector state, a profile of its own and cleanup whatever
- * happens: misbehaviour cleared, contexts closed, the profile removed.
- */
-function scenario(body) {
-  return async (t) => {
-    await collector.reset();
-    const p = profile();
-    const contexts = [];
-    const launch = async (options) => {
-      const context = await p.launch(options);
-      contexts.push(context);
-      return context;
-    };
-    // Short, as the quiet sessions count bytes.
-    const run = `r${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
-    try {
-      await body({ t, p, launch, run });
-    } finally {
-      await collector.control({});
-      for (const context of contexts) {
-        // A killed browser's context may never answer: do not hang on it.
-        await Promise.race([context.close().catch(() => {}), sleep(5_000)]);
-      }
-      p.dispose();
-    }
-  };
-}
 
 /** A payload of about 100-500 bytes (JSON), varying with `i`. */
 const padded = (run, i) => ({ run, i, kind: 'burst', pad: 'x'.repeat(60 + ((i * 37) % 340)) });
@@ -246,24 +126,6 @@ for (const [variant, options, quiet] of FIRST_SESSIONS) {
   }));
 }
 
-/** The next page in the same profile: starts evbuf, waits until the collector holds N
- *  more events than at `since`, then until the page has nothing left to send. */
-async function nextPageDelivers(launch, since, N) {
-  const page = await openPage(await launch());
-  await init(page, { flushIntervalMs: 500 });
-  await deliveredCount(since, N, 20_000, `${N} events`);
-  return { s: await drained(page), d: await deltas(since) };
-}
-
-/** The browser processes (not helpers) of a profile. */
-function browserPids(dir) {
-  return execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' })
-    .split('\n')
-    .map((line) => line.trim())
-    .filter((line) => line.includes(`--user-data-dir=${dir}`) && !line.includes('--type='))
-    .map((line) => Number(line.split(/\s+/)[0]));
-}
-
 for (const [variant, options, quiet] of FIRST_SESSIONS) {
   test(`crash (${variant}): Chromium killed with SIGKILL 100 ms after the last event was stored, all delivered after relaunch`, { timeout: 60_000 }, scenario(async ({ t, p, launch, run }) => {
     const N = 500;
@@ -279,11 +141,8 @@ for (const [variant, options, quiet] of FIRST_SESSIONS) {
       await Promise.all(logged); // resolved: committed to IndexedDB
       return window.evbuf.stats();
     }, { run, N });
-    const closed = new Promise((resolve) => context.once('close', resolve));
     await sleep(100);
-    for (const pid of pids) process.kill(pid, 'SIGKILL');
-    await Promise.race([closed, sleep(10_000)]);
-    await eventually(() => browserPids(p.dir).length === 0, 10_000, 'the browser to be gone');
+    await killBrowser(context, p, pids);
     const beforeRelaunch = await deltas(since);
 
     const { s, d } = await nextPageDelivers(launch, since, N);

@@ -702,6 +702,7 @@ fn two_tabs_sharing_storage_deliver_every_event_exactly_once() {
                     }
                     Action::Delete(keys) => {
                         store.delete(&keys);
+                        sender.handle_deleted(now, keys.len());
                         // The "deleted" broadcast.
                         other.handle_removed_elsewhere(now, &keys);
                     }
@@ -716,9 +717,17 @@ fn two_tabs_sharing_storage_deliver_every_event_exactly_once() {
     }
     sender.handle_flush(now, 1);
     while let Some(action) = sender.poll_action() {
-        if let Action::Send(batch) = action {
-            delivered.extend(batch_ids(&batch));
-            sender.handle_send_result(now, batch.id, SendOutcome::status(200), 0.5);
+        match action {
+            Action::Send(batch) => {
+                delivered.extend(batch_ids(&batch));
+                sender.handle_send_result(now, batch.id, SendOutcome::status(200), 0.5);
+            }
+            Action::Delete(keys) => {
+                store.delete(&keys);
+                sender.handle_deleted(now, keys.len());
+                other.handle_removed_elsewhere(now, &keys);
+            }
+            _ => {}
         }
     }
     let distinct: std::collections::BTreeSet<&String> = delivered.iter().collect();
@@ -1167,4 +1176,26 @@ fn another_tabs_delete_never_hits_an_event_held_in_memory_under_the_same_key() {
     follower.pump();
     assert_eq!(follower.core.stats(follower.now).queued, 3);
     assert_eq!(follower.store.len(), 3);
+}
+
+#[test]
+fn no_send_starts_while_an_acknowledged_batch_is_still_stored() {
+    let mut sim = Sim::with_defaults();
+    sim.persist_at_once = false;
+    sim.log_many(150);
+    sim.complete_persist(); // the first event
+    sim.complete_persist(); // the other 149: a full batch goes out at once
+    assert_eq!(sim.sent.len(), 1);
+    sim.log(); // a write starts: the delete of the next acknowledgement waits for it
+    sim.ok();
+    assert_eq!(sim.pending_deletes.len(), 100);
+    sim.advance(10_000);
+    assert_eq!(
+        sim.sent.len(),
+        1,
+        "a kill now would resend one batch, not two"
+    );
+    sim.complete_persist(); // the write takes the deletes with it
+    assert!(sim.pending_deletes.is_empty());
+    assert_eq!(sim.sent.len(), 2);
 }

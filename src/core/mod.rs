@@ -64,6 +64,10 @@ pub struct Core {
     /// Stored and not yet acknowledged or dropped.
     queue: Queue,
     in_flight: Option<InFlight>,
+    /// Keys handed to storage to delete and not yet deleted. No send starts until they
+    /// are: a page killed at any moment has at most one acknowledged batch still stored,
+    /// which the next page sends again.
+    awaiting_delete: usize,
     /// Keepalive posts not yet answered: batch id and body bytes, which count against the
     /// page's keepalive budget.
     unload_out: Vec<(u64, usize)>,
@@ -103,6 +107,7 @@ impl Core {
             persisting: Vec::new(),
             queue: Queue::default(),
             in_flight: None,
+            awaiting_delete: 0,
             unload_out: Vec::new(),
             recovery: Recovery::default(),
             flush_at: None,
@@ -261,6 +266,13 @@ impl Core {
             self.retry_at = (retry_at > now).then(|| retry_at.min(now + self.config.retry_max_ms));
             self.attempt = attempt;
         }
+        self.drive(now);
+    }
+
+    /// Storage deleted (or failed to delete: the next page sends them again) `count` keys
+    /// of earlier [`Action::Delete`]s.
+    pub fn handle_deleted(&mut self, now: u64, count: usize) {
+        self.awaiting_delete = self.awaiting_delete.saturating_sub(count);
         self.drive(now);
     }
 
@@ -436,7 +448,7 @@ impl Core {
     }
 
     fn can_send(&self) -> bool {
-        self.leader && self.online && self.in_flight.is_none()
+        self.leader && self.online && self.in_flight.is_none() && self.awaiting_delete == 0
     }
 
     /// The oldest free events that fit `max_bytes`, leaving out those a 400/413 search
@@ -489,6 +501,12 @@ impl Core {
     fn acknowledge(&mut self, keys: Vec<Key>) {
         self.stats.acknowledged += keys.len() as u64;
         self.forget(&keys);
+        self.delete(keys);
+    }
+
+    /// Hands keys to storage to delete; [`Core::handle_deleted`] says when they are gone.
+    pub(super) fn delete(&mut self, keys: Vec<Key>) {
+        self.awaiting_delete += keys.len();
         self.actions.push_back(Action::Delete(keys));
     }
 
@@ -498,7 +516,7 @@ impl Core {
         }
         let ids = self.forget(keys);
         self.stats.dropped.add(reason, ids.len() as u64);
-        self.actions.push_back(Action::Delete(keys.to_vec()));
+        self.delete(keys.to_vec());
         self.actions.push_back(Action::Report(Report::Dropped {
             reason,
             ids,

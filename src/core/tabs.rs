@@ -67,7 +67,7 @@ impl Core {
             .collect();
         self.stats.handed_over += keys.len() as u64;
         self.forget(&keys);
-        self.actions.push_back(Action::Delete(keys));
+        self.delete(keys);
         self.drive(now);
     }
 

@@ -50,7 +50,8 @@ pub enum Action {
     /// Write these events in one go; answer with [`super::Core::handle_persisted`] (keys in
     /// the same order) or [`super::Core::handle_persist_failed`].
     Persist(Vec<NewEvent>),
-    /// Remove these keys from storage (acknowledged or dropped).
+    /// Remove these keys from storage (acknowledged or dropped); answer with
+    /// [`super::Core::handle_deleted`] once they are gone.
     Delete(Vec<Key>),
     /// POST this batch; answer with [`super::Core::handle_send_result`].
     Send(Batch),

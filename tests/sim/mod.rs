@@ -241,6 +241,8 @@ impl Sim {
     pub fn complete_deletes(&mut self) {
         let keys = std::mem::take(&mut self.pending_deletes);
         self.store.delete(&keys);
+        self.core.handle_deleted(self.now, keys.len());
+        self.pump();
     }
 
     /// Finishes the write handed to storage, with the deletes that waited for it.

@@ -317,12 +317,16 @@ impl Inner {
                     let result = storage.put_all(&events, &deletes).await;
                     match result {
                         Ok(keys) => {
-                            if let (Some(&first), Some(&last)) = (keys.first(), keys.last()) {
-                                inner.broadcast(Message::Stored { first, last });
+                            // Keys of a memory store name nothing other tabs can see.
+                            if !storage.is_memory() {
+                                if let (Some(&first), Some(&last)) = (keys.first(), keys.last()) {
+                                    inner.broadcast(Message::Stored { first, last });
+                                }
+                                if !deletes.is_empty() {
+                                    inner.broadcast(Message::Deleted(deletes.clone()));
+                                }
                             }
-                            if !deletes.is_empty() {
-                                inner.broadcast(Message::Deleted(deletes));
-                            }
+                            inner.core.borrow_mut().handle_deleted(now(), deletes.len());
                             inner.core.borrow_mut().handle_persisted(now(), &keys);
                             for resolve in inner.writing.borrow_mut().drain(..) {
                                 let _ = resolve.call0(&JsValue::NULL);
@@ -412,10 +416,15 @@ impl Inner {
         self.delete_running.set(true);
         let inner = self.clone();
         spawn_local(async move {
-            match inner.storage().delete(&keys).await {
-                Ok(()) => inner.broadcast(Message::Deleted(keys)),
+            let storage = inner.storage();
+            match storage.delete(&keys).await {
+                Ok(()) if !storage.is_memory() => inner.broadcast(Message::Deleted(keys.clone())),
+                Ok(()) => {}
+                // The next page sends them again; the server deduplicates.
                 Err(err) => inner.report(&err.to_string()),
             }
+            inner.core.borrow_mut().handle_deleted(now(), keys.len());
+            inner.pump();
             inner.delete_running.set(false);
             inner.delete_when_idle();
         });

@@ -183,6 +183,8 @@ test('hiding the page sends stored events with keepalive, text/plain, no preflig
   await page.evaluate(async ({ endpoint, run }) => {
     await window.evbuf.init({ endpoint, flushIntervalMs: 60_000, maxBufferSize: 100_000 });
     await Promise.all(Array.from({ length: 40 }, (_, i) => window.evbuf.logEvent({ run, i })));
+    // Only the sending tab posts: wait for this tab to hold the sender's lock.
+    while (!window.evbuf.stats().leader) await new Promise((r) => setTimeout(r, 10));
     // What the browser does as a tab is hidden or closed.
     Object.defineProperty(document, 'visibilityState', { value: 'hidden', configurable: true });
     document.dispatchEvent(new Event('visibilitychange'));

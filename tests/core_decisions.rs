@@ -1122,7 +1122,7 @@ fn a_tab_taking_over_drops_a_backoff_the_last_sender_ended() {
 fn follower_in_memory() -> Sim {
     let mut follower = Sim::with_defaults();
     follower.core.handle_leadership(follower.now, false);
-    follower.core.handle_memory_fallback(1_000);
+    follower.core.handle_memory_fallback(follower.now, 1_000);
     follower.store = evbuf::core::MemoryStore::new(1_000);
     follower
 }
@@ -1152,6 +1152,23 @@ fn a_follower_in_memory_hands_its_events_to_the_sender() {
     sender.advance(3_000);
     sender.ok();
     assert!(ids.iter().all(|id| sender.collector.acknowledged[id] == 1));
+}
+
+#[test]
+fn a_sender_in_memory_steps_down_while_another_tab_can_send() {
+    let mut sim = Sim::with_defaults();
+    sim.core.handle_other_tabs(true);
+    sim.log();
+    sim.core.handle_memory_fallback(sim.now, 1_000);
+    sim.pump();
+    assert_eq!(sim.stepped_down, 1);
+    assert!(!sim.core.stats(sim.now).leader);
+    // The last tab keeps sending from memory.
+    let mut alone = Sim::with_defaults();
+    alone.core.handle_memory_fallback(alone.now, 1_000);
+    alone.pump();
+    assert_eq!(alone.stepped_down, 0);
+    assert!(alone.core.stats(alone.now).leader);
 }
 
 #[test]

@@ -36,8 +36,15 @@ impl Core {
 
     /// Storage failed to write and keeps events in memory from `first_key` on (above
     /// every key storage handed out so far). While another tab sends, they are handed to it.
-    pub fn handle_memory_fallback(&mut self, first_key: Key) {
+    ///
+    /// A sender in memory cannot read what other tabs store: while another tab waits to
+    /// take over, it steps down ([`Action::StepDown`]) and hands its events over too.
+    pub fn handle_memory_fallback(&mut self, now: u64, first_key: Key) {
         self.memory_from.get_or_insert(first_key);
+        if self.leader && self.others_alive {
+            self.actions.push_back(Action::StepDown);
+            self.handle_leadership(now, false);
+        }
     }
 
     /// Another tab hands over events it holds in memory only (wire lines, with its keys):

@@ -68,6 +68,8 @@ pub enum Action {
     RememberBackoff(Option<(u64, u32)>),
     /// This tab does not send: ask the tab that does to flush now.
     AskSenderToFlush,
+    /// Let another tab send: release the sender's lock and wait for it again.
+    StepDown,
     /// This tab does not send and holds these events in memory only (its storage failed):
     /// offer them, as wire lines, to the tab that sends, which answers with
     /// [`super::Core::handle_handed_over`].

@@ -323,3 +323,38 @@ test('a follower whose IndexedDB writes fail: its events are still delivered whi
   assert.ok(d.duplicates <= 5, `${d.duplicates} wire duplicates (at most 5)`);
   await eventually(async () => (await stats(follower)).queued === 0, 10_000, 'the follower to forget what was delivered');
 }));
+
+test('a sender whose IndexedDB writes fail steps down: another tab sends, and every event of both is delivered', { timeout: 60_000 }, scenario(async ({ t, launch, run }) => {
+  const N = 20;
+  const context = await launch();
+  const first = await openPage(context);
+  await init(first, { flushIntervalMs: 1_000 });
+  await eventually(async () => (await stats(first)).leader, 10_000, 'the first tab to send');
+  const second = await openPage(context);
+  await init(second, { flushIntervalMs: 1_000 });
+  // The sender learns that another tab waits for its lock.
+  await sleep(1_000);
+  const since = await collector.summary();
+  const atFailure = await first.evaluate(async ({ run, N }) => {
+    await window.evbuf.logEvent({ run, tab: 0, i: 0, kind: 'sender-memory' });
+    const full = function () { throw new DOMException('the quota has been exceeded', 'QuotaExceededError'); };
+    IDBObjectStore.prototype.put = full;
+    IDBObjectStore.prototype.add = full;
+    const logged = [];
+    for (let i = 1; i < N; i++) logged.push(window.evbuf.logEvent({ run, tab: 0, i, kind: 'sender-memory' }));
+    await Promise.all(logged);
+    return window.evbuf.stats();
+  }, { run, N });
+  // The other tab keeps writing to IndexedDB: the tab that sends must be able to read it.
+  await second.evaluate(async ({ run, N }) => {
+    await Promise.all(Array.from({ length: N }, (_, i) => window.evbuf.logEvent({ run, tab: 1, i, kind: 'sender-memory' })));
+  }, { run, N });
+  await deliveredCount(since, 2 * N, 20_000, `${2 * N} events`).catch(() => {});
+  const d = await deltas(since);
+  const [a, b] = [await stats(first), await stats(second)];
+  report(t, 'sender in memory', d, { first_mode: atFailure.mode, first_leader: a.leader, second_leader: b.leader });
+  assert.equal(atFailure.mode, 'memory', 'precondition: the sender fell back to memory');
+  await assertExactly(run, [N, N]);
+  assert.ok(d.duplicates <= 5, `${d.duplicates} wire duplicates (at most 5)`);
+  assert.ok(!a.leader && b.leader, 'the tab that can store became the sender');
+}));

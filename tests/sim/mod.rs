@@ -93,6 +93,8 @@ pub struct Sim {
     pub remembered_backoff: Option<(u64, u32)>,
     /// Events offered to the sending tab ([`Action::HandOver`]), one offer each.
     pub handed: Vec<Vec<String>>,
+    /// How often this tab let another one send ([`Action::StepDown`]).
+    pub stepped_down: usize,
     /// Adoptions confirmed to other tabs ([`Action::ConfirmAdopted`]).
     pub confirmed: Vec<(String, Vec<evbuf::core::Key>)>,
     pending_persist: Option<Vec<evbuf::core::NewEvent>>,
@@ -122,6 +124,7 @@ impl Sim {
             remembered_backoff: None,
             handed: Vec::new(),
             confirmed: Vec::new(),
+            stepped_down: 0,
             pending_persist: None,
             next_id: 0,
             next_waiter: 0,
@@ -196,6 +199,7 @@ impl Sim {
                 Action::AskSenderToFlush => self.asked_sender += 1,
                 Action::RememberBackoff(backoff) => self.remembered_backoff = backoff,
                 Action::HandOver(lines) => self.handed.push(lines),
+                Action::StepDown => self.stepped_down += 1,
                 Action::ConfirmAdopted { tab, keys } => self.confirmed.push((tab, keys)),
             }
         }

@@ -344,7 +344,10 @@ impl Inner {
                                 *inner.storage.borrow_mut() = Rc::new(Storage::Memory(
                                     RefCell::new(MemoryStore::new(first_key)),
                                 ));
-                                inner.core.borrow_mut().handle_memory_fallback(first_key);
+                                inner
+                                    .core
+                                    .borrow_mut()
+                                    .handle_memory_fallback(now(), first_key);
                             }
                             // The transaction rolled back: its deletes wait for the next try.
                             inner.to_delete.borrow_mut().splice(0..0, deletes);
@@ -370,6 +373,12 @@ impl Inner {
             Action::SendUnload(batch) => self.send(batch, Mode::Unload),
             Action::Report(report) => self.report(&report.to_string()),
             Action::AskSenderToFlush => self.broadcast(Message::Flush),
+            Action::StepDown => {
+                // Release first: a new request would queue behind the one this tab holds.
+                self.leadership.borrow_mut().take();
+                let leadership = self.request_leadership();
+                *self.leadership.borrow_mut() = leadership;
+            }
             Action::HandOver(lines) => self.broadcast(Message::HandOver {
                 tab: self.tab_id.clone(),
                 lines,

@@ -18,18 +18,7 @@ impl Inner {
     /// others informed over a BroadcastChannel. Without Web Locks every tab sends what it
     /// logged itself (see README: duplicates only for events stored as a tab opens).
     pub(super) fn coordinate_tabs(self: &Rc<Self>, storage_name: &str) {
-        let weak = Rc::downgrade(self);
-        let leadership = leader::request(&self.lock_name, move || {
-            let Some(inner) = weak.upgrade() else { return };
-            spawn_local(async move {
-                // Catch up on what the previous sender left and other tabs wrote.
-                inner.load_snapshot().await;
-                inner.core.borrow_mut().handle_leadership(now(), true);
-                inner.pump();
-                inner.broadcast(Message::NewSender);
-                inner.count_other_tabs(0);
-            });
-        });
+        let leadership = self.request_leadership();
         if leadership.is_some() {
             self.core.borrow_mut().handle_leadership(now(), false);
         }
@@ -86,6 +75,22 @@ impl Inner {
         });
         *self.channel.borrow_mut() = channel;
         self.broadcast(Message::Tab(true));
+    }
+
+    /// Waits for the sender's lock; `None` without Web Locks.
+    pub(super) fn request_leadership(self: &Rc<Self>) -> Option<leader::Leadership> {
+        let weak = Rc::downgrade(self);
+        leader::request(&self.lock_name, move || {
+            let Some(inner) = weak.upgrade() else { return };
+            spawn_local(async move {
+                // Catch up on what the previous sender left and other tabs wrote.
+                inner.load_snapshot().await;
+                inner.core.borrow_mut().handle_leadership(now(), true);
+                inner.pump();
+                inner.broadcast(Message::NewSender);
+                inner.count_other_tabs(0);
+            });
+        })
     }
 
     /// Tells the core, `after_ms` from now, whether another tab waits to take over

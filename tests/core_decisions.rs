@@ -655,6 +655,39 @@ fn a_flush_in_a_tab_that_does_not_send_asks_the_sender_and_waits_for_its_deletes
     );
 }
 
+/// Executes the sending tab's actions as its driver would, against a collector that
+/// answers 200 at once; returns whether there were any.
+fn run_sender(
+    sender: &mut Core,
+    other: &mut Core,
+    store: &mut evbuf::core::MemoryStore,
+    delivered: &mut Vec<String>,
+    now: u64,
+) -> bool {
+    let mut busy = false;
+    while let Some(action) = sender.poll_action() {
+        busy = true;
+        match action {
+            Action::Persist(events) => {
+                let keys = store.put_all(&events);
+                sender.handle_persisted(now, &keys);
+            }
+            Action::Send(batch) => {
+                delivered.extend(batch_ids(&batch));
+                sender.handle_send_result(now, batch.id, SendOutcome::status(200), 0.5);
+            }
+            Action::Delete(keys) => {
+                store.delete(&keys);
+                sender.handle_deleted(now, keys.len());
+                // The "deleted" broadcast.
+                other.handle_removed_elsewhere(now, &keys);
+            }
+            _ => {}
+        }
+    }
+    busy
+}
+
 #[test]
 fn two_tabs_sharing_storage_deliver_every_event_exactly_once() {
     use evbuf::core::MemoryStore;
@@ -689,26 +722,7 @@ fn two_tabs_sharing_storage_deliver_every_event_exactly_once() {
                     _ => {}
                 }
             }
-            while let Some(action) = sender.poll_action() {
-                busy = true;
-                match action {
-                    Action::Persist(events) => {
-                        let keys = store.put_all(&events);
-                        sender.handle_persisted(now, &keys);
-                    }
-                    Action::Send(batch) => {
-                        delivered.extend(batch_ids(&batch));
-                        sender.handle_send_result(now, batch.id, SendOutcome::status(200), 0.5);
-                    }
-                    Action::Delete(keys) => {
-                        store.delete(&keys);
-                        sender.handle_deleted(now, keys.len());
-                        // The "deleted" broadcast.
-                        other.handle_removed_elsewhere(now, &keys);
-                    }
-                    _ => {}
-                }
-            }
+            busy |= run_sender(&mut sender, &mut other, &mut store, &mut delivered, now);
             if !busy {
                 break;
             }
@@ -716,20 +730,7 @@ fn two_tabs_sharing_storage_deliver_every_event_exactly_once() {
         sender.handle_timeout(now + 3_000);
     }
     sender.handle_flush(now, 1);
-    while let Some(action) = sender.poll_action() {
-        match action {
-            Action::Send(batch) => {
-                delivered.extend(batch_ids(&batch));
-                sender.handle_send_result(now, batch.id, SendOutcome::status(200), 0.5);
-            }
-            Action::Delete(keys) => {
-                store.delete(&keys);
-                sender.handle_deleted(now, keys.len());
-                other.handle_removed_elsewhere(now, &keys);
-            }
-            _ => {}
-        }
-    }
+    run_sender(&mut sender, &mut other, &mut store, &mut delivered, now);
     let distinct: std::collections::BTreeSet<&String> = delivered.iter().collect();
     assert_eq!(distinct.len(), 2_000);
     assert_eq!(delivered.len(), 2_000, "no duplicates between tabs");

@@ -173,7 +173,7 @@ test('tab switches: hidden and shown every 1.5 s while 600 events are logged at 
   report(t, 'tab switches', d, { hides, unload_requests: s.unloadRequests, tail_ms: deliveredAfter });
   await assertExactly(run, [N]);
   assert.ok(d.duplicates <= bound, `${d.duplicates} wire duplicates over ${hides} tab switches (at most ${bound})`);
-}));
+}, { unloadPath: true }));
 
 test('kill after a burst: SIGKILL 100 ms after the last of 500 logEvent calls, fast answers: all delivered after relaunch, at most one batch again', { timeout: 60_000 }, scenario(async ({ t, p, launch, run }) => {
   const N = 500;
@@ -285,7 +285,7 @@ test('five tabs at 50/s, the sender closed three times in a row, answers take 10
   assert.ok(closedSenders >= 1, 'precondition: the first tab closed was the sender');
   await assertExactly(run, counts);
   assert.ok(d.duplicates <= bound, `${d.duplicates} wire duplicates for ${closedSenders} closed senders (at most ${bound})`);
-}));
+}, { unloadPath: true }));
 
 test('a follower whose IndexedDB writes fail: its events are still delivered while another tab sends', { timeout: 60_000 }, scenario(async ({ t, launch, run }) => {
   const N = 20;
@@ -358,3 +358,40 @@ test('a sender whose IndexedDB writes fail steps down: another tab sends, and ev
   assert.ok(d.duplicates <= 5, `${d.duplicates} wire duplicates (at most 5)`);
   assert.ok(!a.leader && b.leader, 'the tab that can store became the sender');
 }));
+
+test('unload path alone: a page closed with ~96 KB stored and no next page delivers the first 64 KiB as text/plain; the next page the rest', { timeout: 60_000 }, scenario(async ({ t, launch, run }) => {
+  const N = 600;
+  const budget = 65_536; // the page's keepalive budget
+  const context = await launch();
+  const page = await openPage(context);
+  // Nothing is sent before the close: no timer tick, no count or byte trigger.
+  await init(page, { flushIntervalMs: 60_000, maxBufferSize: 100_000 });
+  const since = await collector.summary();
+  const atClose = await page.evaluate(async ({ run, N }) => {
+    // ~160 bytes on the wire each: 600 are ~96 KB, more than one page's keepalive budget.
+    await Promise.all(Array.from({ length: N }, (_, i) => window.evbuf.logEvent({ run, i, pad: 'u'.repeat(60) })));
+    while (!window.evbuf.stats().leader) await new Promise((r) => setTimeout(r, 10));
+    return window.evbuf.stats();
+  }, { run, N });
+  assert.equal(atClose.requests, 0, 'precondition: nothing sent before the close');
+  assert.ok(atClose.queuedBytes > budget, `precondition: ${atClose.queuedBytes} bytes stored, more than the budget`);
+  await page.close();
+  // Only the unload path can deliver now: no page of this origin is open.
+  const first = await eventually(async () => {
+    const d = await deltas(since);
+    return d.count > 0 && d;
+  }, 10_000, 'the unload send');
+  await sleep(1_000);
+  const unloaded = await collector.summary();
+  const d = await deltas(since);
+  report(t, 'unload path alone', d, { unload_requests: unloaded.unload_requests - since.unload_requests,
+    unload_bytes: unloaded.unload_bytes - since.unload_bytes });
+  assert.equal(d.requests, unloaded.unload_requests - since.unload_requests, 'every request was a text/plain unload post');
+  assert.ok(unloaded.unload_bytes - since.unload_bytes <= budget,
+    `${unloaded.unload_bytes - since.unload_bytes} bytes posted at unload (at most ${budget})`);
+  assert.ok(first.count > N / 2 && d.count < N, `${d.count} of ${N} delivered by the unload send: the budget's worth`);
+
+  const next = await nextPageDelivers(launch, since, N);
+  await assertExactly(run, [N]);
+  assert.equal(next.s.dropped.total, 0);
+}, { unloadPath: true }));

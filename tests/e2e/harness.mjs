@@ -201,10 +201,25 @@ export function scenarioHelpers(collector, figures) {
   }
 
   /**
-   * A scenario with a fresh collector state, a profile of its own and cleanup whatever
-   * happens: misbehaviour cleared, contexts closed, the profile removed.
+   * The collector's view of order at the end of a scenario: one send in flight at a time
+   * (the unload path's text/plain posts may overlap a send only where `unloadPath` says
+   * the scenario hides or closes pages), and no seq missing between the lowest and highest
+   * seen per device except the `missing` ones a scenario drops on purpose.
    */
-  function scenario(body) {
+  async function assertOrderly({ unloadPath = false, missing = 0 } = {}) {
+    const s = await collector().summary();
+    assert.equal(s.max_sends_in_flight, 1, `${s.max_sends_in_flight} sends in flight at once`);
+    if (!unloadPath) assert.equal(s.max_in_flight, 1, `${s.max_in_flight} requests in flight at once`);
+    const gaps = s.gaps.reduce((n, g) => n + g.missing_count, 0);
+    assert.equal(gaps, missing, `seqs missing at the collector: ${JSON.stringify(s.gaps)}`);
+  }
+
+  /**
+   * A scenario with a fresh collector state, a profile of its own and cleanup whatever
+   * happens: misbehaviour cleared, contexts closed, the profile removed. When the body
+   * passes, the collector must have seen the sends in order (`assertOrderly(expect)`).
+   */
+  function scenario(body, expect = {}) {
     return async (t) => {
       await collector().reset();
       const p = profile();
@@ -218,6 +233,7 @@ export function scenarioHelpers(collector, figures) {
       const run = `r${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
       try {
         await body({ t, p, launch, run });
+        await assertOrderly(expect);
       } finally {
         await collector().control({});
         for (const context of contexts) {

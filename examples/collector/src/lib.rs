@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::extract::{Query, Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -267,6 +267,10 @@ struct App {
     inner: Mutex<Inner>,
     in_flight: AtomicU64,
     max_in_flight: AtomicU64,
+    /// The JSON sends among `in_flight`: the in-flight guard is about these; the unload
+    /// path's text/plain posts may overlap one by design.
+    sends_in_flight: AtomicU64,
+    max_sends_in_flight: AtomicU64,
     /// Bulk requests held open by `hang_*`, a subset of `in_flight`.
     held: AtomicU64,
     /// Wakes a shutdown waiting for only held requests to remain.
@@ -287,6 +291,10 @@ struct Stats {
     accepted_requests: u64,
     rejected_requests: BTreeMap<String, u64>,
     bytes: u64,
+    /// text/plain bulk requests: the unload path's keepalive posts.
+    unload_requests: u64,
+    unload_bytes: u64,
+    largest_unload_body: u64,
 }
 
 impl App {
@@ -299,6 +307,8 @@ impl App {
             }),
             in_flight: AtomicU64::new(0),
             max_in_flight: AtomicU64::new(0),
+            sends_in_flight: AtomicU64::new(0),
+            max_sends_in_flight: AtomicU64::new(0),
             held: AtomicU64::new(0),
             in_flight_changed: Notify::new(),
         }
@@ -324,20 +334,30 @@ impl App {
 
 /// Counts a bulk request as in flight for as long as its handler runs,
 /// including when the client gives up and the handler is dropped.
-struct InFlight<'a>(&'a App);
+struct InFlight<'a> {
+    app: &'a App,
+    unload: bool,
+}
 
 impl<'a> InFlight<'a> {
-    fn enter(app: &'a App) -> Self {
+    fn enter(app: &'a App, unload: bool) -> Self {
         let now = app.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         app.max_in_flight.fetch_max(now, Ordering::SeqCst);
-        InFlight(app)
+        if !unload {
+            let sends = app.sends_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            app.max_sends_in_flight.fetch_max(sends, Ordering::SeqCst);
+        }
+        InFlight { app, unload }
     }
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
-        self.0.in_flight_changed.notify_waiters();
+        if !self.unload {
+            self.app.sends_in_flight.fetch_sub(1, Ordering::SeqCst);
+        }
+        self.app.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.app.in_flight_changed.notify_waiters();
     }
 }
 
@@ -509,8 +529,12 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 
 /// Bodies are parsed as JSON whatever the Content-Type: the unload path sends
 /// text/plain (sendBeacon, or fetch without a preflight).
-async fn bulk(State(app): State<Arc<App>>, body: Body) -> Response {
-    let _in_flight = InFlight::enter(&app);
+async fn bulk(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    let unload = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    let _in_flight = InFlight::enter(&app, unload);
     let received_at = now_ms();
     let body = axum::body::to_bytes(body, HARD_BODY_LIMIT).await;
 
@@ -520,6 +544,12 @@ async fn bulk(State(app): State<Arc<App>>, body: Body) -> Response {
         inner.stats.requests += 1;
         if let Ok(bytes) = &body {
             inner.stats.bytes += bytes.len() as u64;
+            if unload {
+                inner.stats.unload_requests += 1;
+                inner.stats.unload_bytes += bytes.len() as u64;
+                let largest = &mut inner.stats.largest_unload_body;
+                *largest = (*largest).max(bytes.len() as u64);
+            }
         }
         let now = Instant::now();
         if inner.control.take_hang(now) {
@@ -647,6 +677,7 @@ async fn events(State(app): State<Arc<App>>, Query(q): Query<EventsQuery>) -> Re
     match report(&inner, summary) {
         Ok(mut body) => {
             body["max_in_flight"] = app.max_in_flight.load(Ordering::SeqCst).into();
+            body["max_sends_in_flight"] = app.max_sends_in_flight.load(Ordering::SeqCst).into();
             body["in_flight"] = app.in_flight.load(Ordering::SeqCst).into();
             body["held"] = app.held.load(Ordering::SeqCst).into();
             Json(body).into_response()
@@ -667,6 +698,9 @@ fn report(inner: &Inner, summary: bool) -> rusqlite::Result<Value> {
         "accepted_requests": stats.accepted_requests,
         "rejected_requests": stats.rejected_requests,
         "bytes": stats.bytes,
+        "unload_requests": stats.unload_requests,
+        "unload_bytes": stats.unload_bytes,
+        "largest_unload_body": stats.largest_unload_body,
         "gaps": gaps(db)?,
     });
     if !summary {
@@ -766,6 +800,8 @@ async fn reset(State(app): State<Arc<App>>) -> Response {
     inner.control = Misbehaviour::default();
     app.max_in_flight
         .store(app.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
+    app.max_sends_in_flight
+        .store(app.sends_in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
     StatusCode::NO_CONTENT.into_response()
 }
 

@@ -359,38 +359,40 @@ test('a sender whose IndexedDB writes fail steps down: another tab sends, and ev
   assert.ok(!a.leader && b.leader, 'the tab that can store became the sender');
 }));
 
-test('unload path alone: a page closed with ~96 KB stored and no next page delivers the first 64 KiB as text/plain; the next page the rest', { timeout: 60_000 }, scenario(async ({ t, launch, run }) => {
+test('unload path alone: a page closed with ~96 KB stored and no page left to send delivers 64 KiB of it as text/plain; the next page the rest', { timeout: 60_000 }, scenario(async ({ t, launch, run }) => {
   const N = 600;
   const budget = 65_536; // the page's keepalive budget
   const context = await launch();
   const page = await openPage(context);
-  // Nothing is sent before the close: no timer tick, no count or byte trigger.
+  // No timer tick or count trigger; the byte trigger's one send is refused with a 5 s
+  // Retry-After, so ~96 KB wait stored (more than the budget) when the page closes.
   await init(page, { flushIntervalMs: 60_000, maxBufferSize: 100_000 });
+  await collector.control({ fail_status: 503, fail_count: 1, retry_after: '5' });
   const since = await collector.summary();
   const atClose = await page.evaluate(async ({ run, N }) => {
-    // ~160 bytes on the wire each: 600 are ~96 KB, more than one page's keepalive budget.
+    // ~160 bytes on the wire each.
     await Promise.all(Array.from({ length: N }, (_, i) => window.evbuf.logEvent({ run, i, pad: 'u'.repeat(60) })));
-    while (!window.evbuf.stats().leader) await new Promise((r) => setTimeout(r, 10));
+    while (window.evbuf.stats().failed === 0) await new Promise((r) => setTimeout(r, 10));
     return window.evbuf.stats();
   }, { run, N });
-  assert.equal(atClose.requests, 0, 'precondition: nothing sent before the close');
+  assert.equal(atClose.requests, 1, 'precondition: one send, refused');
+  assert.equal(atClose.acknowledged, 0, 'precondition: nothing delivered before the close');
   assert.ok(atClose.queuedBytes > budget, `precondition: ${atClose.queuedBytes} bytes stored, more than the budget`);
+  const closing = await collector.summary();
   await page.close();
   // Only the unload path can deliver now: no page of this origin is open.
-  const first = await eventually(async () => {
-    const d = await deltas(since);
-    return d.count > 0 && d;
-  }, 10_000, 'the unload send');
+  await eventually(async () => (await deltas(closing)).count > 0, 10_000, 'the unload send');
   await sleep(1_000);
   const unloaded = await collector.summary();
-  const d = await deltas(since);
-  report(t, 'unload path alone', d, { unload_requests: unloaded.unload_requests - since.unload_requests,
-    unload_bytes: unloaded.unload_bytes - since.unload_bytes });
-  assert.equal(d.requests, unloaded.unload_requests - since.unload_requests, 'every request was a text/plain unload post');
-  assert.ok(unloaded.unload_bytes - since.unload_bytes <= budget,
-    `${unloaded.unload_bytes - since.unload_bytes} bytes posted at unload (at most ${budget})`);
-  assert.ok(first.count > N / 2 && d.count < N, `${d.count} of ${N} delivered by the unload send: the budget's worth`);
+  const d = await deltas(closing);
+  const posts = unloaded.unload_requests - closing.unload_requests;
+  const bytes = unloaded.unload_bytes - closing.unload_bytes;
+  report(t, 'unload path alone', d, { unload_requests: posts, unload_bytes: bytes });
+  assert.equal(d.requests, posts, 'every request at close was a text/plain unload post');
+  assert.ok(bytes <= budget, `${bytes} bytes posted at unload (at most ${budget})`);
+  assert.ok(d.count > N / 2 && d.count < N, `${d.count} of ${N} delivered by the unload send: about the budget's worth`);
 
+  await context.close();
   const next = await nextPageDelivers(launch, since, N);
   await assertExactly(run, [N]);
   assert.equal(next.s.dropped.total, 0);

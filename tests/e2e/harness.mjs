@@ -208,8 +208,8 @@ export function scenarioHelpers(collector, figures) {
    */
   async function assertOrderly({ unloadPath = false, missing = 0 } = {}) {
     const s = await collector().summary();
-    assert.equal(s.max_sends_in_flight, 1, `${s.max_sends_in_flight} sends in flight at once`);
-    if (!unloadPath) assert.equal(s.max_in_flight, 1, `${s.max_in_flight} requests in flight at once`);
+    assert.ok(s.max_sends_in_flight <= 1, `${s.max_sends_in_flight} sends in flight at once`);
+    if (!unloadPath) assert.ok(s.max_in_flight <= 1, `${s.max_in_flight} requests in flight at once`);
     const gaps = s.gaps.reduce((n, g) => n + g.missing_count, 0);
     assert.equal(gaps, missing, `seqs missing at the collector: ${JSON.stringify(s.gaps)}`);
   }

@@ -1,106 +1,156 @@
-// The browser-robustness guarantees of DESIGN.md, each in headless Chromium against the
-// reference collector: several tabs, offline, no IndexedDB, a worker, unload.
+// The browser-robustness guarantees of the README, each in headless Chromium against the
+// reference collector: several tabs (with and without Web Locks), a sender handing over on
+// close and on shutdown(), offline, headers, no IndexedDB, a worker, unload.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCollector, profile, eventually } from './harness.mjs';
+import { startCollector, eventually, sleep, stats, scenarioHelpers } from './harness.mjs';
 
 let collector;
+const figures = [];
+const { openPage, init, delivered, deltas, report, scenario } = scenarioHelpers(() => collector, figures);
 before(async () => { collector = await startCollector(); });
 after(async () => { await collector.stop(); });
 
-async function openPage(context, path = '/index.html') {
-  const page = await context.newPage();
-  await page.goto(`${collector.url}${path}`);
-  await page.waitForFunction(() => window.evbufReady === true);
-  return page;
-}
+/** Logs events i = 0..n-1 in `page` (tagged with `tab` when given) and waits until stored. */
+const logStored = (page, { run, n, tab }) => page.evaluate(async ({ run, n, tab }) => {
+  await Promise.all(Array.from({ length: n }, (_, i) => window.evbuf.logEvent({ run, tab, i })));
+}, { run, n, tab });
 
-async function delivered(run) {
-  const { events } = await collector.events();
-  return events.filter((e) => e.payload?.run === run);
-}
-
-function withProfile(body) {
-  return async () => {
-    const p = profile();
-    try {
-      await body(p);
-    } finally {
-      p.dispose();
-    }
-  };
-}
-
-test('two tabs logging 1,000 each deliver 2,000 distinct events through one sender', withProfile(async (p) => {
-  const context = await p.launch();
-  const run = `tabs-${Date.now()}`;
+test('two tabs logging 1,000 each deliver 2,000 distinct events through one sender, no wire duplicates', scenario(async ({ t, launch, run }) => {
+  const context = await launch();
   const pages = [await openPage(context), await openPage(context)];
-  await Promise.all(pages.map((page) => page.evaluate(async (endpoint) => {
-    await window.evbuf.init({ endpoint, flushIntervalMs: 500 });
-  }, collector.endpoint)));
-  const before = await collector.summary();
-  await Promise.all(pages.map((page, tab) => page.evaluate(async ({ run, tab }) => {
-    const logged = [];
-    for (let i = 0; i < 1000; i++) logged.push(window.evbuf.logEvent({ run, tab, i }));
-    await Promise.all(logged);
-  }, { run, tab })));
+  await Promise.all(pages.map((page) => init(page, { flushIntervalMs: 500 })));
+  const since = await collector.summary();
+  await Promise.all(pages.map((page, tab) => logStored(page, { run, n: 1_000, tab })));
   await eventually(async () => (await delivered(run)).length === 2000, 30_000, '2,000 events');
-  const stats = await Promise.all(pages.map((page) => page.evaluate(() => window.evbuf.stats())));
-  assert.equal(stats.filter((s) => s.leader).length, 1, 'exactly one tab sends');
-  const follower = stats.find((s) => !s.leader);
+  const all = await Promise.all(pages.map((page) => stats(page)));
+  assert.equal(all.filter((s) => s.leader).length, 1, 'exactly one tab sends');
+  const follower = all.find((s) => !s.leader);
   assert.equal(follower.requests, 0, 'the other tab makes no request');
-  const after = await collector.summary();
-  const wireDuplicates = after.duplicates - before.duplicates;
-  assert.ok(wireDuplicates <= 5, `${wireDuplicates} wire duplicates`);
-  await eventually(async () => {
-    const s = await pages[stats.indexOf(follower)].evaluate(() => window.evbuf.stats());
-    return s.queued === 0;
-  }, 10_000, 'the other tab to forget what the sender deleted');
-  await context.close();
+  const d = await deltas(since);
+  report(t, 'two tabs', d);
+  assert.equal(d.duplicates, 0, 'wire duplicates');
+  await eventually(async () => (await stats(pages[all.indexOf(follower)])).queued === 0,
+    10_000, 'the other tab to forget what the sender deleted');
 }));
 
-test('when the sending tab closes, another takes over and sends', withProfile(async (p) => {
-  const context = await p.launch();
-  const run = `handover-${Date.now()}`;
+test('without Web Locks, each of two tabs sends only the events it logged itself', scenario(async ({ t, launch, run }) => {
+  const context = await launch();
+  // As in browsers before Web Locks: navigator.locks is missing.
+  await context.addInitScript(() => {
+    Object.defineProperty(Navigator.prototype, 'locks', { configurable: true, get: () => undefined });
+  });
+  const pages = [await openPage(context), await openPage(context)];
+  assert.equal(await pages[0].evaluate(() => navigator.locks), undefined, 'precondition: no Web Locks');
+  await Promise.all(pages.map((page) => init(page, { flushIntervalMs: 300 })));
+  const since = await collector.summary();
+  await Promise.all(pages.map((page, tab) => logStored(page, { run, n: 200, tab })));
+  await eventually(async () => (await delivered(run)).length === 400, 15_000, '400 events');
+  const all = await Promise.all(pages.map((page) => eventually(async () => {
+    const s = await stats(page);
+    return s.queued === 0 && s.inFlight === 0 && s;
+  }, 10_000, 'each tab to have nothing left')));
+  const d = await deltas(since);
+  report(t, 'no Web Locks', d, { tab_requests: all.map((s) => s.requests).join('/') });
+  assert.ok(all.every((s) => s.leader && s.requests > 0), 'both tabs send');
+  all.forEach((s, tab) => assert.equal(s.acknowledged, 200, `tab ${tab} sent its own 200 events, no other`));
+  assert.equal(d.duplicates, 0, 'wire duplicates');
+}, { unloadPath: true }));
+
+test('when the sending tab closes, another takes over, reloads storage and sends what the first stored', scenario(async ({ t, launch, run }) => {
+  const context = await launch();
+  const quiet = { flushIntervalMs: 60_000, maxBufferSize: 100_000 };
   const first = await openPage(context);
-  await first.evaluate((endpoint) => window.evbuf.init({ endpoint, flushIntervalMs: 300 }), collector.endpoint);
+  await init(first, quiet);
   await eventually(() => first.evaluate(() => window.evbuf.stats().leader), 5_000, 'a leader');
   const second = await openPage(context);
-  await second.evaluate((endpoint) => window.evbuf.init({ endpoint, flushIntervalMs: 300 }), collector.endpoint);
-  assert.equal(await second.evaluate(() => window.evbuf.stats().leader), false);
+  await init(second, { flushIntervalMs: 300 });
+  assert.equal((await stats(second)).leader, false);
+  const since = await collector.summary();
+  // Stored by the sender, not sent: only the next sender can deliver them (with another
+  // tab alive, a closing sender posts nothing at unload).
+  await logStored(first, { run, n: 30, tab: 0 });
+  assert.equal((await stats(first)).requests, 0, 'precondition: the first tab sent nothing');
   await first.close();
-  await eventually(() => second.evaluate(() => window.evbuf.stats().leader), 5_000, 'the second tab to lead');
-  await second.evaluate(async (run) => {
-    for (let i = 0; i < 20; i++) window.evbuf.logEvent({ run, i });
-    await window.evbuf.flush();
-  }, run);
-  assert.equal((await delivered(run)).length, 20);
-  await context.close();
+  await eventually(async () => (await stats(second)).leader, 5_000, 'the second tab to lead');
+  await logStored(second, { run, n: 20, tab: 1 });
+  await eventually(async () => (await delivered(run)).length === 50, 10_000, '50 events');
+  const d = await deltas(since);
+  report(t, 'sender closed', d);
+  const events = await delivered(run);
+  assert.equal(events.filter((e) => e.payload.tab === 0).length, 30, 'the first tab\'s stored events');
+  assert.equal(events.filter((e) => e.payload.tab === 1).length, 20);
+  assert.equal((await collector.summary()).unload_requests - since.unload_requests, 0, 'no unload post');
 }));
 
-test('offline: nothing is sent; back online, everything is delivered', withProfile(async (p) => {
-  const context = await p.launch();
-  const run = `offline-${Date.now()}`;
+test('shutdown() hands the sender role to another tab, which sends what was stored', scenario(async ({ t, launch, run }) => {
+  const context = await launch();
+  const pages = [await openPage(context), await openPage(context)];
+  await init(pages[0], { flushIntervalMs: 300 });
+  await eventually(() => pages[0].evaluate(() => window.evbuf.stats().leader), 5_000, 'a leader');
+  await init(pages[1], { flushIntervalMs: 300 });
+  const since = await collector.summary();
+  await pages[0].evaluate(() => window.evbuf.shutdown());
+  const taken = await eventually(async () => (await stats(pages[1])).leader, 5_000, 'the other tab to lead');
+  assert.ok(taken);
+  // The page that shut down is still open: the role moved because of shutdown(), not a close.
+  assert.equal(await pages[0].evaluate(() => document.visibilityState), 'visible');
+  await logStored(pages[1], { run, n: 20 });
+  await eventually(async () => (await delivered(run)).length === 20, 10_000, '20 events');
+  report(t, 'shutdown hands over', await deltas(since));
+}));
+
+test('offline: nothing is sent; back online, everything is delivered', scenario(async ({ t, launch, run }) => {
+  const context = await launch();
   const page = await openPage(context);
-  await page.evaluate((endpoint) => window.evbuf.init({ endpoint, flushIntervalMs: 200 }), collector.endpoint);
+  // The page's own requests: an offline context cannot reach the collector to be counted.
+  let sends = 0;
+  page.on('request', (request) => { if (request.url() === collector.endpoint) sends++; });
+  await init(page, { flushIntervalMs: 200 });
   await context.setOffline(true);
-  const before = await collector.summary();
-  await page.evaluate(async (run) => {
-    for (let i = 0; i < 300; i++) await window.evbuf.logEvent({ run, i });
-  }, run);
-  await page.waitForTimeout(1_000);
-  const offline = await page.evaluate(() => window.evbuf.stats());
+  const since = await collector.summary();
+  const sendsBefore = sends;
+  await logStored(page, { run, n: 300 });
+  await sleep(1_000);
+  const offline = await stats(page);
   assert.equal(offline.online, false);
-  assert.equal((await collector.summary()).requests, before.requests, 'no request while offline');
+  assert.equal(sends - sendsBefore, 0, 'no request while offline');
+  assert.equal(offline.requests + offline.failed, 0, 'the SDK tried no request');
   assert.equal(offline.queued, 300);
   await context.setOffline(false);
   await eventually(async () => (await delivered(run)).length === 300, 15_000, '300 events');
-  await context.close();
+  report(t, 'offline', await deltas(since));
 }));
 
-test('without IndexedDB it keeps working in memory, says so, and recovers on the next page', withProfile(async (p) => {
-  const context = await p.launch();
-  const run = `noidb-${Date.now()}`;
+test('the headers option goes on every normal send and never on the unload path', scenario(async ({ t, launch, run }) => {
+  const context = await launch();
+  const page = await openPage(context);
+  const sent = [];
+  page.on('request', (request) => {
+    if (request.url() === collector.endpoint) {
+      const h = request.headers();
+      sent.push({ type: h['content-type'], auth: h['x-api-key'] });
+    }
+  });
+  await init(page, { flushIntervalMs: 60_000, maxBufferSize: 100_000, headers: { 'X-Api-Key': 'k-123' } });
+  const since = await collector.summary();
+  await logStored(page, { run, n: 10 });
+  await page.evaluate(() => window.evbuf.flush());
+  await logStored(page, { run, n: 5, tab: 1 });
+  await page.evaluate(() => {
+    Object.defineProperty(document, 'visibilityState', { value: 'hidden', configurable: true });
+    document.dispatchEvent(new Event('visibilitychange'));
+  });
+  await eventually(async () => (await delivered(run)).length === 15, 5_000, '15 events');
+  report(t, 'headers', await deltas(since));
+  assert.deepEqual(sent, [
+    { type: 'application/json', auth: 'k-123' },
+    { type: 'text/plain;charset=UTF-8', auth: undefined },
+  ]);
+}, { unloadPath: true }));
+
+test('without IndexedDB it keeps working in memory, says so, and recovers on the next page', scenario(async ({ launch, run }) => {
+  const context = await launch();
   const page = await context.newPage();
   // IndexedDB that refuses to open, as in some private modes.
   await page.addInitScript(() => {
@@ -126,12 +176,10 @@ test('without IndexedDB it keeps working in memory, says so, and recovers on the
     return window.evbuf.stats().mode;
   }, collector.endpoint);
   assert.equal(mode, 'indexeddb');
-  await context.close();
 }));
 
-test('a write that fails (quota exceeded) switches to memory and keeps delivering', withProfile(async (p) => {
-  const context = await p.launch();
-  const run = `quota-${Date.now()}`;
+test('a write that fails (quota exceeded) switches to memory and keeps delivering', scenario(async ({ launch, run }) => {
+  const context = await launch();
   const page = await openPage(context);
   const result = await page.evaluate(async ({ endpoint, run }) => {
     const errors = [];
@@ -150,12 +198,10 @@ test('a write that fails (quota exceeded) switches to memory and keeps deliverin
   assert.equal(result.stats.mode, 'memory');
   assert.ok(result.errors.some((m) => /failed to store events: .*QuotaExceededError/.test(m)), result.errors.join('\n'));
   assert.equal((await delivered(run)).length, 10, 'the stored one and the nine held in memory');
-  await context.close();
 }));
 
-test('works in a dedicated Web Worker', withProfile(async (p) => {
-  const context = await p.launch();
-  const run = `worker-${Date.now()}`;
+test('works in a dedicated Web Worker', scenario(async ({ launch, run }) => {
+  const context = await launch();
   const page = await openPage(context);
   const reply = await page.evaluate(({ endpoint, run }) => new Promise((resolve) => {
     const worker = new Worker('/worker.js', { type: 'module' });
@@ -166,12 +212,10 @@ test('works in a dedicated Web Worker', withProfile(async (p) => {
   assert.ok(reply.ok, reply.error);
   assert.equal(reply.stats.mode, 'indexeddb');
   assert.equal((await delivered(run)).length, 25);
-  await context.close();
 }));
 
-test('hiding the page sends stored events with keepalive, text/plain, no preflight', withProfile(async (p) => {
-  const context = await p.launch();
-  const run = `hide-${Date.now()}`;
+test('hiding the page sends stored events with keepalive, text/plain, no preflight', scenario(async ({ launch, run }) => {
+  const context = await launch();
   const page = await openPage(context);
   const sent = [];
   page.on('request', (request) => {
@@ -197,5 +241,4 @@ test('hiding the page sends stored events with keepalive, text/plain, no preflig
   assert.equal(stats.unloadRequests, 1);
   assert.equal(stats.requests, 1, 'only the keepalive request');
   assert.deepEqual(sent, ['text/plain;charset=UTF-8'], 'a CORS-safelisted content type');
-  await context.close();
-}));
+}, { unloadPath: true }));

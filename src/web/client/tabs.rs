@@ -56,8 +56,15 @@ impl Inner {
                         .handle_sender_backing_off(now(), retry_at);
                     inner.pump();
                 }
-                // The new tab's lock request, or the closing tab's release, takes a moment.
-                Message::Tab(_) if leader => inner.count_other_tabs(TAB_SETTLE_MS),
+                // A tab that says it opened will wait for the lock: believe it at once, as
+                // this tab may close before a count would see the request. Then count, once
+                // the new tab's request or a closing tab's release has settled.
+                Message::Tab(opened) if leader => {
+                    if opened {
+                        inner.core.borrow_mut().handle_other_tabs(true);
+                    }
+                    inner.count_other_tabs(TAB_SETTLE_MS);
+                }
                 Message::NewSender => {
                     inner.core.borrow_mut().handle_new_sender();
                     inner.pump();

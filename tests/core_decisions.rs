@@ -277,6 +277,22 @@ fn retry_after_as_an_http_date_is_obeyed() {
 }
 
 #[test]
+fn no_wait_is_shorter_than_the_50_ms_floor() {
+    // A jitter of 0 and a `Retry-After: 0` both wait the floor, never a tight loop.
+    let mut sim = Sim::with_defaults();
+    sim.log();
+    sim.advance(3_000);
+    sim.answer_with_jitter(status(503), 0.0);
+    assert_eq!(sim.core.stats(sim.now).retry_at, Some(sim.now + 50));
+    sim.advance(49);
+    assert_eq!(sim.sent.len(), 1, "retried before the floor");
+    sim.advance(1);
+    assert_eq!(sim.sent.len(), 2, "not retried at the floor");
+    sim.answer(with_retry_after(429, "0"));
+    assert_eq!(sim.core.stats(sim.now).retry_at, Some(sim.now + 50));
+}
+
+#[test]
 fn retry_after_is_capped_by_retry_max() {
     let mut sim = Sim::with_defaults();
     sim.log();

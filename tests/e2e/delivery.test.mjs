@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startCollector, eventually, sleep, stats, logPaced, drained, browserPids, killBrowser, scenarioHelpers,
+  startCollector, eventually, sleep, stats, logPaced, drained, browserPids, killBrowser, scenarioHelpers, publishFigures,
 } from './harness.mjs';
 
 let collector;
@@ -17,8 +17,7 @@ const {
 before(async () => { collector = await startCollector(); });
 after(async () => {
   await collector.stop();
-  console.log('delivery figures (requests = bulk POSTs seen by the collector):');
-  console.table(figures);
+  publishFigures('delivery', figures);
 });
 
 /** One batch: the most a send whose answer was lost may repeat (maxBatchEvents default). */

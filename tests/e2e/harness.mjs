@@ -3,8 +3,8 @@
 // the helpers of the delivery scenarios (scenarios.test.mjs, delivery.test.mjs).
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -194,7 +194,7 @@ export function scenarioHelpers(collector, figures) {
 
   function report(t, scenario, d, extra = {}) {
     const notes = Object.entries(extra).map(([k, v]) => `${k}=${v}`).join(' ');
-    figures.push({ scenario, delivered: d.count, requests: d.requests, duplicates: d.duplicates,
+    figures.push({ test: t.name, scenario, delivered: d.count, requests: d.requests, duplicates: d.duplicates,
       rejected: JSON.stringify(d.rejected), notes });
     t.diagnostic(`${scenario}: delivered=${d.count} requests=${d.requests} duplicates=${d.duplicates} ` +
       `rejected=${JSON.stringify(d.rejected)} ${notes}`);
@@ -255,4 +255,19 @@ export function scenarioHelpers(collector, figures) {
   }
 
   return { openPage, init, delivered, deliveredCount, deltas, report, scenario, nextPageDelivers };
+}
+
+/**
+ * Prints the figures a test file's scenarios reported and, when `EVBUF_FIGURES` names a
+ * directory, writes them there as `<name>.json` (`npm run figures` does, for the README).
+ */
+export function publishFigures(name, figures) {
+  console.log(`${name} figures (requests = bulk POSTs seen by the collector):`);
+  console.table(figures.map(({ test, ...row }) => row));
+  const dir = process.env.EVBUF_FIGURES;
+  if (!dir) return;
+  mkdirSync(dir, { recursive: true });
+  const machine = `${os.type()} ${os.release()}, ${os.cpus()[0]?.model.trim()}, ${os.cpus().length} cores`;
+  const run = { date: new Date().toISOString(), machine, figures };
+  writeFileSync(join(dir, `${name}.json`), `${JSON.stringify(run, null, 2)}\n`);
 }

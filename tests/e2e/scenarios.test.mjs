@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startCollector, eventually, sleep, stats, logPaced, drained, browserPids, killBrowser, scenarioHelpers,
+  startCollector, eventually, sleep, stats, logPaced, drained, browserPids, killBrowser, scenarioHelpers, publishFigures,
 } from './harness.mjs';
 
 let collector;
@@ -16,8 +16,7 @@ const {
 before(async () => { collector = await startCollector(); });
 after(async () => {
   await collector.stop();
-  console.log('scenario figures (requests = bulk POSTs seen by the collector):');
-  console.table(figures);
+  publishFigures('scenarios', figures);
 });
 
 /** A payload of about 100-500 bytes (JSON), varying with `i`. */

@@ -4,7 +4,9 @@
 
 mod sim;
 
-use evbuf::core::{wire, Config, Core, LogError, SendOutcome};
+use evbuf::core::{
+    wire, Action, Config, Core, FlushError, LogError, SendOutcome, StoredEvent,
+};
 use sim::{batch_ids, Sim, DEVICE};
 
 // ---- unload ---------------------------------------------------------------------
@@ -100,4 +102,176 @@ fn an_invalid_payload_counts_as_logged_and_dropped() {
     let stats = sim.core.stats(sim.now);
     assert_eq!(stats.logged, 2);
     assert_eq!(stats.dropped.invalid, 2);
+}
+
+// ---- loading and snapshots ----------------------------------------------------------
+
+const T0: u64 = 1_700_000_000_000;
+
+fn stored(key: u64) -> StoredEvent {
+    StoredEvent {
+        key,
+        id: format!("s{key}"),
+        ts: T0,
+        payload: "{}".into(),
+    }
+}
+
+fn actions(core: &mut Core) -> Vec<Action> {
+    std::iter::from_fn(|| core.poll_action()).collect()
+}
+
+#[test]
+fn each_event_loaded_from_storage_is_counted_once() {
+    let mut core = Core::new(Config::default(), DEVICE.into()).unwrap();
+    core.handle_loaded(T0, vec![stored(1), stored(2), stored(3)]);
+    core.handle_loaded(T0, vec![stored(3), stored(4)]);
+    assert_eq!(core.stats(T0).loaded, 4);
+}
+
+#[test]
+fn a_snapshot_forgets_only_missing_keys_below_its_mark() {
+    let mut core = Core::new(Config::default(), DEVICE.into()).unwrap();
+    core.handle_loaded(T0, vec![stored(1), stored(2), stored(3), stored(5), stored(6)]);
+    actions(&mut core);
+    // Taken when keys below 5 had been assigned: 2 is gone (another tab acknowledged it),
+    // 5 was assigned after the read (it is not in it, but is not gone), 6 is read.
+    core.handle_snapshot(T0, vec![stored(1), stored(3), stored(6)], 5);
+    assert_eq!(core.queued_keys().collect::<Vec<_>>(), vec![1, 3, 5, 6]);
+    assert_eq!(core.stats(T0).loaded, 5, "keys already known are not loaded again");
+    assert!(actions(&mut core).is_empty(), "forgotten, not deleted nor reported");
+}
+
+// ---- a remembered backoff -------------------------------------------------------------
+
+#[test]
+fn a_remembered_backoff_that_ends_now_is_over_and_the_interval_decides() {
+    let mut core = Core::new(Config::default(), DEVICE.into()).unwrap();
+    core.handle_loaded(T0, vec![stored(1)]);
+    core.handle_backoff_restored(T0, Some((T0, 2)));
+    assert!(
+        !actions(&mut core).iter().any(|a| matches!(a, Action::Send(_))),
+        "no send before the interval"
+    );
+    assert_eq!(core.stats(T0).retry_at, None);
+    assert_eq!(core.poll_timeout(), Some(T0 + 3_000));
+}
+
+#[test]
+fn a_remembered_backoff_is_never_waited_longer_than_the_cap_from_now() {
+    let config = Config::default();
+    let mut core = Core::new(config.clone(), DEVICE.into()).unwrap();
+    core.handle_loaded(T0, vec![stored(1)]);
+    // A clock that moved back: the remembered moment is far in the future.
+    core.handle_backoff_restored(T0, Some((T0 + 100 * config.retry_max_ms, 3)));
+    let stats = core.stats(T0);
+    assert_eq!(stats.retry_at, Some(T0 + config.retry_max_ms));
+    assert_eq!(stats.backoff_attempt, 3);
+    assert_eq!(core.poll_timeout(), Some(T0 + config.retry_max_ms));
+}
+
+// ---- flush and the backoff ------------------------------------------------------------
+
+#[test]
+fn a_flush_at_the_moment_the_backoff_ends_sends_instead_of_refusing() {
+    let mut sim = Sim::with_defaults();
+    sim.log();
+    sim.advance(3_000);
+    sim.answer(SendOutcome::status(503));
+    let retry_at = sim.core.stats(sim.now).retry_at.expect("backing off");
+    sim.now = retry_at; // the flush comes before the timer fires
+    let waiter = sim.flush();
+    assert_eq!(sim.settled(waiter), None);
+    assert_eq!(sim.sent.len(), 2, "the retry goes out with the flush");
+    sim.ok();
+    assert_eq!(sim.settled(waiter), Some(&Ok(())));
+}
+
+#[test]
+fn a_tab_that_stopped_sending_waits_for_the_sender_instead_of_its_own_old_backoff() {
+    let mut sim = Sim::with_defaults();
+    sim.log();
+    sim.advance(3_000);
+    sim.answer(SendOutcome::status(503));
+    assert!(sim.core.stats(sim.now).retry_at.is_some());
+    sim.core.handle_leadership(sim.now, false);
+    sim.pump();
+    let waiter = sim.flush();
+    assert_eq!(sim.asked_sender, 1);
+    assert_eq!(sim.settled(waiter), None, "it waits for the sender");
+    let patience = sim.config.send_timeout_ms + sim.config.flush_interval_ms;
+    sim.advance(patience);
+    assert!(matches!(
+        sim.settled(waiter),
+        Some(Err(FlushError::SenderSilent { waited_ms })) if *waited_ms == patience
+    ));
+}
+
+#[test]
+fn a_flush_after_a_reload_waits_for_the_events_loaded_from_storage() {
+    let mut sim = Sim::with_defaults();
+    sim.log_many(3);
+    sim.crash_and_reload(false);
+    let waiter = sim.flush();
+    assert_eq!(sim.settled(waiter), None, "three loaded events are still stored");
+    sim.ok();
+    assert_eq!(sim.settled(waiter), Some(&Ok(())));
+}
+
+#[test]
+fn a_flush_does_not_wait_for_events_logged_after_it() {
+    let mut sim = Sim::with_defaults();
+    sim.log_many(3);
+    let waiter = sim.flush();
+    assert_eq!(sim.sent.len(), 1);
+    sim.log_many(2); // logged after the call, while its send is out
+    sim.ok();
+    assert_eq!(sim.settled(waiter), Some(&Ok(())));
+    assert_eq!(sim.core.stats(sim.now).queued, 2);
+}
+
+#[test]
+fn a_tab_that_stopped_sending_does_not_announce_its_old_backoff_on_a_hint() {
+    let mut sim = Sim::with_defaults();
+    sim.log();
+    sim.advance(3_000);
+    sim.answer(SendOutcome::status(503));
+    sim.core.handle_leadership(sim.now, false);
+    sim.pump();
+    // Announcing it would overwrite what the new sender remembers.
+    sim.remembered_backoff = None;
+    sim.core.handle_flush_hint(sim.now);
+    sim.pump();
+    assert_eq!(sim.remembered_backoff, None);
+}
+
+#[test]
+fn a_hint_at_the_moment_the_backoff_ends_sends_without_announcing_it() {
+    let mut sim = Sim::with_defaults();
+    sim.log();
+    sim.advance(3_000);
+    sim.answer(SendOutcome::status(503));
+    let retry_at = sim.core.stats(sim.now).retry_at.expect("backing off");
+    sim.now = retry_at; // the hint comes before the timer fires
+    sim.remembered_backoff = None;
+    sim.core.handle_flush_hint(sim.now);
+    sim.pump();
+    assert_eq!(sim.remembered_backoff, None, "the backoff is over");
+    assert_eq!(sim.sent.len(), 2);
+}
+
+// ---- online and offline ---------------------------------------------------------------
+
+#[test]
+fn going_offline_settles_the_waiting_flushes_with_offline() {
+    let mut sim = Sim::with_defaults();
+    sim.log();
+    let waiter = sim.flush();
+    assert_eq!(sim.settled(waiter), None, "its send is out");
+    sim.core.handle_online(sim.now, true); // no change: it keeps waiting
+    sim.pump();
+    assert_eq!(sim.settled(waiter), None);
+    sim.core.handle_online(sim.now, false);
+    sim.pump();
+    assert_eq!(sim.settled(waiter), Some(&Err(FlushError::Offline)));
 }

@@ -275,3 +275,46 @@ fn going_offline_settles_the_waiting_flushes_with_offline() {
     sim.pump();
     assert_eq!(sim.settled(waiter), Some(&Err(FlushError::Offline)));
 }
+
+// ---- stats ----------------------------------------------------------------------------
+
+#[test]
+fn unpersisted_counts_the_write_in_progress_and_the_logs_behind_it() {
+    let mut sim = Sim::with_defaults();
+    sim.persist_at_once = false;
+    sim.log(); // handed to storage
+    sim.log_many(2); // waiting for that write
+    assert_eq!(sim.core.stats(sim.now).unpersisted, 3);
+    sim.complete_persist();
+    assert_eq!(sim.core.stats(sim.now).unpersisted, 2);
+}
+
+#[test]
+fn the_stats_show_no_backoff_at_the_moment_it_ends() {
+    let mut sim = Sim::with_defaults();
+    sim.log();
+    sim.advance(3_000);
+    sim.answer(SendOutcome::status(503));
+    let retry_at = sim.core.stats(sim.now).retry_at.expect("backing off");
+    assert_eq!(sim.core.stats(retry_at - 1).retry_at, Some(retry_at));
+    assert_eq!(sim.core.stats(retry_at).retry_at, None);
+}
+
+#[test]
+fn every_request_has_its_own_id_and_is_counted_with_its_events() {
+    let mut sim = Sim::with_defaults();
+    sim.log_many(3);
+    sim.advance(3_000);
+    sim.ok();
+    sim.log_many(2);
+    sim.advance(3_000);
+    sim.ok();
+    assert_eq!(sim.post_on_hide(), 0);
+    sim.log_many(4);
+    assert_eq!(sim.post_on_hide(), 1);
+    let ids: Vec<u64> = sim.sent.iter().chain(&sim.unload).map(|b| b.id).collect();
+    assert_eq!(ids, vec![1, 2, 3]);
+    let stats = sim.core.stats(sim.now);
+    assert_eq!(stats.requests, 3);
+    assert_eq!(stats.sent, 9);
+}

@@ -16,6 +16,9 @@ cargo build --release -p evbuf-collector
 printf '\n== native tests (cargo test)\n'
 cargo test --workspace
 
+printf '\n== the fleet bounds, 5,000 devices in virtual time (cargo test --release --test fleet_bounds)\n'
+cargo test --release --test fleet_bounds
+
 # A collector for the browser tests, on a free loopback port, stopped on exit.
 log=$(mktemp)
 ./target/release/evbuf-collector --addr 127.0.0.1:0 > "$log" &

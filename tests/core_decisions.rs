@@ -383,6 +383,25 @@ fn a_reloaded_page_keeps_waiting_out_the_backoff() {
 }
 
 #[test]
+fn a_reloaded_page_with_a_full_buffer_stored_keeps_waiting_out_the_backoff() {
+    // More stored than maxBufferSize: the snapshot alone would trigger an early flush if
+    // the backoff were restored after it (the driver restores it first).
+    let mut sim = Sim::with_defaults();
+    for _ in 0..80 {
+        sim.log();
+    }
+    assert_eq!(sim.sent.len(), 1, "the early flush at 50 events");
+    sim.answer(status(503));
+    let (retry_at, _) = sim.remembered_backoff.expect("the backoff is persisted");
+    sim.crash_and_reload(false);
+    assert_eq!(sim.core.stats(sim.now).loaded, 80);
+    sim.advance(retry_at - sim.now - 1);
+    assert_eq!(sim.sent.len(), 1, "the new page waits out the backoff");
+    sim.advance(1);
+    assert_eq!(sim.sent.len(), 2);
+}
+
+#[test]
 fn a_backoff_restored_while_a_send_is_out_is_left_to_its_answer() {
     let mut sim = Sim::new(Config {
         max_buffer_size: 1,

@@ -494,3 +494,31 @@ fn endpoint_and_headers_are_checked_and_the_endpoint_is_made_absolute() {
         assert!(err.contains(expected), "{err} should contain {expected}");
     }
 }
+
+#[wasm_bindgen_test]
+async fn the_client_reads_time_only_from_its_clock() {
+    let run = unique("clock");
+    let start = 1_600_000_000_000; // 2020: far from the page's own clock
+    let (clock, time) = evbuf::web::Clock::by_hand(start);
+    let client =
+        Client::start_with_clock(options(&run, &[("flushIntervalMs", 60_000.into())]), clock)
+            .await
+            .unwrap();
+    log(&client, &run, 3).await;
+    let stats = client.stats().0;
+    assert_eq!(stats.oldest_age_ms, Some(0));
+    assert_eq!(stats.next_flush_at, Some(start + 60_000));
+    time.set(start + 5_000);
+    assert_eq!(client.stats().0.oldest_age_ms, Some(5_000));
+    flush(&client).await.unwrap();
+    let events = received(&run).await;
+    assert_eq!(events.len(), 3);
+    for event in &events {
+        assert_eq!(
+            get(event, "ts").as_f64(),
+            Some(start as f64),
+            "stamped by the clock"
+        );
+    }
+    client.shutdown().await;
+}

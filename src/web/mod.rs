@@ -21,6 +21,7 @@ use wasm_bindgen::JsValue;
 use crate::core::{FlushError, LogError};
 
 pub use client::Client;
+pub use clock::Clock;
 pub use options::Options;
 
 /// What can go wrong at the JS boundary; each becomes a JS `Error` with this message.

@@ -1,4 +1,5 @@
-//! The storage driver: IndexedDB through rexie, or the memory twin when IndexedDB fails.
+//! The storage driver: IndexedDB through rexie, or the memory twin when IndexedDB fails
+//! (`Store` owns that switch).
 //!
 //! Schema (version 1):
 //! - `events`: one record per write, keyed by the `seq` of its first event; the value is an
@@ -12,6 +13,7 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use futures_util::future::join_all;
 use js_sys::Array;
@@ -37,6 +39,73 @@ fn storage_error(action: &str, err: rexie::Error) -> Error {
     Error::Storage(format!("failed to {action}: {cause}"))
 }
 
+/// A client's storage: IndexedDB until it cannot open or a write fails, then memory for
+/// the rest of the page, with keys above every key IndexedDB handed out (none is reused).
+pub struct Store {
+    current: RefCell<Rc<Storage>>,
+}
+
+/// A write that did not happen: why, and the first memory key when it made the store
+/// switch to memory.
+pub struct WriteFailed {
+    pub error: Error,
+    pub memory_from: Option<Key>,
+}
+
+impl Store {
+    /// The IndexedDB database `name` and the device id kept there (`new_device` on its
+    /// first use), or memory and `new_device` when it cannot open (with why) or
+    /// `force_memory`.
+    pub async fn open(
+        name: &str,
+        new_device: String,
+        force_memory: bool,
+    ) -> (Store, String, Option<Error>) {
+        let (storage, device, error) = if force_memory {
+            (Storage::memory(1), new_device, None)
+        } else {
+            match IdbStorage::open(name, new_device.clone()).await {
+                Ok((idb, device)) => (Storage::IndexedDb(idb), device, None),
+                Err(err) => (Storage::memory(1), new_device, Some(err)),
+            }
+        };
+        let store = Store {
+            current: RefCell::new(Rc::new(storage)),
+        };
+        (store, device, error)
+    }
+
+    /// The storage in use; kept across an `await` even if the store switches meanwhile.
+    pub fn get(&self) -> Rc<Storage> {
+        self.current.borrow().clone()
+    }
+
+    pub fn is_memory(&self) -> bool {
+        self.get().is_memory()
+    }
+
+    /// [`Storage::put_all`]; when IndexedDB fails, the store goes on in memory from the
+    /// key `first_free()` gives at that moment (above every key the client holds).
+    pub async fn put_all(
+        &self,
+        events: &[NewEvent],
+        deletes: &[Key],
+        first_free: impl FnOnce() -> Key,
+    ) -> Result<Vec<Key>, WriteFailed> {
+        let storage = self.get();
+        let error = match storage.put_all(events, deletes).await {
+            Ok(keys) => return Ok(keys),
+            Err(error) => error,
+        };
+        let memory_from = (!storage.is_memory()).then(|| {
+            let first = first_free();
+            *self.current.borrow_mut() = Rc::new(Storage::memory(first));
+            first
+        });
+        Err(WriteFailed { error, memory_from })
+    }
+}
+
 /// Where events live.
 pub enum Storage {
     IndexedDb(IdbStorage),
@@ -44,6 +113,10 @@ pub enum Storage {
 }
 
 impl Storage {
+    fn memory(first_key: Key) -> Storage {
+        Storage::Memory(RefCell::new(MemoryStore::new(first_key)))
+    }
+
     pub fn is_memory(&self) -> bool {
         matches!(self, Storage::Memory(_))
     }

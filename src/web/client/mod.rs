@@ -1,5 +1,6 @@
 //! The driver loop: feeds the core, drains its actions, executes them with the drivers,
-//! and arms one timer for its next deadline.
+//! and arms one timer for its next deadline. Writes and deletes are in `writes`, the
+//! tabs (lock, channel, snapshot) in `tabs`.
 
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
@@ -8,38 +9,23 @@ use js_sys::{Function, Promise};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::spawn_local;
 
-use crate::core::{wire, Action, Batch, Core, Key, MemoryStore, Stats};
+use crate::core::{wire, Action, Batch, Core, Stats};
 
 use super::channel::{Channel, Message};
-use super::clock::now;
+use super::clock::Clock;
 use super::leader::Leadership;
 use super::lifecycle::{self, Listener};
 use super::options::Options;
 use super::random::RandomPool;
-use super::storage::{IdbStorage, Storage};
+use super::storage::Store;
 use super::timer::Timer;
 use super::transport::{self, Mode};
 use super::Error;
 
 mod tabs;
+mod writes;
 
-/// A promise and its resolve function.
-struct Pending {
-    promise: Promise,
-    resolve: Function,
-}
-
-impl Pending {
-    fn new() -> Pending {
-        let mut resolve = None;
-        let promise = Promise::new(&mut |res, _rej| resolve = Some(res));
-        Pending {
-            promise,
-            // The executor runs synchronously inside `new Promise`.
-            resolve: resolve.expect("the Promise executor ran"),
-        }
-    }
-}
+use writes::Writes;
 
 /// One running evbuf instance: what `init()` starts.
 #[derive(Clone)]
@@ -49,25 +35,14 @@ pub struct Client {
 
 struct Inner {
     core: RefCell<Core>,
-    storage: RefCell<Rc<Storage>>,
+    store: Store,
+    clock: Clock,
     endpoint: String,
     headers: Vec<(String, String)>,
     on_error: Option<Function>,
     timer: RefCell<Timer>,
-    /// The promise `logEvent` returns until the next write starts: one per write, not
-    /// one per event.
-    next_write: RefCell<Option<Promise>>,
-    /// Resolve functions of events not yet handed to storage.
-    waiting: RefCell<Vec<Function>>,
-    /// Resolve functions of the write in progress.
-    writing: RefCell<Vec<Function>>,
+    writes: Writes,
     flush_waiters: RefCell<Vec<(u64, Function, Function)>>,
-    /// A write is running: deletes wait, so that durability never queues behind them
-    /// (IndexedDB runs read-write transactions on a store one after another).
-    write_running: Cell<bool>,
-    delete_running: Cell<bool>,
-    /// Acknowledged or dropped keys not yet deleted, removed together when storage is idle.
-    to_delete: RefCell<Vec<Key>>,
     next_waiter: Cell<u64>,
     random: RefCell<RandomPool>,
     listeners: RefCell<Vec<Listener>>,
@@ -82,44 +57,29 @@ struct Inner {
 
 impl Client {
     /// Opens storage (IndexedDB, or memory if that fails), loads what an earlier page
-    /// left, and starts the loop.
+    /// left, and starts the loop on the page's clock.
     pub async fn start(options: Options) -> Result<Client, Error> {
+        Client::start_with_clock(options, Clock::default()).await
+    }
+
+    /// [`Client::start`] reading the time from `clock`.
+    pub async fn start_with_clock(options: Options, clock: Clock) -> Result<Client, Error> {
         let mut random = RandomPool::new();
         let new_device = wire::uuid_v4(random.take16());
         let tab_id = wire::uuid_v4(random.take16());
-        let mut storage_error = None;
-        let (storage, device) = if options.force_memory {
-            (
-                Storage::Memory(RefCell::new(MemoryStore::new(1))),
-                new_device,
-            )
-        } else {
-            match IdbStorage::open(&options.storage_name, new_device.clone()).await {
-                Ok((idb, device)) => (Storage::IndexedDb(idb), device),
-                Err(err) => {
-                    storage_error = Some(err);
-                    (
-                        Storage::Memory(RefCell::new(MemoryStore::new(1))),
-                        new_device,
-                    )
-                }
-            }
-        };
+        let (store, device, storage_error) =
+            Store::open(&options.storage_name, new_device, options.force_memory).await;
         let core = Core::new(options.config, device).map_err(|e| Error::Options(e.to_string()))?;
         let inner = Rc::new(Inner {
             core: RefCell::new(core),
-            storage: RefCell::new(Rc::new(storage)),
+            store,
+            clock,
             endpoint: options.endpoint,
             headers: options.headers,
             on_error: options.on_error,
             timer: RefCell::new(Timer::default()),
-            next_write: RefCell::new(None),
-            waiting: RefCell::new(Vec::new()),
-            writing: RefCell::new(Vec::new()),
+            writes: Writes::default(),
             flush_waiters: RefCell::new(Vec::new()),
-            write_running: Cell::new(false),
-            delete_running: Cell::new(false),
-            to_delete: RefCell::new(Vec::new()),
             next_waiter: Cell::new(1),
             random: RefCell::new(random),
             listeners: RefCell::new(Vec::new()),
@@ -135,8 +95,8 @@ impl Client {
         inner
             .core
             .borrow_mut()
-            .handle_online(now(), lifecycle::is_online());
-        if !inner.storage().is_memory() {
+            .handle_online(inner.now(), lifecycle::is_online());
+        if !inner.store.is_memory() {
             inner.coordinate_tabs(&options.storage_name);
         }
         inner.load_snapshot().await;
@@ -156,17 +116,9 @@ impl Client {
         inner
             .core
             .borrow_mut()
-            .handle_log(now(), id, payload_json)
+            .handle_log(inner.now(), id, payload_json)
             .map_err(Error::Log)?;
-        let promise = inner
-            .next_write
-            .borrow_mut()
-            .get_or_insert_with(|| {
-                let pending = Pending::new();
-                inner.waiting.borrow_mut().push(pending.resolve);
-                pending.promise
-            })
-            .clone();
+        let promise = inner.writes.next_durable();
         inner.pump();
         Ok(promise)
     }
@@ -187,7 +139,7 @@ impl Client {
                 .flush_waiters
                 .borrow_mut()
                 .push((waiter, resolve, reject));
-            inner.core.borrow_mut().handle_flush(now(), waiter);
+            inner.core.borrow_mut().handle_flush(inner.now(), waiter);
             inner.pump();
         })
     }
@@ -197,7 +149,7 @@ impl Client {
     /// delivered stays stored for the next sender. A tab that does not send does not wait
     /// for the sender.
     pub async fn shutdown(&self) {
-        if self.inner.core.borrow().stats(now()).leader {
+        if self.inner.core.borrow().stats(self.inner.now()).leader {
             let _ = wasm_bindgen_futures::JsFuture::from(self.flush()).await;
         }
         self.inner.stopped.set(true);
@@ -208,14 +160,14 @@ impl Client {
     }
 
     pub fn stats(&self) -> (Stats, bool) {
-        let stats = self.inner.core.borrow().stats(now());
-        (stats, self.inner.storage().is_memory())
+        let stats = self.inner.core.borrow().stats(self.inner.now());
+        (stats, self.inner.store.is_memory())
     }
 }
 
 impl Inner {
-    fn storage(&self) -> Rc<Storage> {
-        self.storage.borrow().clone()
+    fn now(&self) -> u64 {
+        self.clock.now()
     }
 
     /// Calls `onError` (never while a borrow is held: the callback may call back in).
@@ -225,31 +177,13 @@ impl Inner {
         }
     }
 
-    /// Reads the backoff an earlier sender left, then all of storage, forgetting what
-    /// other tabs deleted (the backoff first, so loaded events do not go out at once to a
-    /// server that is down).
-    async fn load_snapshot(self: &Rc<Self>) {
-        let storage = self.storage();
-        match storage.remembered_backoff().await {
-            Ok(remembered) => self
-                .core
-                .borrow_mut()
-                .handle_backoff_restored(now(), remembered),
-            Err(err) => self.report(&err.to_string()),
-        }
-        match storage.load().await {
-            Ok((events, below)) => self.core.borrow_mut().handle_snapshot(now(), events, below),
-            Err(err) => self.report(&err.to_string()),
-        }
-    }
-
     fn listen(self: &Rc<Self>) {
         let mut listeners = self.listeners.borrow_mut();
         for (kind, online) in [("online", true), ("offline", false)] {
             let weak = Rc::downgrade(self);
             listeners.extend(Listener::new(None, kind, move |_| {
                 if let Some(inner) = weak.upgrade() {
-                    inner.core.borrow_mut().handle_online(now(), online);
+                    inner.core.borrow_mut().handle_online(inner.now(), online);
                     inner.pump();
                 }
             }));
@@ -261,7 +195,7 @@ impl Inner {
             listeners.extend(Listener::new(None, "pagehide", move |_| {
                 if let Some(inner) = weak.upgrade() {
                     inner.broadcast(Message::Tab(false));
-                    inner.core.borrow_mut().handle_page_hidden(now());
+                    inner.core.borrow_mut().handle_page_hidden(inner.now());
                     inner.pump();
                 }
             }));
@@ -273,7 +207,7 @@ impl Inner {
                 move |_| {
                     if let Some(inner) = weak.upgrade() {
                         if lifecycle::is_hidden(&doc) {
-                            inner.core.borrow_mut().handle_page_hidden(now());
+                            inner.core.borrow_mut().handle_page_hidden(inner.now());
                             inner.pump();
                         }
                     }
@@ -294,10 +228,11 @@ impl Inner {
         }
         let deadline = self.core.borrow().poll_timeout();
         let weak: Weak<Inner> = Rc::downgrade(self);
-        self.timer.borrow_mut().arm(deadline, now(), move || {
+        self.timer.borrow_mut().arm(deadline, self.now(), move || {
             if let Some(inner) = weak.upgrade() {
                 inner.timer.borrow_mut().fired();
-                inner.core.borrow_mut().handle_timeout(now());
+                let now = inner.now();
+                inner.core.borrow_mut().handle_timeout(now);
                 inner.pump();
             }
         });
@@ -305,70 +240,8 @@ impl Inner {
 
     fn execute(self: &Rc<Self>, action: Action) {
         match action {
-            Action::Persist(events) => {
-                self.next_write.borrow_mut().take();
-                let waiting = std::mem::take(&mut *self.waiting.borrow_mut());
-                self.writing.borrow_mut().extend(waiting);
-                self.write_running.set(true);
-                let deletes = std::mem::take(&mut *self.to_delete.borrow_mut());
-                let inner = self.clone();
-                spawn_local(async move {
-                    let storage = inner.storage();
-                    let result = storage.put_all(&events, &deletes).await;
-                    match result {
-                        Ok(keys) => {
-                            // Keys of a memory store name nothing other tabs can see.
-                            if !storage.is_memory() {
-                                if let (Some(&first), Some(&last)) = (keys.first(), keys.last()) {
-                                    inner.broadcast(Message::Stored { first, last });
-                                }
-                                if !deletes.is_empty() {
-                                    inner.broadcast(Message::Deleted(deletes.clone()));
-                                }
-                            }
-                            inner.core.borrow_mut().handle_deleted(now(), deletes.len());
-                            inner.core.borrow_mut().handle_persisted(now(), &keys);
-                            for resolve in inner.writing.borrow_mut().drain(..) {
-                                let _ = resolve.call0(&JsValue::NULL);
-                            }
-                        }
-                        Err(err) => {
-                            // Keep going in memory, above every key IndexedDB handed out.
-                            if !storage.is_memory() {
-                                let first_key = inner
-                                    .core
-                                    .borrow()
-                                    .queued_keys()
-                                    .last()
-                                    .map_or(1, |k| k + 1);
-                                *inner.storage.borrow_mut() = Rc::new(Storage::Memory(
-                                    RefCell::new(MemoryStore::new(first_key)),
-                                ));
-                                inner
-                                    .core
-                                    .borrow_mut()
-                                    .handle_memory_fallback(now(), first_key);
-                            }
-                            // The transaction rolled back: its deletes wait for the next try.
-                            inner.to_delete.borrow_mut().splice(0..0, deletes);
-                            inner.core.borrow_mut().handle_persist_failed(
-                                now(),
-                                format!("{err}; keeping events in memory for this page"),
-                            );
-                            // The retried write (already queued by the core) resolves these.
-                            let writing = std::mem::take(&mut *inner.writing.borrow_mut());
-                            inner.waiting.borrow_mut().splice(0..0, writing);
-                        }
-                    }
-                    inner.write_running.set(false);
-                    inner.pump();
-                    inner.delete_when_idle();
-                });
-            }
-            Action::Delete(keys) => {
-                self.to_delete.borrow_mut().extend(keys);
-                self.delete_when_idle();
-            }
+            Action::Persist(events) => self.persist(events),
+            Action::Delete(keys) => self.delete_later(keys),
             Action::Send(batch) => self.send(batch, Mode::Normal),
             Action::SendUnload(batch) => self.send(batch, Mode::Unload),
             Action::Report(report) => self.report(&report.to_string()),
@@ -390,7 +263,7 @@ impl Inner {
                 }
                 let inner = self.clone();
                 spawn_local(async move {
-                    if let Err(err) = inner.storage().remember_backoff(backoff).await {
+                    if let Err(err) = inner.store.get().remember_backoff(backoff).await {
                         inner.report(&err.to_string());
                     }
                 });
@@ -412,33 +285,6 @@ impl Inner {
         }
     }
 
-    /// Deletes what is waiting in one transaction, unless a write or a delete is running
-    /// (each calls back here when it ends; a write that starts meanwhile takes them).
-    fn delete_when_idle(self: &Rc<Self>) {
-        if self.write_running.get() || self.delete_running.get() {
-            return;
-        }
-        let keys = std::mem::take(&mut *self.to_delete.borrow_mut());
-        if keys.is_empty() {
-            return;
-        }
-        self.delete_running.set(true);
-        let inner = self.clone();
-        spawn_local(async move {
-            let storage = inner.storage();
-            match storage.delete(&keys).await {
-                Ok(()) if !storage.is_memory() => inner.broadcast(Message::Deleted(keys.clone())),
-                Ok(()) => {}
-                // The next page sends them again; the server deduplicates.
-                Err(err) => inner.report(&err.to_string()),
-            }
-            inner.core.borrow_mut().handle_deleted(now(), keys.len());
-            inner.pump();
-            inner.delete_running.set(false);
-            inner.delete_when_idle();
-        });
-    }
-
     fn send(self: &Rc<Self>, batch: Batch, mode: Mode) {
         if mode == Mode::Normal && self.leadership.borrow().is_some() {
             self.count_other_tabs(0);
@@ -456,13 +302,13 @@ impl Inner {
             .await;
             match mode {
                 Mode::Normal => inner.core.borrow_mut().handle_send_result(
-                    now(),
+                    inner.now(),
                     batch.id,
                     outcome,
                     js_sys::Math::random(),
                 ),
                 Mode::Unload => inner.core.borrow_mut().handle_unload_result(
-                    now(),
+                    inner.now(),
                     batch.id,
                     &batch.keys,
                     &outcome,

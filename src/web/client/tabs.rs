@@ -1,12 +1,11 @@
 //! The tabs of one origin: one sender elected with Web Locks, the others kept informed
-//! over a BroadcastChannel.
+//! over a BroadcastChannel, and the snapshot of storage a new sender starts from.
 
 use std::rc::Rc;
 
 use wasm_bindgen_futures::spawn_local;
 
 use super::super::channel::{Channel, Message};
-use super::super::clock::now;
 use super::super::leader;
 use super::Inner;
 
@@ -20,19 +19,21 @@ impl Inner {
     pub(super) fn coordinate_tabs(self: &Rc<Self>, storage_name: &str) {
         let leadership = self.request_leadership();
         if leadership.is_some() {
-            self.core.borrow_mut().handle_leadership(now(), false);
+            self.core.borrow_mut().handle_leadership(self.now(), false);
         }
         let shared = leadership.is_some();
         *self.leadership.borrow_mut() = leadership;
         let weak = Rc::downgrade(self);
         let channel = Channel::open(&format!("evbuf:{storage_name}"), move |message| {
             let Some(inner) = weak.upgrade() else { return };
-            let leader = inner.core.borrow().stats(now()).leader;
+            let leader = inner.core.borrow().stats(inner.now()).leader;
             match message {
                 Message::Stored { first, last } if shared && leader => {
                     spawn_local(async move {
-                        match inner.storage().load_range(first, last).await {
-                            Ok(events) => inner.core.borrow_mut().handle_loaded(now(), events),
+                        match inner.store.get().load_range(first, last).await {
+                            Ok(events) => {
+                                inner.core.borrow_mut().handle_loaded(inner.now(), events)
+                            }
                             Err(err) => inner.report(&err.to_string()),
                         }
                         inner.pump();
@@ -42,18 +43,18 @@ impl Inner {
                     inner
                         .core
                         .borrow_mut()
-                        .handle_removed_elsewhere(now(), &keys);
+                        .handle_removed_elsewhere(inner.now(), &keys);
                     inner.pump();
                 }
                 Message::Flush if leader => {
-                    inner.core.borrow_mut().handle_flush_hint(now());
+                    inner.core.borrow_mut().handle_flush_hint(inner.now());
                     inner.pump();
                 }
                 Message::BackingOff(retry_at) => {
                     inner
                         .core
                         .borrow_mut()
-                        .handle_sender_backing_off(now(), retry_at);
+                        .handle_sender_backing_off(inner.now(), retry_at);
                     inner.pump();
                 }
                 // A tab that says it opened will wait for the lock: believe it at once, as
@@ -70,11 +71,17 @@ impl Inner {
                     inner.pump();
                 }
                 Message::HandOver { tab, lines } if leader => {
-                    inner.core.borrow_mut().handle_adopt(now(), tab, &lines);
+                    inner
+                        .core
+                        .borrow_mut()
+                        .handle_adopt(inner.now(), tab, &lines);
                     inner.pump();
                 }
                 Message::Adopted { tab, keys } if tab == inner.tab_id => {
-                    inner.core.borrow_mut().handle_handed_over(now(), &keys);
+                    inner
+                        .core
+                        .borrow_mut()
+                        .handle_handed_over(inner.now(), &keys);
                     inner.pump();
                 }
                 _ => {}
@@ -82,6 +89,27 @@ impl Inner {
         });
         *self.channel.borrow_mut() = channel;
         self.broadcast(Message::Tab(true));
+    }
+
+    /// Reads the backoff an earlier sender left, then all of storage, forgetting what
+    /// other tabs deleted (the backoff first, so loaded events do not go out at once to a
+    /// server that is down).
+    pub(super) async fn load_snapshot(self: &Rc<Self>) {
+        let storage = self.store.get();
+        match storage.remembered_backoff().await {
+            Ok(remembered) => self
+                .core
+                .borrow_mut()
+                .handle_backoff_restored(self.now(), remembered),
+            Err(err) => self.report(&err.to_string()),
+        }
+        match storage.load().await {
+            Ok((events, below)) => {
+                let now = self.now();
+                self.core.borrow_mut().handle_snapshot(now, events, below)
+            }
+            Err(err) => self.report(&err.to_string()),
+        }
     }
 
     /// Waits for the sender's lock; `None` without Web Locks.
@@ -92,7 +120,7 @@ impl Inner {
             spawn_local(async move {
                 // Catch up on what the previous sender left and other tabs wrote.
                 inner.load_snapshot().await;
-                inner.core.borrow_mut().handle_leadership(now(), true);
+                inner.core.borrow_mut().handle_leadership(inner.now(), true);
                 inner.pump();
                 inner.broadcast(Message::NewSender);
                 inner.count_other_tabs(0);

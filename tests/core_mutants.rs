@@ -5,7 +5,8 @@
 mod sim;
 
 use evbuf::core::{
-    wire, Action, Config, Core, FlushError, LogError, SendOutcome, StoredEvent,
+    wire, Action, Config, Core, DropReason, FlushError, LogError, Report, SendOutcome,
+    StoredEvent,
 };
 use sim::{batch_ids, Sim, DEVICE};
 
@@ -317,4 +318,78 @@ fn every_request_has_its_own_id_and_is_counted_with_its_events() {
     let stats = sim.core.stats(sim.now);
     assert_eq!(stats.requests, 3);
     assert_eq!(stats.sent, 9);
+}
+
+// ---- when to send ------------------------------------------------------------------------
+
+#[test]
+fn later_logs_do_not_postpone_the_interval_flush() {
+    let mut sim = Sim::with_defaults();
+    sim.log();
+    sim.advance(2_000);
+    sim.log();
+    sim.advance(999);
+    assert!(sim.sent.is_empty());
+    sim.advance(1);
+    assert_eq!(sim.sent.len(), 1, "3 s after the first log");
+    assert_eq!(batch_ids(&sim.sent[0]).len(), 2);
+}
+
+// ---- answers ----------------------------------------------------------------------------
+
+#[test]
+fn a_success_without_an_earlier_failure_writes_no_backoff() {
+    let mut core = Core::new(Config::default(), DEVICE.into()).unwrap();
+    core.handle_loaded(T0, vec![stored(1)]);
+    core.handle_flush(T0, 1);
+    let batch = actions(&mut core)
+        .into_iter()
+        .find_map(|a| match a {
+            Action::Send(batch) => Some(batch),
+            _ => None,
+        })
+        .expect("the flush sends");
+    core.handle_send_result(T0, batch.id, SendOutcome::status(200), 0.5);
+    let after = actions(&mut core);
+    assert!(
+        !after.iter().any(|a| matches!(a, Action::RememberBackoff(_))),
+        "{after:?}"
+    );
+    assert!(after.iter().any(|a| matches!(a, Action::Delete(keys) if keys == &[1])));
+}
+
+#[test]
+fn an_event_over_this_pages_limit_answered_413_alone_is_dropped_at_once() {
+    let config = Config {
+        max_batch_bytes: 2_048,
+        max_stored_bytes: 1_000_000,
+        ..Config::default()
+    };
+    let mut core = Core::new(config, DEVICE.into()).unwrap();
+    // Stored under another configuration: larger than this page's batch limit.
+    let big = StoredEvent {
+        key: 1,
+        id: "big".into(),
+        ts: T0,
+        payload: format!("\"{}\"", "x".repeat(5_000)),
+    };
+    core.handle_loaded(T0, vec![big]);
+    core.handle_flush(T0, 1);
+    let batch = actions(&mut core)
+        .into_iter()
+        .find_map(|a| match a {
+            Action::Send(batch) => Some(batch),
+            _ => None,
+        })
+        .expect("sent alone");
+    core.handle_send_result(T0, batch.id, SendOutcome::status(413), 0.5);
+    let after = actions(&mut core);
+    assert!(
+        after.iter().any(|a| matches!(a,
+            Action::Report(Report::Dropped { reason: DropReason::Oversize, ids, .. }) if ids == &["big"])),
+        "{after:?}"
+    );
+    let stats = core.stats(T0);
+    assert_eq!(stats.dropped.oversize, 1);
+    assert_eq!(stats.retry_at, None, "no server will take it: nothing to wait for");
 }

@@ -393,3 +393,67 @@ fn an_event_over_this_pages_limit_answered_413_alone_is_dropped_at_once() {
     assert_eq!(stats.dropped.oversize, 1);
     assert_eq!(stats.retry_at, None, "no server will take it: nothing to wait for");
 }
+
+#[test]
+fn an_event_exactly_at_this_pages_limit_answered_413_alone_is_kept() {
+    let config = Config::default();
+    let mut core = Core::new(config.clone(), DEVICE.into()).unwrap();
+    let room = config.max_batch_bytes
+        - wire::envelope_len_bound(DEVICE)
+        - wire::event_len("full", 1, T0, "\"\"");
+    let payload = format!("\"{}\"", "x".repeat(room));
+    assert_eq!(
+        wire::envelope_len_bound(DEVICE) + wire::event_len("full", 1, T0, &payload),
+        config.max_batch_bytes
+    );
+    let event = StoredEvent {
+        key: 1,
+        id: "full".into(),
+        ts: T0,
+        payload,
+    };
+    core.handle_loaded(T0, vec![event]);
+    core.handle_flush(T0, 1);
+    let batch = actions(&mut core)
+        .into_iter()
+        .find_map(|a| match a {
+            Action::Send(batch) => Some(batch),
+            _ => None,
+        })
+        .expect("sent");
+    // It fits this page's limit: a 413 for it alone, with nothing else accepted, says the
+    // endpoint refuses everything, and nothing is dropped.
+    core.handle_send_result(T0, batch.id, SendOutcome::status(413), 0.5);
+    let stats = core.stats(T0);
+    assert_eq!(stats.dropped.oversize, 0);
+    assert_eq!(stats.queued, 1);
+    assert_eq!(stats.retry_at, Some(T0 + config.retry_max_ms));
+}
+
+#[test]
+fn the_report_of_a_drop_names_the_status_that_caused_it() {
+    for (status, reason, says) in [
+        (413, DropReason::Oversize, "413 Payload Too Large"),
+        (400, DropReason::Poison, "400 Bad Request"),
+    ] {
+        let mut sim = Sim::with_defaults();
+        let ids = sim.log_many(2);
+        sim.advance(3_000);
+        sim.answer(SendOutcome::status(status)); // [a, b] -> [a], [b]
+        sim.answer(SendOutcome::status(status)); // [a] alone
+        sim.ok(); // [b]: the server works, so [a] is refused for itself
+        let detail = sim
+            .reports
+            .iter()
+            .find_map(|r| match r {
+                Report::Dropped {
+                    reason: r,
+                    ids: dropped,
+                    detail,
+                } if *r == reason && dropped == &ids[..1] => Some(detail.clone()),
+                _ => None,
+            })
+            .expect("the drop is reported");
+        assert!(detail.contains(says), "{status}: {detail}");
+    }
+}

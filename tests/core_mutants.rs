@@ -457,3 +457,41 @@ fn the_report_of_a_drop_names_the_status_that_caused_it() {
         assert!(detail.contains(says), "{status}: {detail}");
     }
 }
+
+#[test]
+fn an_endpoint_refusing_everything_is_reported_with_the_status_it_answered() {
+    for status in [400, 413] {
+        let mut sim = Sim::with_defaults();
+        sim.log_many(4);
+        sim.advance(3_000);
+        while sim.in_flight.is_some() {
+            sim.answer(SendOutcome::status(status));
+        }
+        match sim.reports.last() {
+            Some(Report::SendFailed {
+                outcome, detail, ..
+            }) => {
+                assert_eq!(outcome, &SendOutcome::status(status));
+                assert!(detail.contains(&status.to_string()), "{detail}");
+            }
+            other => panic!("{status}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn each_failed_send_counts_a_failed_request_and_a_retry() {
+    let mut sim = Sim::with_defaults();
+    sim.log();
+    sim.advance(3_000);
+    sim.answer(SendOutcome::status(503));
+    sim.advance(60_000);
+    sim.answer(SendOutcome::NetworkError("reset".into()));
+    let stats = sim.core.stats(sim.now);
+    assert_eq!(stats.failed_requests, 2);
+    assert_eq!(stats.retries, 2);
+    sim.advance(60_000);
+    sim.ok();
+    let stats = sim.core.stats(sim.now);
+    assert_eq!((stats.failed_requests, stats.retries, stats.requests), (2, 2, 3));
+}

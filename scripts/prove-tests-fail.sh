@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Proves that tests fail when the behaviour they are named after breaks: each case below
+# breaks evbuf on purpose (one edit), builds it in a throwaway git worktree and runs the
+# test that guards that behaviour, which must fail. Prints one line per case and exits 1 if
+# any test passed against its break. Slow (a wasm build per browser case, ~20 min in all);
+# not part of `npm test`. Needs what `npm test` sets up. Usage: scripts/prove-tests-fail.sh [case…]
+set -uo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+export PATH="$HOME/.cargo/bin:$PATH"
+work="$(mktemp -d)/evbuf"
+git -C "$root" worktree add -q --detach "$work" HEAD
+trap 'git -C "$root" worktree remove --force "$work"' EXIT
+ln -s "$root/node_modules" "$work/node_modules"
+(cd "$work" && cargo build -q --release -p evbuf-collector)
+logs="$work/logs"
+mkdir -p "$logs"
+survived=0
+
+# case NAME FILE PERL-EDIT KIND TEST: KIND is e2e (TEST = file:name pattern) or cargo
+# (TEST = test target:name filter).
+case_() {
+  local name=$1 file=$2 edit=$3 kind=$4 test=$5
+  if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then return; fi
+  git -C "$work" checkout -q -- src tests
+  perl -0pi -e "$edit" "$work/$file"
+  if git -C "$work" diff --quiet; then
+    echo "$name: the edit no longer applies to $file (update this script)"; survived=1; return
+  fi
+  local ok
+  if [ "$kind" = e2e ]; then
+    (cd "$work" && bash scripts/build.sh > "$logs/$name.build" 2>&1) || { echo "$name: build failed"; survived=1; return; }
+    (cd "$work" && node --test --test-concurrency=1 --test-name-pattern="${test#*:}" "tests/e2e/${test%%:*}" > "$logs/$name.log" 2>&1)
+    ok=$?
+  else
+    (cd "$work" && cargo test -q --test "${test%%:*}" "${test#*:}" > "$logs/$name.log" 2>&1)
+    ok=$?
+  fi
+  if [ $ok -eq 0 ]; then
+    echo "$name: SURVIVED — $test passed against the break"; survived=1
+  else
+    echo "$name: caught by $test: $(grep -m1 -E 'error:|panicked|Test failed' -A3 "$logs/$name.log" | grep -v '^ *[-|]*$' | head -2 | tr -s ' \n' ' ')"
+  fi
+}
+
+ONLY="$*"
+case_ offline-ignored src/core/mod.rs 's/self\.leader && self\.online && self\.in_flight/self.leader && self.in_flight/' \
+  e2e 'scenarios.test.mjs:^offline'
+case_ fixed-retry-250ms src/core/retry.rs 's/(let bound = backoff_bound_ms\(base_ms, max_ms, attempt\);)/$1 if bound > 0 { return 250; }/' \
+  e2e 'scenarios.test.mjs:^outage'
+case_ no-unload-send src/core/unload.rs 's/if !self\.leader \|\|/if true || !self.leader ||/' \
+  e2e 'delivery.test.mjs:^unload path alone'
+case_ no-early-flush src/core/mod.rs 's/\|\| queue\.free_len\(\) >= self\.config\.max_buffer_size/|| false/' \
+  e2e 'scenarios.test.mjs:^steady with default'
+case_ followers-send src/core/mod.rs 's/self\.leader && self\.online && self\.in_flight/self.online && self.in_flight/' \
+  e2e 'scenarios.test.mjs:^several tabs'
+case_ new-tab-counted-late src/web/client/tabs.rs 's/if opened \{\s*inner\.core\.borrow_mut\(\)\.handle_other_tabs\(true\);\s*\}//' \
+  e2e 'robustness.test.mjs:^when the sending tab closes'
+case_ acknowledged-also-dropped src/core/mod.rs 's/(self\.stats\.acknowledged \+= keys\.len\(\) as u64;\s*)self\.forget\(&keys\);/${1}let ids = self.forget(&keys); self.actions.push_back(Action::Report(Report::Dropped { reason: DropReason::Age, ids, detail: String::new() }));/' \
+  cargo 'core_properties:no_event_disappears'
+case_ no-backoff-floor src/core/retry.rs 's/pub const MIN_WAIT_MS: u64 = 50;/pub const MIN_WAIT_MS: u64 = 0;/' \
+  cargo 'core_decisions:no_wait_is_shorter_than_the_50_ms_floor'
+case_ snapshot-before-backoff tests/sim/mod.rs 's/(\s*self\.core\s*\.handle_backoff_restored\(self\.now, self\.remembered_backoff\);)(\s*let stored = self\.store\.load\(\);\s*let below = self\.store\.next_key\(\);\s*self\.core\.handle_snapshot\(self\.now, stored, below\);)/$2$1/' \
+  cargo 'core_decisions:a_reloaded_page_with_a_full_buffer'
+exit $survived

@@ -6,7 +6,7 @@ mod sim;
 
 use evbuf::core::{
     wire, Action, Config, Core, DropReason, FlushError, LogError, Report, SendOutcome,
-    StoredEvent,
+    StoredEvent, MAX_TIMER_MS,
 };
 use sim::{batch_ids, Sim, DEVICE};
 
@@ -494,4 +494,74 @@ fn each_failed_send_counts_a_failed_request_and_a_retry() {
     sim.ok();
     let stats = sim.core.stats(sim.now);
     assert_eq!((stats.failed_requests, stats.retries, stats.requests), (2, 2, 3));
+}
+
+// ---- the queue's accounting ------------------------------------------------------------
+
+#[test]
+fn queued_bytes_count_only_what_is_stored_and_free() {
+    let mut sim = Sim::with_defaults();
+    sim.log_many(2);
+    let two = sim.core.stats(sim.now).queued_bytes;
+    assert!(two > 0);
+    sim.flush();
+    assert_eq!(sim.core.stats(sim.now).queued_bytes, 0, "both are in flight");
+    sim.log();
+    let one = sim.core.stats(sim.now).queued_bytes;
+    assert!(one > 0 && one < two, "{one} of {two}");
+    sim.ok();
+    let stats = sim.core.stats(sim.now);
+    assert_eq!((stats.queued, stats.queued_bytes), (1, one));
+    sim.advance(3_000);
+    sim.ok();
+    let stats = sim.core.stats(sim.now);
+    assert_eq!((stats.queued, stats.queued_bytes), (0, 0));
+}
+
+// ---- options ----------------------------------------------------------------------------
+
+#[test]
+fn each_option_accepts_its_limits_and_refuses_one_past_them() {
+    type Set = fn(&mut Config);
+    let at_limit: Vec<(&str, Set, Set)> = vec![
+        ("flushIntervalMs", |c| c.flush_interval_ms = 10, |c| c.flush_interval_ms = 9),
+        ("maxBatchBytes", |c| c.max_batch_bytes = 1024, |c| c.max_batch_bytes = 1023),
+        (
+            "maxBatchBytes",
+            |c| c.max_batch_bytes = 64 * 1024,
+            |c| c.max_batch_bytes = 64 * 1024 + 1,
+        ),
+        (
+            "maxStoredBytes",
+            |c| c.max_stored_bytes = c.max_batch_bytes,
+            |c| c.max_stored_bytes = c.max_batch_bytes - 1,
+        ),
+        (
+            "maxEventAgeMs",
+            |c| c.max_event_age_ms = c.flush_interval_ms,
+            |c| c.max_event_age_ms = c.flush_interval_ms - 1,
+        ),
+        ("retry.baseMs", |c| c.retry_base_ms = 1, |c| c.retry_base_ms = 0),
+        (
+            "retry.maxMs",
+            |c| c.retry_max_ms = c.retry_base_ms,
+            |c| c.retry_max_ms = c.retry_base_ms - 1,
+        ),
+        ("sendTimeoutMs", |c| c.send_timeout_ms = 100, |c| c.send_timeout_ms = 99),
+        (
+            "sendTimeoutMs",
+            |c| c.send_timeout_ms = MAX_TIMER_MS,
+            |c| c.send_timeout_ms = MAX_TIMER_MS + 1,
+        ),
+        ("maxBufferSize", |c| c.max_buffer_size = 1, |c| c.max_buffer_size = 0),
+        ("maxBatchEvents", |c| c.max_batch_events = 1, |c| c.max_batch_events = 0),
+        ("maxStoredEvents", |c| c.max_stored_events = 1, |c| c.max_stored_events = 0),
+    ];
+    for (option, ok, bad) in at_limit {
+        let mut config = Config::default();
+        ok(&mut config);
+        assert_eq!(config.validate(), Ok(()), "{option} at its limit");
+        bad(&mut config);
+        assert_eq!(config.validate().map_err(|e| e.option), Err(option));
+    }
 }

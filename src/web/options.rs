@@ -29,7 +29,8 @@ pub struct Options {
     pub force_memory: bool,
 }
 
-const KNOWN: [&str; 14] = [
+/// `wasm` is the JS wrapper's (it loads the module before the client starts).
+const KNOWN: [&str; 15] = [
     "endpoint",
     "flushIntervalMs",
     "maxBufferSize",
@@ -44,6 +45,7 @@ const KNOWN: [&str; 14] = [
     "onError",
     "storageName",
     "useIndexedDb",
+    "wasm",
 ];
 
 fn bad(option: &str, reason: impl std::fmt::Display) -> Error {

@@ -6,6 +6,8 @@
 #   3. the React demo, driven headless, every event delivered          (scripts/demo.mjs)
 #   4. the types: a usage file under strict, bundler and nodenext resolution  (tsc)
 #   5. end to end: the npm package in Chromium via Playwright, and in Node (node --test)
+#   6. consumers: the packed package in Vite 8, Vite 7, webpack 5 and esbuild apps, in
+#      Chromium (node --test; installs cached in node_modules/.cache/evbuf-consumers)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -45,3 +47,6 @@ done
 
 printf '\n== end-to-end tests (Playwright, Chromium; the packed package in Node)\n'
 node --test --test-concurrency=1 tests/e2e/
+
+printf '\n== consumers: the packed package built by each bundler, in Chromium\n'
+node --test --test-concurrency=1 tests/consumers/

@@ -22,6 +22,10 @@ export interface Options {
   /** Extra request headers (normal sends only; the unload path cannot carry them). A name
    *  or value the browser's `Headers` refuses fails init(). */
   headers?: Record<string, string>;
+  /** 'gzip' compresses normal sends (`Content-Encoding: gzip`, the server must decode it)
+   *  where the browser has `CompressionStream`, plain elsewhere; the unload path always
+   *  goes plain. Default 'none'. */
+  compression?: 'gzip' | 'none';
   /** Called with an Error for drops, failed sends and storage trouble. */
   onError?: (error: Error) => void;
   /** IndexedDB database name. Default 'evbuf'. */

@@ -425,3 +425,32 @@ test('stats() says started, and a figure without a value is null', async () => {
     p.dispose();
   }
 });
+
+test('compression: gzip compresses normal sends, never the unload path', async () => {
+  const p = profile();
+  const context = await p.launch();
+  try {
+    const page = await openPage(context);
+    const run = `gzip-${Date.now()}`;
+    const before = await collector.summary();
+    const result = await page.evaluate(async ({ endpoint, run }) => {
+      const { init, logEvent, flush, stats } = window.evbuf;
+      await init({ endpoint, flushIntervalMs: 60_000, compression: 'gzip', storageName: run });
+      await logEvent({ run, i: 0 });
+      await flush();
+      const normal = stats().requests;
+      await logEvent({ run, i: 1 });
+      // What a closing page does: a keepalive post of what is stored.
+      window.dispatchEvent(new PageTransitionEvent('pagehide', { persisted: false }));
+      return { normal, unload: stats().unloadRequests };
+    }, { endpoint: collector.endpoint, run });
+    assert.equal(result.normal, 1);
+    assert.equal(result.unload, 1);
+    await eventually(async () => (await delivered(run)).length === 2, 10_000, 'both events');
+    const after = await collector.summary();
+    assert.equal(after.gzip_requests - before.gzip_requests, 1, 'the normal send, not the keepalive post');
+  } finally {
+    await context.close();
+    p.dispose();
+  }
+});

@@ -8,6 +8,7 @@ async function start(): Promise<void> {
     endpoint: '/bulk/event',
     flushIntervalMs: 5000,
     headers: { authorization: 'Bearer t' },
+    compression: 'gzip',
     onError: (error) => console.warn(error.message),
   };
   await init(options);
@@ -24,6 +25,8 @@ async function wasmForms(bytes: Uint8Array, module: WebAssembly.Module): Promise
   await init({ endpoint, wasm: await fetch('/assets/evbuf_bg.wasm') });
   await init({ endpoint, wasm: bytes });
   await init({ endpoint, wasm: module });
+  // @ts-expect-error: only gzip
+  await init({ endpoint, compression: 'br' });
   // @ts-expect-error: endpoint is required
   await init({ flushIntervalMs: 1000 });
 }

@@ -13,9 +13,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+mod encoding;
+
 use axum::body::Body;
 use axum::extract::{Query, Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -286,7 +288,9 @@ struct Stats {
     hung_requests: u64,
     accepted_requests: u64,
     rejected_requests: BTreeMap<String, u64>,
+    /// As sent: compressed where the body was.
     bytes: u64,
+    gzip_requests: u64,
 }
 
 impl App {
@@ -509,7 +513,7 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 
 /// Bodies are parsed as JSON whatever the Content-Type: the unload path sends
 /// text/plain (sendBeacon, or fetch without a preflight).
-async fn bulk(State(app): State<Arc<App>>, body: Body) -> Response {
+async fn bulk(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
     let _in_flight = InFlight::enter(&app);
     let received_at = now_ms();
     let body = axum::body::to_bytes(body, HARD_BODY_LIMIT).await;
@@ -559,7 +563,12 @@ async fn bulk(State(app): State<Arc<App>>, body: Body) -> Response {
             }
             res
         }
-        (Ok(bytes), None) => accept(&mut inner, &bytes, received_at),
+        (Ok(bytes), None) => {
+            let encoding = headers
+                .get(header::CONTENT_ENCODING)
+                .map(|v| v.to_str().unwrap_or("(not text)"));
+            accept(&mut inner, &bytes, encoding, received_at)
+        }
     };
     let status = res.status();
     if status.is_success() {
@@ -574,14 +583,23 @@ async fn bulk(State(app): State<Arc<App>>, body: Body) -> Response {
     res
 }
 
-fn accept(inner: &mut Inner, bytes: &[u8], received_at: i64) -> Response {
+fn accept(inner: &mut Inner, bytes: &[u8], encoding: Option<&str>, received_at: i64) -> Response {
+    // Like a proxy's limit: on the bytes as sent.
     if let Some(max) = inner.control.max_body_bytes {
         if bytes.len() as u64 > max {
             let msg = format!("body of {} bytes exceeds max_body_bytes {max}", bytes.len());
             return error(StatusCode::PAYLOAD_TOO_LARGE, msg);
         }
     }
-    let batch: Batch = match serde_json::from_slice(bytes) {
+    let bytes = match encoding::decode(encoding, bytes, HARD_BODY_LIMIT) {
+        Ok(plain) => plain,
+        Err((status, msg)) => return error(status, msg),
+    };
+    // Only a gzip body is decoded into a buffer of its own.
+    if matches!(bytes, std::borrow::Cow::Owned(_)) {
+        inner.stats.gzip_requests += 1;
+    }
+    let batch: Batch = match serde_json::from_slice(&bytes) {
         Ok(batch) => batch,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid batch: {e}")),
     };
@@ -667,6 +685,7 @@ fn report(inner: &Inner, summary: bool) -> rusqlite::Result<Value> {
         "accepted_requests": stats.accepted_requests,
         "rejected_requests": stats.rejected_requests,
         "bytes": stats.bytes,
+        "gzip_requests": stats.gzip_requests,
         "gaps": gaps(db)?,
     });
     if !summary {

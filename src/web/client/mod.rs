@@ -52,6 +52,8 @@ struct Inner {
     storage: RefCell<Rc<Storage>>,
     endpoint: String,
     headers: Vec<(String, String)>,
+    /// `compression: 'gzip'`: normal sends only, a keepalive post cannot wait for a stream.
+    gzip: bool,
     on_error: Option<Function>,
     timer: RefCell<Timer>,
     /// The promise `logEvent` returns until the next write starts: one per write, not
@@ -111,6 +113,7 @@ impl Client {
             storage: RefCell::new(Rc::new(storage)),
             endpoint: options.endpoint,
             headers: options.headers,
+            gzip: options.gzip,
             on_error: options.on_error,
             timer: RefCell::new(Timer::default()),
             next_write: RefCell::new(None),
@@ -451,6 +454,7 @@ impl Inner {
                 &inner.headers,
                 &batch.body,
                 mode,
+                inner.gzip,
                 timeout_ms,
             )
             .await;

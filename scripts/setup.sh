@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building and testing evbuf needs, skipping what is present. Everything
-# comes from the package registries (crates.io, npm, Debian); nothing else is downloaded.
+# comes from the package registries (Rust, npm, Debian); nothing else is downloaded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"

@@ -1,5 +1,6 @@
 // The packed package in Node, as server-side rendering meets it: importing is safe, init()
 // rejects at once saying evbuf is for browsers, and every call made before it rejects too.
+// And what the tarball holds.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -33,10 +34,12 @@ out.version = JSON.parse(readFileSync(fileURLToPath(import.meta.resolve('evbuf/p
 console.log(JSON.stringify(out));
 `;
 
-test('in Node: import is safe, init() rejects naming browsers within a second, queued calls reject', () => {
+test('the tarball; in Node: import is safe, init() rejects naming browsers within a second, queued calls reject', () => {
   const dir = mkdtempSync(join(tmpdir(), 'evbuf-node-'));
   try {
-    const { tarball } = pack();
+    const { tarball, files } = pack();
+    assert.deepEqual(files, ['LICENSE', 'README.md', 'package.json',
+      'pkg/evbuf.js', 'pkg/evbuf_bg.wasm', 'pkg/index.d.ts', 'pkg/index.js'], 'the tarball holds what the entry needs, nothing else');
     installInto(dir, tarball);
     writeFileSync(join(dir, 'app.mjs'), app);
     const out = JSON.parse(execFileSync(process.execPath, ['app.mjs'], { cwd: dir, encoding: 'utf8', timeout: 20_000 }));

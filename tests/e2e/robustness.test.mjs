@@ -1,5 +1,6 @@
-// The browser-robustness guarantees of DESIGN.md, each in headless Chromium against the
-// reference collector: several tabs, offline, no IndexedDB, a worker, unload.
+// The browser-robustness guarantees (README "In the browser", ARCHITECTURE.md), each in
+// headless Chromium against the reference collector: several tabs, offline, no IndexedDB,
+// a worker, unload.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startCollector, profile, eventually } from './harness.mjs';

@@ -28,6 +28,10 @@ function prepare(app) {
   const key = createHash('sha256').update(manifest).digest('hex').slice(0, 12);
   const dir = join(cache, `${app}-${key}`);
   if (!existsSync(dir)) {
+    // Installs for an earlier package.json of this app are of no further use.
+    for (const name of existsSync(cache) ? readdirSync(cache) : []) {
+      if (name.startsWith(`${app}-`)) rmSync(join(cache, name), { recursive: true, force: true });
+    }
     const fresh = `${dir}.installing`;
     rmSync(fresh, { recursive: true, force: true });
     mkdirSync(fresh, { recursive: true });

@@ -1,9 +1,9 @@
-// `node bench/readme.mjs`: writes the README's measured figures from the committed results,
-// so every figure there traces to a file:
-//   - the performance table, from bench/results.json (`npm run bench`)
-//   - the scenario tables, from bench/figures/<file>.json (`npm run figures`, which runs
-//     the delivery scenarios with EVBUF_FIGURES=bench/figures)
-// Each goes between `<!-- figures:<name> -->` and `<!-- /figures:<name> -->` in README.md.
+// `npm run readme`: writes the measured figures of README.md and CONTRIBUTING.md from the
+// committed results, so every figure there traces to a file:
+//   - the performance table (README), from bench/results.json (`npm run bench`)
+//   - the scenario tables (CONTRIBUTING), from bench/figures/<file>.json (`npm run
+//     figures`, which runs the delivery scenarios with EVBUF_FIGURES=bench/figures)
+// Each goes between `<!-- figures:<name> -->` and `<!-- /figures:<name> -->`.
 // `--check` changes nothing and fails when the README is not what the results give.
 import { readFileSync, writeFileSync } from 'node:fs';
 
@@ -52,26 +52,30 @@ const sections = {
   delivery: () => scenarios('delivery'),
 };
 
-const readmeUrl = new URL('README.md', root);
-const before = readFileSync(readmeUrl, 'utf8');
-let after = before;
+// Each section lives in one of these files.
+const files = ['README.md', 'CONTRIBUTING.md'].map((name) => {
+  const url = new URL(name, root);
+  const text = readFileSync(url, 'utf8');
+  return { name, url, before: text, after: text };
+});
 for (const [name, render] of Object.entries(sections)) {
   const open = `<!-- figures:${name} -->`;
   const close = `<!-- /figures:${name} -->`;
-  const start = after.indexOf(open);
-  const end = after.indexOf(close);
-  if (start < 0 || end < start) throw new Error(`README.md has no ${open} … ${close} section`);
-  after = `${after.slice(0, start + open.length)}\n${render()}\n${after.slice(end)}`;
+  const file = files.find((f) => f.after.includes(open));
+  if (!file) throw new Error(`no file has a ${open} … ${close} section`);
+  const start = file.after.indexOf(open);
+  const end = file.after.indexOf(close);
+  if (end < start) throw new Error(`${file.name}: ${open} is not closed by ${close}`);
+  file.after = `${file.after.slice(0, start + open.length)}\n${render()}\n${file.after.slice(end)}`;
 }
+const changed = files.filter((f) => f.after !== f.before);
 if (process.argv.includes('--check')) {
-  if (after !== before) {
-    console.error('README.md figures differ from the committed results: run `node bench/readme.mjs`');
+  if (changed.length) {
+    console.error(`${changed.map((f) => f.name).join(', ')}: figures differ from the committed results; run \`npm run readme\``);
     process.exit(1);
   }
-  console.log('README.md figures match the committed results');
-} else if (after !== before) {
-  writeFileSync(readmeUrl, after);
-  console.log('README.md figures written from the committed results');
+  console.log('the figures in the docs match the committed results');
 } else {
-  console.log('README.md figures already match the committed results');
+  for (const f of changed) writeFileSync(f.url, f.after);
+  console.log(changed.length ? `figures written to ${changed.map((f) => f.name).join(', ')}` : 'the figures already match the committed results');
 }

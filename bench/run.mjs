@@ -386,6 +386,31 @@ async function measureEconomy(context, legacyBodyBytes) {
   };
 }
 
+/** Bytes on the wire for the same 100 events (~500 B each), plain and with
+ *  `compression: 'gzip'` (as the collector counts them: before decoding). */
+async function measureCompression(context) {
+  const events = 100;
+  const bytes = {};
+  for (const compression of ['none', 'gzip']) {
+    const page = await openPage(context);
+    try {
+      await initEvbuf(page, { storageName: `bench-${compression}-${stamp}`, flushIntervalMs: 60_000, maxBufferSize: 10_000, compression });
+      const before = await collector.summary();
+      await page.evaluate(async (n) => {
+        window.bench.burst(n);
+        await window.evbuf.flush();
+      }, events);
+      const after = await collector.summary();
+      bytes[compression] = { bytes: after.bytes - before.bytes, requests: after.requests - before.requests };
+    } finally {
+      await page.close();
+    }
+  }
+  const saved = bytes.none.bytes - bytes.gzip.bytes;
+  log(`compression: ${events} events, ${bytes.none.bytes} B plain, ${bytes.gzip.bytes} B gzip (${saved} B saved)`);
+  return { events, plain: bytes.none, gzip: bytes.gzip, savedBytes: saved, ratio: bytes.gzip.bytes / bytes.none.bytes };
+}
+
 // --- 4. size ---------------------------------------------------------------------------
 
 function measureSize() {
@@ -494,6 +519,7 @@ function buildRows(r) {
     ...burstRows(e.burst, 'defaults', c, true),
     { metric: `steady ${e.steady.rate}/s × ${e.steady.durationMs / 1000} s: requests`, evbuf: fmt.n(e.steady.requests), baseline: `legacy ${fmt.n(e.steady.legacy.requests)}`, ratio: fmt.x(e.steady.requests / e.steady.legacy.requests), target: `≈ 1 per ${e.steady.maxBufferSize} events (≤ ${e.steady.expectedRequests + 1})`, 'met?': yes(e.steady.requests <= e.steady.expectedRequests + 1 && e.steady.delivered >= e.steady.events) },
     { metric: `steady ${e.steady.rate}/s × ${e.steady.durationMs / 1000} s: body bytes`, evbuf: fmt.bytes(e.steady.bytes), baseline: `legacy ${fmt.bytes(e.steady.legacy.bytes)}`, ratio: fmt.x(e.steady.bytes / e.steady.legacy.bytes), target: '(info)', 'met?': '' },
+    { metric: `compression: 'gzip', ${r.compression.events} events: body bytes`, evbuf: fmt.bytes(r.compression.gzip.bytes), baseline: `plain ${fmt.bytes(r.compression.plain.bytes)}`, ratio: fmt.x(r.compression.ratio), target: '(info)', 'met?': '' },
     { metric: 'shipped gzip (wasm + glue + wrapper)', evbuf: fmt.bytes(s.shipped.totalGzip), baseline: s.budget ? `budget ${fmt.bytes(s.budget)} (${s.shipped.totalGzip <= s.budget ? 'within' : 'OVER'})` : '', ratio: '', target: `≤ ${fmt.bytes(TARGETS.shippedGzip)}`, 'met?': yes(s.shipped.totalGzip <= TARGETS.shippedGzip) },
     { metric: `wasm memory ${fmt.n(mem0.events)} → ${fmt.n(memN.events)} events, server down`, evbuf: `${fmt.bytes(mem0.wasmBytes)} → ${fmt.bytes(memN.wasmBytes)}`, baseline: '', ratio: '', target: 'bounded', 'met?': yes(m.wasm.ok) },
     { metric: `JS heap ${fmt.n(mem0.events)} → ${fmt.n(memN.events)} events, server down`, evbuf: `${fmt.bytes(mem0.jsHeapUsed)} → ${fmt.bytes(memN.jsHeapUsed)}`, baseline: '', ratio: '', target: 'bounded', 'met?': yes(m.jsHeap.ok && m.storageLimitHeld) },
@@ -579,6 +605,7 @@ async function main() {
     results.persistence = await measurePersistence(context, results.logEventCost);
     log('3/5 request economy');
     results.economy = await measureEconomy(context, results.logEventCost.summary.legacyBodyBytes);
+    results.compression = await measureCompression(context);
   } finally {
     await context.close();
     p.dispose();

@@ -22,15 +22,26 @@ export interface Options {
   /** Extra request headers (normal sends only; the unload path cannot carry them). A name
    *  or value the browser's `Headers` refuses fails init(). */
   headers?: Record<string, string>;
+  /** 'gzip' compresses normal sends (`Content-Encoding: gzip`, the server must decode it)
+   *  where the browser has `CompressionStream`, plain elsewhere; the unload path always
+   *  goes plain. Default 'none'. */
+  compression?: 'gzip' | 'none';
   /** Called with an Error for drops, failed sends and storage trouble. */
   onError?: (error: Error) => void;
   /** IndexedDB database name. Default 'evbuf'. */
   storageName?: string;
   /** false keeps events in memory only (tests, or where storage is unwanted). */
   useIndexedDb?: boolean;
+  /** Where the module comes from, for bundlers that do not serve `evbuf_bg.wasm` next to
+   *  the script: its URL (e.g. `import url from 'evbuf/evbuf_bg.wasm?url'` in Vite), a
+   *  `Response`, its bytes or a compiled `WebAssembly.Module`. Default: the file next to
+   *  the package's script. Read by the first init() that loads the module. */
+  wasm?: string | URL | Request | Response | PromiseLike<Response> | BufferSource | WebAssembly.Module;
 }
 
+/** What stats() returns while a client runs. */
 export interface Stats {
+  started: true;
   mode: 'indexeddb' | 'memory';
   leader: boolean;
   online: boolean;
@@ -49,10 +60,20 @@ export interface Stats {
   queuedBytes: number;
   unpersisted: number;
   inFlight: number;
+  /** null while nothing is stored. */
   oldestAgeMs: number | null;
+  /** When the timer sends next (ms since the epoch); null while it waits for nothing. */
   nextFlushAt: number | null;
+  /** When a failed send is retried (ms since the epoch); null while none waits. */
   retryAt: number | null;
   backoffAttempt: number;
+}
+
+/** What stats() returns without a running client (before init(), after shutdown()). */
+export interface NotStarted {
+  started: false;
+  /** Calls waiting for an init(). */
+  waitingCalls: number;
 }
 
 /** Starts evbuf; called again (e.g. new headers after login), replaces the running client.
@@ -60,7 +81,8 @@ export interface Stats {
  *  with "failed to start evbuf: <reason>", the calls waiting for it reject with
  *  "failed to log event: evbuf did not start (<reason>)" (or "failed to flush: …"), and
  *  nothing runs: later calls wait for the next init(), which loads the wasm again if that
- *  was what failed. */
+ *  was what failed. Outside a browser or worker (Node, server-side rendering) it rejects
+ *  at once, saying so. */
 export function init(options: Options): Promise<void>;
 /** Resolves once the event is stored. Rejects for a payload JSON cannot serialize or one
  *  larger than maxBatchBytes, and after shutdown() (until init() again) with
@@ -72,5 +94,5 @@ export function flush(): Promise<void>;
 /** Flushes, stops the timer and hands the sender role on. Calls still waiting for an
  *  init() reject, as do calls made after it until init() is called again. */
 export function shutdown(): Promise<void>;
-/** Without a running client, only how many calls wait for one. */
-export function stats(): Stats | { started: false; waitingCalls: number };
+/** Without a running client, only how many calls wait for one: check `started` first. */
+export function stats(): Stats | NotStarted;

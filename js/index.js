@@ -1,7 +1,10 @@
 // evbuf: the npm entry. Loads the wasm module, serializes payloads with the browser's
 // JSON, and queues calls no client can take yet (before init() has finished, during a
-// re-init, after a failed one) for the next client, in order: none is lost.
+// re-init, after a failed one) for the next client, in order: none is lost. Importing it
+// touches no browser API, so that server-side rendering can import it anywhere.
 import loadWasm, * as wasm from './evbuf.js';
+
+const PASS_WASM = 'pass it as init({ endpoint, wasm }): a URL, a Response, the bytes or a WebAssembly.Module of evbuf_bg.wasm';
 
 const SHUT_DOWN = 'evbuf was shut down; call init() again';
 let started = false;
@@ -46,6 +49,25 @@ function refuse(why, cause) {
   for (const c of waiting.splice(0)) c.reject(new Error(`failed to ${c.verb}: ${why}`, { cause }));
 }
 
+// The client needs a window or worker scope with IndexedDB. Node, Deno and server-side
+// rendering have none; without this check they fail later, with an error about a fetch.
+function browserScope() {
+  const scope = typeof window !== 'undefined' ? window : typeof self !== 'undefined' ? self : undefined;
+  if (scope?.indexedDB === undefined) {
+    throw new Error('evbuf runs in browsers and web workers, and this scope is neither (no window or ' +
+      'self with IndexedDB: server-side rendering? call init() from code that runs in the browser); ' +
+      `where the bundler does not serve evbuf_bg.wasm, ${PASS_WASM}`);
+  }
+}
+
+function load(module) {
+  // A failed load is forgotten, so that the next init() loads again.
+  return (loading ??= loadWasm({ module_or_path: module }).catch((cause) => {
+    loading = null;
+    throw new Error(`could not load evbuf_bg.wasm (${cause?.message ?? cause}); evbuf runs in browsers and web workers; where the bundler does not serve the file, ${PASS_WASM}`, { cause });
+  }));
+}
+
 function inTurn(step) {
   const run = turn.then(step);
   turn = run.catch(() => {});
@@ -58,11 +80,8 @@ export function init(options) {
   started = shut = false;
   return inTurn(async () => {
     try {
-      // A failed load is forgotten, so that the next init() loads again.
-      await (loading ??= loadWasm().catch((error) => {
-        loading = null;
-        throw error;
-      }));
+      browserScope();
+      await load(options?.wasm);
       await wasm.start(options);
     } catch (cause) {
       const reason = cause?.message ?? cause;

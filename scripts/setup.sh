@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building and testing evbuf needs, skipping what is present. Everything
-# comes from the package registries (crates.io, npm, Debian); nothing else is downloaded.
+# comes from the package registries (Rust, npm, Debian); nothing else is downloaded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -37,7 +37,7 @@ if ! command -v geckodriver >/dev/null; then
   cargo install --locked geckodriver
 fi
 
-if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -d node_modules/playwright-core ]; then
+if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -d node_modules/playwright-core ] || [ ! -x node_modules/.bin/tsc ]; then
   step "npm packages"
   PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-audit --no-fund
 fi

@@ -4,7 +4,10 @@
 #   2. browser: the drivers in headless Chromium and Firefox against a real collector
 #      (wasm-bindgen-test)
 #   3. the React demo, driven headless, every event delivered          (scripts/demo.mjs)
-#   4. end to end: the npm package in Chromium via Playwright            (node --test)
+#   4. the types: a usage file under strict, bundler and nodenext resolution  (tsc)
+#   5. end to end: the npm package in Chromium via Playwright, and in Node (node --test)
+#   6. consumers: the packed package in Vite 8, Vite 7, webpack 5 and esbuild apps, in
+#      Chromium (node --test; installs cached in node_modules/.cache/evbuf-consumers)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -40,5 +43,13 @@ kill $collector 2>/dev/null || true
 printf '\n== the React demo, driven headless (examples/react-app)\n'
 node scripts/demo.mjs --headless
 
-printf '\n== end-to-end tests (Playwright, Chromium)\n'
+printf '\n== types (tsc --noEmit, strict; bundler and nodenext resolution)\n'
+for resolution in bundler nodenext; do
+  node_modules/.bin/tsc -p "tests/types/tsconfig.$resolution.json"
+done
+
+printf '\n== end-to-end tests (Playwright, Chromium; the packed package in Node)\n'
 node --test --test-concurrency=1 tests/e2e/
+
+printf '\n== consumers: the packed package built by each bundler, in Chromium\n'
+node --test --test-concurrency=1 tests/consumers/

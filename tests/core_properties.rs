@@ -1,5 +1,5 @@
 //! Property tests: random interleavings of logs, time, server answers, flushes, network
-//! changes, leadership changes, crashes and reloads, checked against DESIGN.md's
+//! changes, leadership changes, crashes and reloads, checked against ARCHITECTURE.md's
 //! invariants. The harness itself asserts "one send in flight", "batch limits" and "the
 //! timer never re-arms in the past" on every step.
 #![cfg(not(target_arch = "wasm32"))]

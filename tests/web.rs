@@ -326,10 +326,54 @@ async fn memory_mode_delivers_too() {
     client.shutdown().await;
 }
 
+async fn gzip_requests() -> f64 {
+    let summary = http("GET", "/events?summary=1", None).await;
+    get(&summary, "gzip_requests").as_f64().unwrap()
+}
+
+/// Sends `n` events with `compression: 'gzip'`; returns how many requests went, and how
+/// many of them the collector decoded from gzip.
+async fn send_gzip(run: &str, n: u32) -> (u64, f64) {
+    let before = gzip_requests().await;
+    let client = Client::start(options(run, &[("compression", "gzip".into())]))
+        .await
+        .unwrap();
+    log(&client, run, n).await;
+    flush(&client).await.unwrap();
+    let requests = client.stats().0.requests;
+    client.shutdown().await;
+    assert_eq!(received(run).await.len(), n as usize, "all delivered");
+    (requests, gzip_requests().await - before)
+}
+
+#[wasm_bindgen_test]
+async fn gzip_sends_are_decoded_and_go_plain_where_the_engine_cannot_compress() {
+    let (requests, gzipped) = send_gzip(&unique("gzip"), 20).await;
+    assert!(requests > 0);
+    assert_eq!(gzipped, requests as f64, "every send went gzip");
+
+    // An engine without CompressionStream (Safari before 16.4) sends plain JSON.
+    let global = js_sys::global();
+    let compression = Reflect::get(&global, &"CompressionStream".into()).unwrap();
+    Reflect::delete_property(
+        global.unchecked_ref::<Object>(),
+        &"CompressionStream".into(),
+    )
+    .unwrap();
+    let (requests, gzipped) = send_gzip(&unique("plain"), 5).await;
+    Reflect::set(&global, &"CompressionStream".into(), &compression).unwrap();
+    assert!(requests > 0);
+    assert_eq!(gzipped, 0.0, "none went gzip");
+}
+
 #[wasm_bindgen_test]
 fn bad_options_name_the_option() {
-    let cases: [(JsValue, &str); 5] = [
+    let cases: [(JsValue, &str); 6] = [
         (obj(&[]), "endpoint"),
+        (
+            obj(&[("endpoint", "/e".into()), ("compression", "br".into())]),
+            "invalid option `compression`: expected 'gzip' or 'none', got \"br\"",
+        ),
         (
             obj(&[
                 ("endpoint", "/e".into()),

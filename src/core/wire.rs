@@ -1,4 +1,4 @@
-//! The bulk request body of DESIGN.md, built by string concatenation from payloads that
+//! The bulk request body of ARCHITECTURE.md, built by string concatenation from payloads that
 //! the driver already serialized (the browser's `JSON.stringify` is faster and smaller
 //! than any Rust JSON library in wasm).
 //!

@@ -56,10 +56,12 @@ pub async fn shutdown() -> Result<(), JsValue> {
     Ok(())
 }
 
-/// The numbers `stats()` returns (JS numbers: counts stay far below 2^53).
+/// The numbers `stats()` returns (JS numbers: counts stay far below 2^53). `started` is
+/// always true: it tells them apart from what the wrapper returns without a client.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct JsStats {
+    started: bool,
     mode: &'static str,
     leader: bool,
     online: bool,
@@ -100,6 +102,7 @@ pub fn stats() -> Result<JsValue, JsValue> {
     let (s, memory) = client()?.stats();
     let n = |v: u64| v as f64;
     let stats = JsStats {
+        started: true,
         mode: if memory { "memory" } else { "indexeddb" },
         leader: s.leader,
         online: s.online,
@@ -130,5 +133,6 @@ pub fn stats() -> Result<JsValue, JsValue> {
         retry_at: s.retry_at.map(n),
         backoff_attempt: s.backoff_attempt,
     };
-    Ok(serde_wasm_bindgen::to_value(&stats)?)
+    // The types promise `null` for a figure that has no value, not a missing property.
+    Ok(stats.serialize(&serde_wasm_bindgen::Serializer::new().serialize_missing_as_null(true))?)
 }

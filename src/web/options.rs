@@ -23,14 +23,18 @@ pub struct Options {
     pub endpoint: String,
     pub config: Config,
     pub headers: Vec<(String, String)>,
+    /// `compression: 'gzip'`.
+    pub gzip: bool,
     pub on_error: Option<Function>,
     pub storage_name: String,
     /// Test hook: start in memory as if IndexedDB had failed to open.
     pub force_memory: bool,
 }
 
-const KNOWN: [&str; 14] = [
+/// `wasm` is the JS wrapper's (it loads the module before the client starts).
+const KNOWN: [&str; 16] = [
     "endpoint",
+    "compression",
     "flushIntervalMs",
     "maxBufferSize",
     "maxBatchEvents",
@@ -44,6 +48,7 @@ const KNOWN: [&str; 14] = [
     "onError",
     "storageName",
     "useIndexedDb",
+    "wasm",
 ];
 
 fn bad(option: &str, reason: impl std::fmt::Display) -> Error {
@@ -186,6 +191,20 @@ impl Options {
                 headers.push((name, value));
             }
         }
+        let gzip = match get(raw, "compression") {
+            None => false,
+            Some(value) => match value.as_string().as_deref() {
+                Some("none") => false,
+                Some("gzip") => true,
+                _ => {
+                    let got = show(&value);
+                    return Err(bad(
+                        "compression",
+                        format!("expected 'gzip' or 'none', got {got}"),
+                    ));
+                }
+            },
+        };
         let on_error = match get(raw, "onError") {
             None => None,
             Some(f) => Some(
@@ -210,6 +229,7 @@ impl Options {
             endpoint,
             config,
             headers,
+            gzip,
             on_error,
             storage_name,
             force_memory,

@@ -2,9 +2,10 @@
 //! (`Store` owns that switch).
 //!
 //! Schema (version 1):
-//! - `events`: one record per write, keyed by the `seq` of its first event; the value is an
-//!   array of `[seq, id, ts, payload]`. Many events per record keep a burst's write to a
-//!   handful of requests, so events are durable within a tick or two.
+//! - `events`: records of up to 100 events, keyed by the `seq` of their first event; the
+//!   value is one line per event, the event as it goes on the wire. Many events per record
+//!   keep a burst's write to a handful of requests, so events are durable within a tick or
+//!   two. ARCHITECTURE.md has the whole schema.
 //! - `meta`: `"device"` (the stable id of this browser profile) and `"next_seq"`.
 //!
 //! `seq` comes from `next_seq`, read and advanced inside the write's own read-write

@@ -1,10 +1,10 @@
 //! The transport driver: one POST of a bulk body with `fetch`, from a window or a worker.
 
-use js_sys::{Promise, Reflect};
+use js_sys::{Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{Headers, Request, RequestInit, Response};
+use web_sys::{Headers, ReadableStream, Request, RequestInit, Response};
 
 use crate::core::SendOutcome;
 
@@ -17,6 +17,18 @@ extern "C" {
     /// `AbortSignal.timeout(ms)`; throws in engines that lack it.
     #[wasm_bindgen(catch, js_namespace = AbortSignal, js_name = timeout)]
     fn abort_after(ms: f64) -> Result<JsValue, JsValue>;
+
+    /// Constructing it throws in engines that lack it.
+    type CompressionStream;
+    #[wasm_bindgen(constructor, catch)]
+    fn new(format: &str) -> Result<CompressionStream, JsValue>;
+
+    /// web-sys's `ReadableStream`, as far as compressing one goes (its `pipeThrough`
+    /// wants a feature that this one call does not justify).
+    #[wasm_bindgen(js_name = ReadableStream)]
+    type Stream;
+    #[wasm_bindgen(method, js_name = pipeThrough)]
+    fn pipe_through(this: &Stream, transform: &CompressionStream) -> ReadableStream;
 }
 
 /// How a body goes out.
@@ -31,15 +43,16 @@ pub enum Mode {
 
 /// POSTs `body` to `endpoint` and reports what came back. A request with no answer after
 /// `timeout_ms` is aborted: a server or proxy that never answers must not hold the
-/// in-flight guard forever.
+/// in-flight guard forever. `gzip` compresses normal sends where the engine can.
 pub async fn send(
     endpoint: &str,
     headers: &[(String, String)],
     body: &str,
     mode: Mode,
+    gzip: bool,
     timeout_ms: u64,
 ) -> SendOutcome {
-    match try_send(endpoint, headers, body, mode, timeout_ms).await {
+    match try_send(endpoint, headers, body, mode, gzip, timeout_ms).await {
         Ok(outcome) => outcome,
         Err(err)
             if Reflect::get(&err, &"name".into())
@@ -59,19 +72,21 @@ async fn try_send(
     headers: &[(String, String)],
     body: &str,
     mode: Mode,
+    gzip: bool,
     timeout_ms: u64,
 ) -> Result<SendOutcome, JsValue> {
     let request_headers = Headers::new()?;
     let init = RequestInit::new();
     init.set_method("POST");
     init.set_body(&JsValue::from_str(body));
-    // Where the engine lacks AbortSignal.timeout, requests go without a timeout.
-    if let Ok(signal) = abort_after(timeout_ms as f64) {
-        Reflect::set(&init, &"signal".into(), &signal)?;
-    }
     match mode {
         Mode::Normal => {
             request_headers.set("Content-Type", "application/json")?;
+            let zipped = if gzip { gzipped(body).await } else { None };
+            if let Some(zipped) = zipped {
+                init.set_body(&zipped);
+                request_headers.set("Content-Encoding", "gzip")?;
+            }
             for (name, value) in headers {
                 request_headers.set(name, value)?;
             }
@@ -83,12 +98,30 @@ async fn try_send(
         }
     }
     init.set_headers(&request_headers);
+    // Where the engine lacks AbortSignal.timeout, requests go without a timeout. Started
+    // after compressing, so that the whole budget is the server's.
+    if let Ok(signal) = abort_after(timeout_ms as f64) {
+        Reflect::set(&init, &"signal".into(), &signal)?;
+    }
     let request = Request::new_with_str_and_init(endpoint, &init)?;
     let response: Response = JsFuture::from(global_fetch(&request)).await?.dyn_into()?;
     Ok(SendOutcome::Status {
         status: response.status(),
         retry_after: response.headers().get("Retry-After")?,
     })
+}
+
+/// `body` gzipped by the engine's `CompressionStream`, where it has one; a body it cannot
+/// compress goes plain rather than not at all.
+async fn gzipped(body: &str) -> Option<Uint8Array> {
+    let stream = CompressionStream::new("gzip").ok()?;
+    let plain: Stream = Response::new_with_opt_str(Some(body))
+        .ok()?
+        .body()?
+        .unchecked_into();
+    let zipped = Response::new_with_opt_readable_stream(Some(&plain.pipe_through(&stream))).ok()?;
+    let bytes = JsFuture::from(zipped.array_buffer().ok()?).await.ok()?;
+    Some(Uint8Array::new(&bytes))
 }
 
 /// A readable cause from a thrown JS value.

@@ -183,8 +183,8 @@ test('kill after a burst: SIGKILL 100 ms after the last of 500 logEvent calls, f
   assert.ok(pids.length >= 1, 'found the browser process');
   const since = await collector.summary();
   // The calls only, as a page does; when they were all durable is kept for the report.
-  // ~500-byte events, as DESIGN.md measures bursts: their writes still run when the first
-  // answers come back.
+  // ~500-byte events, as ARCHITECTURE.md measures bursts: their writes still run when the
+  // first answers come back.
   await page.evaluate(({ run, N }) => {
     const logged = [];
     for (let i = 0; i < N; i++) logged.push(window.evbuf.logEvent({ run, i, kind: 'kill', pad: 'x'.repeat(440) }));

@@ -354,3 +354,103 @@ test('init() and shutdown() called without awaiting take effect in call order', 
     p.dispose();
   }
 });
+
+test('init({ wasm }) takes the module as a URL, a Response, bytes or a WebAssembly.Module', async () => {
+  const p = profile();
+  const context = await p.launch();
+  try {
+    const page = await context.newPage();
+    // The default location fails, so only the handed-over module can start evbuf.
+    await page.route('**/pkg/evbuf_bg.wasm', (route) => route.abort());
+    await page.route('**/elsewhere/module.wasm', (route) => route.fulfill({
+      path: new URL('../../pkg/evbuf_bg.wasm', import.meta.url).pathname,
+      contentType: 'application/wasm',
+    }));
+    const run = `wasm-option-${Date.now()}`;
+    const forms = ['url', 'response', 'bytes', 'module'];
+    for (const form of forms) {
+      await page.goto(`${collector.url}/index.html`);
+      await page.waitForFunction(() => window.evbufReady === true);
+      await page.evaluate(async ({ endpoint, run, form }) => {
+        const url = '/elsewhere/module.wasm';
+        const wasm = {
+          url: () => url,
+          response: () => fetch(url),
+          bytes: async () => new Uint8Array(await (await fetch(url)).arrayBuffer()),
+          module: async () => WebAssembly.compileStreaming(fetch(url)),
+        }[form];
+        await window.evbuf.init({ endpoint, flushIntervalMs: 60_000, storageName: form, wasm: await wasm() });
+        await window.evbuf.logEvent({ run, form });
+        await window.evbuf.flush();
+      }, { endpoint: collector.endpoint, run, form });
+    }
+    assert.deepEqual((await delivered(run)).map((e) => e.payload.form), forms);
+
+    // Without it, the failure says how to hand the module over.
+    await page.goto(`${collector.url}/index.html`);
+    await page.waitForFunction(() => window.evbufReady === true);
+    const message = await page.evaluate((endpoint) =>
+      window.evbuf.init({ endpoint }).then(() => 'started', (e) => e.message), collector.endpoint);
+    assert.match(message, /^failed to start evbuf: could not load evbuf_bg.wasm \(.*\); .*init\(\{ endpoint, wasm \}\)/);
+  } finally {
+    await context.close();
+    p.dispose();
+  }
+});
+
+test('stats() says started, and a figure without a value is null', async () => {
+  const p = profile();
+  const context = await p.launch();
+  try {
+    const page = await openPage(context);
+    const result = await page.evaluate(async (endpoint) => {
+      const { init, logEvent, stats } = window.evbuf;
+      const before = stats();
+      await init({ endpoint, flushIntervalMs: 60_000, storageName: `stats-${Date.now()}` });
+      const idle = stats();
+      await logEvent({ n: 1 });
+      return { before, idle, busy: stats() };
+    }, collector.endpoint);
+    assert.deepEqual(result.before, { started: false, waitingCalls: 0 });
+    assert.equal(result.idle.started, true);
+    assert.equal(result.idle.queued, 0);
+    for (const figure of ['oldestAgeMs', 'nextFlushAt', 'retryAt']) {
+      assert.ok(figure in result.idle, `${figure} is present`);
+      assert.equal(result.idle[figure], null, `${figure} is null with nothing queued`);
+    }
+    assert.equal(typeof result.busy.oldestAgeMs, 'number');
+    assert.equal(typeof result.busy.nextFlushAt, 'number');
+  } finally {
+    await context.close();
+    p.dispose();
+  }
+});
+
+test('compression: gzip compresses normal sends, never the unload path', async () => {
+  const p = profile();
+  const context = await p.launch();
+  try {
+    const page = await openPage(context);
+    const run = `gzip-${Date.now()}`;
+    const before = await collector.summary();
+    const result = await page.evaluate(async ({ endpoint, run }) => {
+      const { init, logEvent, flush, stats } = window.evbuf;
+      await init({ endpoint, flushIntervalMs: 60_000, compression: 'gzip', storageName: run });
+      await logEvent({ run, i: 0 });
+      await flush();
+      const normal = stats().requests;
+      await logEvent({ run, i: 1 });
+      // What a closing page does: a keepalive post of what is stored.
+      window.dispatchEvent(new PageTransitionEvent('pagehide', { persisted: false }));
+      return { normal, unload: stats().unloadRequests };
+    }, { endpoint: collector.endpoint, run });
+    assert.equal(result.normal, 1);
+    assert.equal(result.unload, 1);
+    await eventually(async () => (await delivered(run)).length === 2, 10_000, 'both events');
+    const after = await collector.summary();
+    assert.equal(after.gzip_requests - before.gzip_requests, 1, 'the normal send, not the keepalive post');
+  } finally {
+    await context.close();
+    p.dispose();
+  }
+});

@@ -1,6 +1,7 @@
-// The browser-robustness guarantees of the README, each in headless Chromium against the
-// reference collector: several tabs (with and without Web Locks), a sender handing over on
-// close and on shutdown(), offline, headers, no IndexedDB, a worker, unload.
+// The browser-robustness guarantees (README "In the browser", ARCHITECTURE.md), each in
+// headless Chromium against the reference collector: several tabs (with and without Web
+// Locks), a sender handing over on close and on shutdown(), offline, headers, no
+// IndexedDB, a worker, unload.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startCollector, eventually, sleep, stats, scenarioHelpers } from './harness.mjs';

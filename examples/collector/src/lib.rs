@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+mod encoding;
+
 use axum::body::Body;
 use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -290,11 +292,13 @@ struct Stats {
     hung_requests: u64,
     accepted_requests: u64,
     rejected_requests: BTreeMap<String, u64>,
+    /// As sent: compressed where the body was.
     bytes: u64,
     /// text/plain bulk requests: the unload path's keepalive posts.
     unload_requests: u64,
     unload_bytes: u64,
     largest_unload_body: u64,
+    gzip_requests: u64,
 }
 
 impl App {
@@ -589,7 +593,12 @@ async fn bulk(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Re
             }
             res
         }
-        (Ok(bytes), None) => accept(&mut inner, &bytes, received_at),
+        (Ok(bytes), None) => {
+            let encoding = headers
+                .get(header::CONTENT_ENCODING)
+                .map(|v| v.to_str().unwrap_or("(not text)"));
+            accept(&mut inner, &bytes, encoding, received_at)
+        }
     };
     let status = res.status();
     if status.is_success() {
@@ -604,14 +613,23 @@ async fn bulk(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Re
     res
 }
 
-fn accept(inner: &mut Inner, bytes: &[u8], received_at: i64) -> Response {
+fn accept(inner: &mut Inner, bytes: &[u8], encoding: Option<&str>, received_at: i64) -> Response {
+    // Like a proxy's limit: on the bytes as sent.
     if let Some(max) = inner.control.max_body_bytes {
         if bytes.len() as u64 > max {
             let msg = format!("body of {} bytes exceeds max_body_bytes {max}", bytes.len());
             return error(StatusCode::PAYLOAD_TOO_LARGE, msg);
         }
     }
-    let batch: Batch = match serde_json::from_slice(bytes) {
+    let bytes = match encoding::decode(encoding, bytes, HARD_BODY_LIMIT) {
+        Ok(plain) => plain,
+        Err((status, msg)) => return error(status, msg),
+    };
+    // Only a gzip body is decoded into a buffer of its own.
+    if matches!(bytes, std::borrow::Cow::Owned(_)) {
+        inner.stats.gzip_requests += 1;
+    }
+    let batch: Batch = match serde_json::from_slice(&bytes) {
         Ok(batch) => batch,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid batch: {e}")),
     };
@@ -701,6 +719,7 @@ fn report(inner: &Inner, summary: bool) -> rusqlite::Result<Value> {
         "unload_requests": stats.unload_requests,
         "unload_bytes": stats.unload_bytes,
         "largest_unload_body": stats.largest_unload_body,
+        "gzip_requests": stats.gzip_requests,
         "gaps": gaps(db)?,
     });
     if !summary {

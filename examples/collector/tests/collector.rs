@@ -563,7 +563,7 @@ async fn reset_clears_events_counters_and_misbehaviour() {
     let report = get(addr, "/events").await;
     let expected = json!({
         "count": 0, "duplicates": 0, "requests": 0, "hung_requests": 0, "accepted_requests": 0,
-        "rejected_requests": {}, "max_in_flight": 0, "in_flight": 0, "held": 0, "bytes": 0,
+        "rejected_requests": {}, "max_in_flight": 0, "in_flight": 0, "held": 0, "bytes": 0, "gzip_requests": 0,
         "gaps": [], "ids": [], "events": [],
     });
     assert_eq!(report, expected);
@@ -686,4 +686,48 @@ async fn binary_prints_address_persists_and_exits_on_stdin_eof() {
     let db = std::fs::read(&db).unwrap();
     assert!(db.windows(6).any(|w| w == b"{\"n\":1"));
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn decodes_gzip_bodies_and_rejects_broken_ones() {
+    use std::io::Write;
+
+    let addr = start().await;
+    let body = batch("dev-gz", &[("g1", 1), ("g2", 2)]).to_string();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(body.as_bytes()).unwrap();
+    let zipped = gz.finish().unwrap();
+    let gzip = ("Content-Encoding", "gzip");
+
+    let resp = request(addr, "POST", "/bulk/event", &[JSON, gzip], &zipped).await;
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    assert_eq!(resp.json()["accepted"], 2);
+
+    let truncated = &zipped[..zipped.len() / 2];
+    for broken in [truncated, body.as_bytes()] {
+        let resp = request(addr, "POST", "/bulk/event", &[JSON, gzip], broken).await;
+        assert_eq!(resp.status, 400);
+        assert!(resp.json()["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("decoding the gzip body: "));
+    }
+    let resp = request(
+        addr,
+        "POST",
+        "/bulk/event",
+        &[JSON, ("Content-Encoding", "br")],
+        &zipped,
+    )
+    .await;
+    assert_eq!(resp.status, 415);
+
+    let report = get(addr, "/events").await;
+    assert_eq!(report["count"], 2);
+    assert_eq!(report["gzip_requests"], 1);
+    assert_eq!(
+        report["bytes"],
+        2 * zipped.len() as u64 + (truncated.len() + body.len()) as u64
+    );
+    assert_eq!(report["rejected_requests"], json!({"400": 2, "415": 1}));
 }

@@ -39,6 +39,8 @@ struct Inner {
     clock: Clock,
     endpoint: String,
     headers: Vec<(String, String)>,
+    /// `compression: 'gzip'`: normal sends only, a keepalive post cannot wait for a stream.
+    gzip: bool,
     on_error: Option<Function>,
     timer: RefCell<Timer>,
     writes: Writes,
@@ -76,6 +78,7 @@ impl Client {
             clock,
             endpoint: options.endpoint,
             headers: options.headers,
+            gzip: options.gzip,
             on_error: options.on_error,
             timer: RefCell::new(Timer::default()),
             writes: Writes::default(),
@@ -297,6 +300,7 @@ impl Inner {
                 &inner.headers,
                 &batch.body,
                 mode,
+                inner.gzip,
                 timeout_ms,
             )
             .await;

@@ -1,0 +1,47 @@
+// What a TypeScript user writes, checked by `tsc --noEmit` under strict with the
+// package's own types (bundler and nodenext resolution). A @ts-expect-error line whose
+// error disappears fails the check too.
+import { init, logEvent, flush, shutdown, stats, type Options, type Stats } from 'evbuf';
+
+async function start(): Promise<void> {
+  const options: Options = {
+    endpoint: '/bulk/event',
+    flushIntervalMs: 5000,
+    headers: { authorization: 'Bearer t' },
+    compression: 'gzip',
+    onError: (error) => console.warn(error.message),
+  };
+  await init(options);
+  await logEvent({ type: 'page_view', path: '/' });
+  await flush();
+}
+
+// Every form of the module the loader takes.
+async function wasmForms(bytes: Uint8Array, module: WebAssembly.Module): Promise<void> {
+  const endpoint = '/bulk/event';
+  await init({ endpoint, wasm: '/assets/evbuf_bg.wasm' });
+  await init({ endpoint, wasm: new URL('evbuf_bg.wasm', 'https://example.com/') });
+  await init({ endpoint, wasm: fetch('/assets/evbuf_bg.wasm') });
+  await init({ endpoint, wasm: await fetch('/assets/evbuf_bg.wasm') });
+  await init({ endpoint, wasm: bytes });
+  await init({ endpoint, wasm: module });
+  // @ts-expect-error: only gzip
+  await init({ endpoint, compression: 'br' });
+  // @ts-expect-error: endpoint is required
+  await init({ flushIntervalMs: 1000 });
+}
+
+function report(): number {
+  const s = stats();
+  // @ts-expect-error: `queued` exists only once `started` says a client runs
+  s.queued;
+  if (s.started) {
+    const running: Stats = s;
+    const oldest: number | null = running.oldestAgeMs;
+    const retry: number = running.retryAt ?? 0;
+    return running.queued + running.dropped.total + (oldest ?? 0) + retry;
+  }
+  return s.waitingCalls;
+}
+
+export { start, wasmForms, report, shutdown };

@@ -56,7 +56,7 @@ test('without Web Locks, each of two tabs sends only the events it logged itself
   assert.ok(all.every((s) => s.leader && s.requests > 0), 'both tabs send');
   all.forEach((s, tab) => assert.equal(s.acknowledged, 200, `tab ${tab} sent its own 200 events, no other`));
   assert.equal(d.duplicates, 0, 'wire duplicates');
-}, { unloadPath: true }));
+}, { unloadPath: true, senders: 2 }));
 
 test('when the sending tab closes, another takes over, reloads storage and sends what the first stored', scenario(async ({ t, launch, run }) => {
   const context = await launch();

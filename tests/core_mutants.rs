@@ -565,3 +565,135 @@ fn each_option_accepts_its_limits_and_refuses_one_past_them() {
         assert_eq!(config.validate().map_err(|e| e.option), Err(option));
     }
 }
+
+#[test]
+fn the_first_event_after_the_queue_empties_waits_a_full_interval() {
+    let mut sim = Sim::with_defaults();
+    sim.log();
+    sim.advance(3_000);
+    sim.ok();
+    assert_eq!(sim.core.stats(sim.now).next_flush_at, None, "nothing to flush");
+    sim.advance(10_000);
+    sim.log();
+    assert_eq!(sim.sent.len(), 1, "not at once");
+    assert_eq!(sim.core.stats(sim.now).next_flush_at, Some(sim.now + 3_000));
+    sim.advance(3_000);
+    assert_eq!(sim.sent.len(), 2);
+}
+
+/// A stored event whose wire encoding is exactly `len` bytes.
+fn stored_of_len(key: u64, len: usize) -> StoredEvent {
+    let id = format!("s{key}");
+    let pad = len - wire::event_len(&id, key, T0, "\"\"");
+    StoredEvent {
+        key,
+        payload: format!("\"{}\"", "x".repeat(pad)),
+        id,
+        ts: T0,
+    }
+}
+
+fn sent(actions: &[Action]) -> Vec<Vec<u64>> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send(batch) => Some(batch.keys.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_batch_may_fill_the_byte_limit_exactly() {
+    let config = Config {
+        max_batch_bytes: 1_024,
+        ..Config::default()
+    };
+    let mut core = Core::new(config, DEVICE.into()).unwrap();
+    let envelope = wire::envelope_len_bound(DEVICE);
+    // envelope + first + ',' + second == 1024
+    let first = 300;
+    let second = 1_024 - envelope - first - 1;
+    core.handle_loaded(T0, vec![stored_of_len(1, first), stored_of_len(2, second)]);
+    core.handle_flush(T0, 1);
+    assert_eq!(sent(&actions(&mut core)), vec![vec![1, 2]]);
+}
+
+#[test]
+fn an_event_expires_one_millisecond_after_its_age_limit() {
+    let config = Config::default();
+    let mut core = Core::new(config.clone(), DEVICE.into()).unwrap();
+    core.handle_online(T0, false); // nothing is sent
+    core.handle_loaded(T0, vec![stored(1)]);
+    core.handle_timeout(T0 + config.max_event_age_ms);
+    assert_eq!(core.stats(T0).dropped.age, 0, "exactly maxEventAgeMs old");
+    core.handle_timeout(T0 + config.max_event_age_ms + 1);
+    assert_eq!(core.stats(T0).dropped.age, 1);
+}
+
+#[test]
+fn the_byte_limit_drops_as_many_of_the_oldest_as_it_takes_to_fit() {
+    let config = Config {
+        max_batch_bytes: 1_024,
+        max_stored_bytes: 1_024,
+        ..Config::default()
+    };
+    let mut core = Core::new(config, DEVICE.into()).unwrap();
+    core.handle_online(T0, false); // nothing is sent
+    // 1,500 bytes stored: two of the five must go.
+    core.handle_loaded(T0, (1..=5).map(|k| stored_of_len(k, 300)).collect());
+    let stats = core.stats(T0);
+    assert_eq!(stats.dropped.storage_limit, 2);
+    assert_eq!(core.queued_keys().collect::<Vec<_>>(), vec![3, 4, 5]);
+    assert_eq!(stats.queued_bytes, 900);
+}
+
+// ---- 413 and 400 searches ------------------------------------------------------------------
+
+#[test]
+fn a_piece_that_fails_for_a_transient_reason_goes_again_before_the_other_half() {
+    let mut sim = Sim::with_defaults();
+    sim.log_many(4);
+    sim.advance(3_000);
+    let all = sim.answer(SendOutcome::status(413)).keys; // -> [a, b], [c, d]
+    let first = sim.answer(SendOutcome::status(503)).keys;
+    assert_eq!(first, all[..2]);
+    sim.advance(60_000);
+    let again = sim.ok().keys;
+    assert_eq!(again, first, "the failed piece keeps its place");
+    let second = sim.ok().keys;
+    assert_eq!(second, all[2..]);
+}
+
+#[test]
+fn a_hide_during_a_search_does_not_post_an_event_refused_alone() {
+    let mut sim = Sim::with_defaults();
+    sim.log_many(4);
+    sim.advance(3_000);
+    let all = sim.answer(SendOutcome::status(413)).keys; // -> [a, b], [c, d]
+    sim.answer(SendOutcome::status(413)); // [a, b] -> [a], [b]
+    let alone = sim.answer(SendOutcome::status(413)).keys; // [a] refused alone
+    assert_eq!(alone, all[..1]);
+    assert_eq!(sim.in_flight.as_ref().unwrap().keys, all[1..2], "[b] is out");
+    assert_eq!(sim.post_on_hide(), 1);
+    assert_eq!(sim.unload[0].keys, all[2..], "[c, d], not [a]");
+}
+
+// ---- stats ----------------------------------------------------------------------------------
+
+#[test]
+fn drop_counts_are_read_by_reason_and_add_up() {
+    let mut sim = Sim::new(Config {
+        max_stored_events: 2,
+        ..Config::default()
+    });
+    sim.core.handle_online(sim.now, false);
+    sim.log_many(3); // one over the count limit
+    sim.core.handle_invalid_payload();
+    sim.core.handle_invalid_payload();
+    let dropped = sim.core.stats(sim.now).dropped;
+    assert_eq!(dropped.get(DropReason::StorageLimit), 1);
+    assert_eq!(dropped.get(DropReason::Invalid), 2);
+    assert_eq!(dropped.get(DropReason::Age), 0);
+    assert_eq!(dropped.total(), 3);
+}

@@ -6,7 +6,7 @@ mod sim;
 
 use evbuf::core::{
     wire, Action, Config, Core, DropReason, FlushError, LogError, Report, SendOutcome,
-    StoredEvent, MAX_TIMER_MS,
+    parse_retry_after, StoredEvent, MAX_TIMER_MS,
 };
 use sim::{batch_ids, Sim, DEVICE};
 
@@ -696,4 +696,80 @@ fn drop_counts_are_read_by_reason_and_add_up() {
     assert_eq!(dropped.get(DropReason::Invalid), 2);
     assert_eq!(dropped.get(DropReason::Age), 0);
     assert_eq!(dropped.total(), 3);
+}
+
+// ---- answers outside 2xx-5xx and Retry-After dates ------------------------------------------
+
+#[test]
+fn an_unexpected_1xx_3xx_or_6xx_answer_backs_off_like_a_transient_failure() {
+    for status in [101, 302, 600] {
+        let mut sim = Sim::with_defaults();
+        sim.log();
+        sim.advance(3_000);
+        sim.answer_with_jitter(SendOutcome::status(status), 0.5);
+        // The first backoff is up to 1 s (jitter 0.5: 500 ms), not the 60 s cap of a 4xx.
+        assert_eq!(
+            sim.core.stats(sim.now).retry_at,
+            Some(sim.now + 500),
+            "{status}"
+        );
+    }
+}
+
+#[test]
+fn retry_after_dates_are_read_in_every_month() {
+    // 2024-01-01T00:00:00Z, and the day of the year each month of 2024 starts on.
+    let new_year = 1_704_067_200_000u64;
+    let months = [
+        ("Jan", 0),
+        ("Feb", 31),
+        ("Mar", 60),
+        ("Apr", 91),
+        ("May", 121),
+        ("Jun", 152),
+        ("Jul", 182),
+        ("Aug", 213),
+        ("Sep", 244),
+        ("Oct", 274),
+        ("Nov", 305),
+        ("Dec", 335),
+    ];
+    for (month, day_of_year) in months {
+        let date = format!("Mon, 01 {month} 2024 00:00:00 GMT");
+        assert_eq!(
+            parse_retry_after(&date, 0),
+            Some(new_year + day_of_year * 86_400_000),
+            "{date}"
+        );
+    }
+}
+
+#[test]
+fn retry_after_dates_with_a_field_out_of_range_are_ignored() {
+    let at = |date: &str| parse_retry_after(date, 0);
+    assert_eq!(at("Sun, 31 Dec 2023 23:59:60 GMT"), Some(1_704_067_200_000), "a leap second");
+    for bad in [
+        "Sun, 31 Dec 2023 23:59:59 UTC",
+        "Sun, 32 Dec 2023 23:59:59 GMT",
+        "Sun, 00 Dec 2023 23:59:59 GMT",
+        "Sun, 31 Dec 2023 24:59:59 GMT",
+        "Sun, 31 Dec 2023 23:60:59 GMT",
+        "Sun, 31 Dec 2023 23:59:61 GMT",
+    ] {
+        assert_eq!(at(bad), None, "{bad}");
+    }
+}
+
+// ---- the wire ---------------------------------------------------------------------------------
+
+#[test]
+fn the_length_of_an_event_is_exact_for_every_kind_of_character() {
+    for id in ["a b", "\u{1}", "x\u{1f}y", "tab\there", "é€😀", "\"\\"] {
+        let mut out = String::new();
+        wire::push_event(&mut out, id, 7, T0, "{}");
+        assert_eq!(out.len(), wire::event_len(id, 7, T0, "{}"), "{out}");
+    }
+    let mut out = String::new();
+    wire::push_json_string(&mut out, " \u{1f}\u{7f}");
+    assert_eq!(out, "\" \\u001f\u{7f}\"", "only controls below 0x20 are escaped");
 }

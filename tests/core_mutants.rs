@@ -6,7 +6,7 @@ mod sim;
 
 use evbuf::core::{
     wire, Action, Config, Core, DropReason, FlushError, LogError, Report, SendOutcome,
-    parse_retry_after, StoredEvent, MAX_TIMER_MS,
+    parse_retry_after, MemoryStore, StoredEvent, MAX_TIMER_MS,
 };
 use sim::{batch_ids, Sim, DEVICE};
 
@@ -772,4 +772,165 @@ fn the_length_of_an_event_is_exact_for_every_kind_of_character() {
     let mut out = String::new();
     wire::push_json_string(&mut out, " \u{1f}\u{7f}");
     assert_eq!(out, "\" \\u001f\u{7f}\"", "only controls below 0x20 are escaped");
+}
+
+#[test]
+fn the_bounds_of_an_event_and_an_envelope_are_their_largest_lengths() {
+    for (id, payload) in [("e1", "{}"), ("q\"u\u{1}", r#"{"a":[1,2]}"#)] {
+        assert_eq!(
+            wire::event_len_bound(id, T0, payload),
+            wire::event_len(id, u64::MAX, T0, payload)
+        );
+    }
+    for device in [DEVICE, "dev\"ice\u{1}"] {
+        let empty = wire::body(u64::MAX, device, std::iter::empty());
+        assert_eq!(wire::envelope_len_bound(device), empty.len(), "{empty}");
+    }
+}
+
+// ---- tabs -------------------------------------------------------------------------------------
+
+#[test]
+fn only_a_tab_that_does_not_send_settles_its_flushes_with_the_senders_backoff() {
+    // The sender itself ignores the announcement (it is its own).
+    let mut sender = Sim::with_defaults();
+    sender.log();
+    let waiter = sender.flush();
+    sender.core.handle_sender_backing_off(sender.now, sender.now + 5_000);
+    sender.pump();
+    assert_eq!(sender.settled(waiter), None);
+    // A follower ignores a backoff that has already ended, even at this very moment.
+    let mut follower = Sim::with_defaults();
+    follower.core.handle_leadership(follower.now, false);
+    follower.log();
+    let waiter = follower.flush();
+    for retry_at in [follower.now - 1, follower.now] {
+        follower.core.handle_sender_backing_off(follower.now, retry_at);
+        follower.pump();
+        assert_eq!(follower.settled(waiter), None, "{retry_at}");
+    }
+    follower
+        .core
+        .handle_sender_backing_off(follower.now, follower.now + 1);
+    follower.pump();
+    assert_eq!(
+        follower.settled(waiter),
+        Some(&Err(FlushError::BackingOff {
+            retry_at: follower.now + 1
+        }))
+    );
+}
+
+/// A tab that does not send, with a flush waiting and a backoff read from storage that
+/// ends `ends_in` ms from now.
+fn follower_waiting_with_backoff(ends_in: u64) -> (Sim, u64) {
+    let mut sim = Sim::with_defaults();
+    sim.core.handle_leadership(sim.now, false);
+    sim.log();
+    let waiter = sim.flush();
+    sim.core
+        .handle_backoff_restored(sim.now, Some((sim.now + ends_in, 1)));
+    sim.pump();
+    assert_eq!(sim.settled(waiter), None);
+    (sim, waiter)
+}
+
+#[test]
+fn a_tab_becoming_the_sender_while_backing_off_settles_waiting_flushes_with_the_backoff() {
+    let (mut sim, waiter) = follower_waiting_with_backoff(5_000);
+    let retry_at = sim.now + 5_000;
+    sim.core.handle_leadership(sim.now, false); // told again: still not the sender
+    sim.pump();
+    assert_eq!(sim.settled(waiter), None);
+    sim.core.handle_leadership(sim.now, true);
+    sim.pump();
+    assert_eq!(
+        sim.settled(waiter),
+        Some(&Err(FlushError::BackingOff { retry_at }))
+    );
+    assert!(sim.sent.is_empty());
+}
+
+#[test]
+fn a_tab_becoming_the_sender_as_the_backoff_ends_sends_for_the_waiting_flush() {
+    let (mut sim, waiter) = follower_waiting_with_backoff(5_000);
+    sim.now += 5_000;
+    sim.core.handle_leadership(sim.now, true);
+    sim.pump();
+    assert_eq!(sim.settled(waiter), None);
+    assert_eq!(sim.sent.len(), 1);
+    sim.ok();
+    assert_eq!(sim.settled(waiter), Some(&Ok(())));
+}
+
+#[test]
+fn a_flush_in_the_sender_waits_for_the_events_it_adopted() {
+    let mut follower = follower_in_memory();
+    follower.log_many(2);
+    let lines: Vec<String> = follower.handed.drain(..).flatten().collect();
+    let mut sender = Sim::with_defaults();
+    sender.core.handle_online(sender.now, false); // the adopted events stay queued
+    sender.core.handle_adopt(sender.now, "tab-2".into(), &lines);
+    sender.pump();
+    assert_eq!(sender.core.stats(sender.now).queued, 2);
+    sender.core.handle_online(sender.now, true);
+    sender.pump();
+    let waiter = sender.flush();
+    assert_eq!(sender.settled(waiter), None);
+    sender.advance(3_000);
+    while sender.in_flight.is_some() {
+        sender.ok();
+    }
+    assert_eq!(sender.settled(waiter), Some(&Ok(())));
+}
+
+fn follower_in_memory() -> Sim {
+    let mut follower = Sim::with_defaults();
+    follower.core.handle_leadership(follower.now, false);
+    follower.core.handle_memory_fallback(follower.now, 1_000);
+    follower.store = MemoryStore::new(1_000);
+    follower
+}
+
+/// A tab that does not send, with events 1 and 2 in IndexedDB and 1000 and 1001 in
+/// memory (its storage failed in between).
+fn follower_with_stored_and_memory_events() -> Sim {
+    let mut follower = Sim::with_defaults();
+    follower.core.handle_leadership(follower.now, false);
+    follower.log_many(2);
+    follower.core.handle_memory_fallback(follower.now, 1_000);
+    follower.store = MemoryStore::new(1_000);
+    follower.log_many(2);
+    follower.handed.clear();
+    assert_eq!(
+        follower.core.queued_keys().collect::<Vec<_>>(),
+        vec![1, 2, 1_000, 1_001]
+    );
+    follower
+}
+
+#[test]
+fn a_follower_offers_a_new_sender_only_its_memory_events() {
+    let mut follower = follower_with_stored_and_memory_events();
+    follower.core.handle_new_sender();
+    follower.pump();
+    let offered: Vec<u64> = follower
+        .handed
+        .concat()
+        .iter()
+        .map(|line| wire::parse_seq(line).unwrap())
+        .collect();
+    assert_eq!(offered, vec![1_000, 1_001], "1 and 2 are in IndexedDB");
+}
+
+#[test]
+fn a_handover_confirmation_never_forgets_an_event_stored_in_indexeddb() {
+    let mut follower = follower_with_stored_and_memory_events();
+    follower.core.handle_handed_over(follower.now, &[1, 1_000]);
+    follower.pump();
+    assert_eq!(
+        follower.core.queued_keys().collect::<Vec<_>>(),
+        vec![1, 2, 1_001]
+    );
+    assert_eq!(follower.core.stats(follower.now).handed_over, 1);
 }

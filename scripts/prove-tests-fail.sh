@@ -54,7 +54,7 @@ case_ no-early-flush src/core/mod.rs 's/\|\| queue\.free_len\(\) >= self\.config
 case_ followers-send src/core/mod.rs 's/self\.leader && self\.online && self\.in_flight/self.online && self.in_flight/' \
   e2e 'scenarios.test.mjs:^several tabs'
 case_ no-in-flight-guard src/core/mod.rs 's/self\.leader && self\.online && self\.in_flight\.is_none\(\)/self.leader \&\& self.online/' \
-  e2e 'scenarios.test.mjs:^burst'
+  e2e 'delivery.test.mjs:^hang'
 case_ new-tab-counted-late src/web/client/tabs.rs 's/if opened \{\s*inner\.core\.borrow_mut\(\)\.handle_other_tabs\(true\);\s*\}//' \
   e2e 'robustness.test.mjs:^when the sending tab closes'
 case_ acknowledged-also-dropped src/core/mod.rs 's/(self\.stats\.acknowledged \+= keys\.len\(\) as u64;\s*)self\.forget\(&keys\);/${1}let ids = self.forget(&keys); self.actions.push_back(Action::Report(Report::Dropped { reason: DropReason::Age, ids, detail: String::new() }));/' \

@@ -6,7 +6,7 @@ mod sim;
 
 use evbuf::core::{
     wire, Action, Config, Core, DropReason, FlushError, LogError, Report, SendOutcome,
-    StoredEvent, MAX_TIMER_MS,
+    parse_retry_after, MemoryStore, StoredEvent, MAX_TIMER_MS,
 };
 use sim::{batch_ids, Sim, DEVICE};
 
@@ -564,4 +564,373 @@ fn each_option_accepts_its_limits_and_refuses_one_past_them() {
         bad(&mut config);
         assert_eq!(config.validate().map_err(|e| e.option), Err(option));
     }
+}
+
+#[test]
+fn the_first_event_after_the_queue_empties_waits_a_full_interval() {
+    let mut sim = Sim::with_defaults();
+    sim.log();
+    sim.advance(3_000);
+    sim.ok();
+    assert_eq!(sim.core.stats(sim.now).next_flush_at, None, "nothing to flush");
+    sim.advance(10_000);
+    sim.log();
+    assert_eq!(sim.sent.len(), 1, "not at once");
+    assert_eq!(sim.core.stats(sim.now).next_flush_at, Some(sim.now + 3_000));
+    sim.advance(3_000);
+    assert_eq!(sim.sent.len(), 2);
+}
+
+/// A stored event whose wire encoding is exactly `len` bytes.
+fn stored_of_len(key: u64, len: usize) -> StoredEvent {
+    let id = format!("s{key}");
+    let pad = len - wire::event_len(&id, key, T0, "\"\"");
+    StoredEvent {
+        key,
+        payload: format!("\"{}\"", "x".repeat(pad)),
+        id,
+        ts: T0,
+    }
+}
+
+fn sent(actions: &[Action]) -> Vec<Vec<u64>> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send(batch) => Some(batch.keys.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_batch_may_fill_the_byte_limit_exactly() {
+    let config = Config {
+        max_batch_bytes: 1_024,
+        ..Config::default()
+    };
+    let mut core = Core::new(config, DEVICE.into()).unwrap();
+    let envelope = wire::envelope_len_bound(DEVICE);
+    // envelope + first + ',' + second == 1024
+    let first = 300;
+    let second = 1_024 - envelope - first - 1;
+    core.handle_loaded(T0, vec![stored_of_len(1, first), stored_of_len(2, second)]);
+    core.handle_flush(T0, 1);
+    assert_eq!(sent(&actions(&mut core)), vec![vec![1, 2]]);
+}
+
+#[test]
+fn an_event_expires_one_millisecond_after_its_age_limit() {
+    let config = Config::default();
+    let mut core = Core::new(config.clone(), DEVICE.into()).unwrap();
+    core.handle_online(T0, false); // nothing is sent
+    core.handle_loaded(T0, vec![stored(1)]);
+    core.handle_timeout(T0 + config.max_event_age_ms);
+    assert_eq!(core.stats(T0).dropped.age, 0, "exactly maxEventAgeMs old");
+    core.handle_timeout(T0 + config.max_event_age_ms + 1);
+    assert_eq!(core.stats(T0).dropped.age, 1);
+}
+
+#[test]
+fn the_byte_limit_drops_as_many_of_the_oldest_as_it_takes_to_fit() {
+    let config = Config {
+        max_batch_bytes: 1_024,
+        max_stored_bytes: 1_024,
+        ..Config::default()
+    };
+    let mut core = Core::new(config, DEVICE.into()).unwrap();
+    core.handle_online(T0, false); // nothing is sent
+    // 1,500 bytes stored: two of the five must go.
+    core.handle_loaded(T0, (1..=5).map(|k| stored_of_len(k, 300)).collect());
+    let stats = core.stats(T0);
+    assert_eq!(stats.dropped.storage_limit, 2);
+    assert_eq!(core.queued_keys().collect::<Vec<_>>(), vec![3, 4, 5]);
+    assert_eq!(stats.queued_bytes, 900);
+}
+
+// ---- 413 and 400 searches ------------------------------------------------------------------
+
+#[test]
+fn a_piece_that_fails_for_a_transient_reason_goes_again_before_the_other_half() {
+    let mut sim = Sim::with_defaults();
+    sim.log_many(4);
+    sim.advance(3_000);
+    let all = sim.answer(SendOutcome::status(413)).keys; // -> [a, b], [c, d]
+    let first = sim.answer(SendOutcome::status(503)).keys;
+    assert_eq!(first, all[..2]);
+    sim.advance(60_000);
+    let again = sim.ok().keys;
+    assert_eq!(again, first, "the failed piece keeps its place");
+    let second = sim.ok().keys;
+    assert_eq!(second, all[2..]);
+}
+
+#[test]
+fn a_hide_during_a_search_does_not_post_an_event_refused_alone() {
+    let mut sim = Sim::with_defaults();
+    sim.log_many(4);
+    sim.advance(3_000);
+    let all = sim.answer(SendOutcome::status(413)).keys; // -> [a, b], [c, d]
+    sim.answer(SendOutcome::status(413)); // [a, b] -> [a], [b]
+    let alone = sim.answer(SendOutcome::status(413)).keys; // [a] refused alone
+    assert_eq!(alone, all[..1]);
+    assert_eq!(sim.in_flight.as_ref().unwrap().keys, all[1..2], "[b] is out");
+    assert_eq!(sim.post_on_hide(), 1);
+    assert_eq!(sim.unload[0].keys, all[2..], "[c, d], not [a]");
+}
+
+// ---- stats ----------------------------------------------------------------------------------
+
+#[test]
+fn drop_counts_are_read_by_reason_and_add_up() {
+    let mut sim = Sim::new(Config {
+        max_stored_events: 2,
+        ..Config::default()
+    });
+    sim.core.handle_online(sim.now, false);
+    sim.log_many(3); // one over the count limit
+    sim.core.handle_invalid_payload();
+    sim.core.handle_invalid_payload();
+    let dropped = sim.core.stats(sim.now).dropped;
+    assert_eq!(dropped.get(DropReason::StorageLimit), 1);
+    assert_eq!(dropped.get(DropReason::Invalid), 2);
+    assert_eq!(dropped.get(DropReason::Age), 0);
+    assert_eq!(dropped.total(), 3);
+}
+
+// ---- answers outside 2xx-5xx and Retry-After dates ------------------------------------------
+
+#[test]
+fn an_unexpected_1xx_3xx_or_6xx_answer_backs_off_like_a_transient_failure() {
+    for status in [101, 302, 600] {
+        let mut sim = Sim::with_defaults();
+        sim.log();
+        sim.advance(3_000);
+        sim.answer_with_jitter(SendOutcome::status(status), 0.5);
+        // The first backoff is up to 1 s (jitter 0.5: 500 ms), not the 60 s cap of a 4xx.
+        assert_eq!(
+            sim.core.stats(sim.now).retry_at,
+            Some(sim.now + 500),
+            "{status}"
+        );
+    }
+}
+
+#[test]
+fn retry_after_dates_are_read_in_every_month() {
+    // 2024-01-01T00:00:00Z, and the day of the year each month of 2024 starts on.
+    let new_year = 1_704_067_200_000u64;
+    let months = [
+        ("Jan", 0),
+        ("Feb", 31),
+        ("Mar", 60),
+        ("Apr", 91),
+        ("May", 121),
+        ("Jun", 152),
+        ("Jul", 182),
+        ("Aug", 213),
+        ("Sep", 244),
+        ("Oct", 274),
+        ("Nov", 305),
+        ("Dec", 335),
+    ];
+    for (month, day_of_year) in months {
+        let date = format!("Mon, 01 {month} 2024 00:00:00 GMT");
+        assert_eq!(
+            parse_retry_after(&date, 0),
+            Some(new_year + day_of_year * 86_400_000),
+            "{date}"
+        );
+    }
+}
+
+#[test]
+fn retry_after_dates_with_a_field_out_of_range_are_ignored() {
+    let at = |date: &str| parse_retry_after(date, 0);
+    assert_eq!(at("Sun, 31 Dec 2023 23:59:60 GMT"), Some(1_704_067_200_000), "a leap second");
+    for bad in [
+        "Sun, 31 Dec 2023 23:59:59 UTC",
+        "Sun, 32 Dec 2023 23:59:59 GMT",
+        "Sun, 00 Dec 2023 23:59:59 GMT",
+        "Sun, 31 Dec 2023 24:59:59 GMT",
+        "Sun, 31 Dec 2023 23:60:59 GMT",
+        "Sun, 31 Dec 2023 23:59:61 GMT",
+    ] {
+        assert_eq!(at(bad), None, "{bad}");
+    }
+}
+
+// ---- the wire ---------------------------------------------------------------------------------
+
+#[test]
+fn the_length_of_an_event_is_exact_for_every_kind_of_character() {
+    for id in ["a b", "\u{1}", "x\u{1f}y", "tab\there", "é€😀", "\"\\"] {
+        let mut out = String::new();
+        wire::push_event(&mut out, id, 7, T0, "{}");
+        assert_eq!(out.len(), wire::event_len(id, 7, T0, "{}"), "{out}");
+    }
+    let mut out = String::new();
+    wire::push_json_string(&mut out, " \u{1f}\u{7f}");
+    assert_eq!(out, "\" \\u001f\u{7f}\"", "only controls below 0x20 are escaped");
+}
+
+#[test]
+fn the_bounds_of_an_event_and_an_envelope_are_their_largest_lengths() {
+    for (id, payload) in [("e1", "{}"), ("q\"u\u{1}", r#"{"a":[1,2]}"#)] {
+        assert_eq!(
+            wire::event_len_bound(id, T0, payload),
+            wire::event_len(id, u64::MAX, T0, payload)
+        );
+    }
+    for device in [DEVICE, "dev\"ice\u{1}"] {
+        let empty = wire::body(u64::MAX, device, std::iter::empty());
+        assert_eq!(wire::envelope_len_bound(device), empty.len(), "{empty}");
+    }
+}
+
+// ---- tabs -------------------------------------------------------------------------------------
+
+#[test]
+fn only_a_tab_that_does_not_send_settles_its_flushes_with_the_senders_backoff() {
+    // The sender itself ignores the announcement (it is its own).
+    let mut sender = Sim::with_defaults();
+    sender.log();
+    let waiter = sender.flush();
+    sender.core.handle_sender_backing_off(sender.now, sender.now + 5_000);
+    sender.pump();
+    assert_eq!(sender.settled(waiter), None);
+    // A follower ignores a backoff that has already ended, even at this very moment.
+    let mut follower = Sim::with_defaults();
+    follower.core.handle_leadership(follower.now, false);
+    follower.log();
+    let waiter = follower.flush();
+    for retry_at in [follower.now - 1, follower.now] {
+        follower.core.handle_sender_backing_off(follower.now, retry_at);
+        follower.pump();
+        assert_eq!(follower.settled(waiter), None, "{retry_at}");
+    }
+    follower
+        .core
+        .handle_sender_backing_off(follower.now, follower.now + 1);
+    follower.pump();
+    assert_eq!(
+        follower.settled(waiter),
+        Some(&Err(FlushError::BackingOff {
+            retry_at: follower.now + 1
+        }))
+    );
+}
+
+/// A tab that does not send, with a flush waiting and a backoff read from storage that
+/// ends `ends_in` ms from now.
+fn follower_waiting_with_backoff(ends_in: u64) -> (Sim, u64) {
+    let mut sim = Sim::with_defaults();
+    sim.core.handle_leadership(sim.now, false);
+    sim.log();
+    let waiter = sim.flush();
+    sim.core
+        .handle_backoff_restored(sim.now, Some((sim.now + ends_in, 1)));
+    sim.pump();
+    assert_eq!(sim.settled(waiter), None);
+    (sim, waiter)
+}
+
+#[test]
+fn a_tab_becoming_the_sender_while_backing_off_settles_waiting_flushes_with_the_backoff() {
+    let (mut sim, waiter) = follower_waiting_with_backoff(5_000);
+    let retry_at = sim.now + 5_000;
+    sim.core.handle_leadership(sim.now, false); // told again: still not the sender
+    sim.pump();
+    assert_eq!(sim.settled(waiter), None);
+    sim.core.handle_leadership(sim.now, true);
+    sim.pump();
+    assert_eq!(
+        sim.settled(waiter),
+        Some(&Err(FlushError::BackingOff { retry_at }))
+    );
+    assert!(sim.sent.is_empty());
+}
+
+#[test]
+fn a_tab_becoming_the_sender_as_the_backoff_ends_sends_for_the_waiting_flush() {
+    let (mut sim, waiter) = follower_waiting_with_backoff(5_000);
+    sim.now += 5_000;
+    sim.core.handle_leadership(sim.now, true);
+    sim.pump();
+    assert_eq!(sim.settled(waiter), None);
+    assert_eq!(sim.sent.len(), 1);
+    sim.ok();
+    assert_eq!(sim.settled(waiter), Some(&Ok(())));
+}
+
+#[test]
+fn a_flush_in_the_sender_waits_for_the_events_it_adopted() {
+    let mut follower = follower_in_memory();
+    follower.log_many(2);
+    let lines: Vec<String> = follower.handed.drain(..).flatten().collect();
+    let mut sender = Sim::with_defaults();
+    sender.core.handle_online(sender.now, false); // the adopted events stay queued
+    sender.core.handle_adopt(sender.now, "tab-2".into(), &lines);
+    sender.pump();
+    assert_eq!(sender.core.stats(sender.now).queued, 2);
+    sender.core.handle_online(sender.now, true);
+    sender.pump();
+    let waiter = sender.flush();
+    assert_eq!(sender.settled(waiter), None);
+    sender.advance(3_000);
+    while sender.in_flight.is_some() {
+        sender.ok();
+    }
+    assert_eq!(sender.settled(waiter), Some(&Ok(())));
+}
+
+fn follower_in_memory() -> Sim {
+    let mut follower = Sim::with_defaults();
+    follower.core.handle_leadership(follower.now, false);
+    follower.core.handle_memory_fallback(follower.now, 1_000);
+    follower.store = MemoryStore::new(1_000);
+    follower
+}
+
+/// A tab that does not send, with events 1 and 2 in IndexedDB and 1000 and 1001 in
+/// memory (its storage failed in between).
+fn follower_with_stored_and_memory_events() -> Sim {
+    let mut follower = Sim::with_defaults();
+    follower.core.handle_leadership(follower.now, false);
+    follower.log_many(2);
+    follower.core.handle_memory_fallback(follower.now, 1_000);
+    follower.store = MemoryStore::new(1_000);
+    follower.log_many(2);
+    follower.handed.clear();
+    assert_eq!(
+        follower.core.queued_keys().collect::<Vec<_>>(),
+        vec![1, 2, 1_000, 1_001]
+    );
+    follower
+}
+
+#[test]
+fn a_follower_offers_a_new_sender_only_its_memory_events() {
+    let mut follower = follower_with_stored_and_memory_events();
+    follower.core.handle_new_sender();
+    follower.pump();
+    let offered: Vec<u64> = follower
+        .handed
+        .concat()
+        .iter()
+        .map(|line| wire::parse_seq(line).unwrap())
+        .collect();
+    assert_eq!(offered, vec![1_000, 1_001], "1 and 2 are in IndexedDB");
+}
+
+#[test]
+fn a_handover_confirmation_never_forgets_an_event_stored_in_indexeddb() {
+    let mut follower = follower_with_stored_and_memory_events();
+    follower.core.handle_handed_over(follower.now, &[1, 1_000]);
+    follower.pump();
+    assert_eq!(
+        follower.core.queued_keys().collect::<Vec<_>>(),
+        vec![1, 2, 1_001]
+    );
+    assert_eq!(follower.core.stats(follower.now).handed_over, 1);
 }

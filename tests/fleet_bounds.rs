@@ -40,7 +40,10 @@ fn describe(r: &Report) -> String {
 }
 
 #[test]
-#[cfg_attr(debug_assertions, ignore = "slow in debug: scripts/test.sh runs it with --release")]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "slow in debug: scripts/test.sh runs it with --release"
+)]
 fn the_shipped_policy_keeps_the_bounds_after_an_outage() {
     let mut runs = vec![
         reduced(Policy::Shipped, Outage::Refuse, None, 120),
@@ -57,7 +60,10 @@ fn the_shipped_policy_keeps_the_bounds_after_an_outage() {
 
 /// The bounds have teeth: the obvious worse policies break them in the same model.
 #[test]
-#[cfg_attr(debug_assertions, ignore = "slow in debug: scripts/test.sh runs it with --release")]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "slow in debug: scripts/test.sh runs it with --release"
+)]
 fn a_herd_breaks_the_bounds() {
     // Without jitter the fleet stays in step: some restart resets most of it at once, and
     // it comes back as one wave, again and again.

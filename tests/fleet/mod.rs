@@ -26,6 +26,9 @@ use std::collections::BinaryHeap;
 
 use evbuf::core::{Action, Config, Core, Key, SendOutcome};
 
+mod report;
+pub use report::{missed_targets, Report};
+
 const START: u64 = 1_700_000_000_000;
 
 /// splitmix64: small, fast and good enough to spread arrivals and jitter.
@@ -161,97 +164,7 @@ impl Params {
     }
 }
 
-/// What a run measured. Times are milliseconds from the start of the run.
-#[derive(Debug, Clone)]
-pub struct Report {
-    pub params: Params,
-    pub capacity: u64,
-    /// Requests that reached the endpoint in each second, admitted or not.
-    pub offered: Vec<u32>,
-    pub outage_start: u64,
-    pub outage_end: u64,
-    /// Mean offered requests/s over the minute before the outage.
-    pub steady_rate: f64,
-    /// Mean offered requests/s during the outage.
-    pub outage_rate: f64,
-    /// Highest offered requests/s in any second from the end of the outage on.
-    pub peak_after: u32,
-    /// Events stored and not acknowledged as the outage ends, and the requests they need
-    /// at `maxBatchEvents` per request.
-    pub backlog_events: u64,
-    pub backlog_requests: u64,
-    /// From the end of the outage until the last of the backlog is acknowledged.
-    pub drain_ms: Option<u64>,
-    pub logged: u64,
-    pub delivered: u64,
-    pub duplicates: u64,
-    pub dropped: u64,
-    /// Logged, never acknowledged, not dropped, and no longer held by any device.
-    pub lost: u64,
-    /// Still held by a device when the run stopped.
-    pub still_queued: u64,
-    pub requests: u64,
-    pub rejected: u64,
-    pub wall_ms: u128,
-    /// CPU time of the thread that ran it (Linux), which other work on the machine does
-    /// not inflate.
-    pub cpu_ms: Option<u64>,
-}
-
-impl Report {
-    pub fn peak_ratio(&self) -> f64 {
-        f64::from(self.peak_after) / self.capacity as f64
-    }
-
-    /// What the backlog would take if every spare request/s went to it from the first
-    /// second of the recovery.
-    pub fn ideal_drain_ms(&self) -> f64 {
-        let spare = self.capacity as f64 - self.steady_rate;
-        self.backlog_requests as f64 / spare * 1000.0
-    }
-
-    pub fn drain_ratio(&self) -> Option<f64> {
-        self.drain_ms.map(|d| d as f64 / self.ideal_drain_ms())
-    }
-
-    pub fn requests_per_event(&self) -> f64 {
-        self.requests as f64 / self.logged as f64
-    }
-}
-
 /// A request held unanswered until the device aborts it (or the endpoint resets it).
-/// The targets of issue 13 this run misses, in words; empty if it meets them all. Offered
-/// load after the outage: at most 1.5× C when the endpoint sends `Retry-After`, 3× C when
-/// it does not. The backlog drains within 1.3× of backlog ÷ spare capacity when the
-/// endpoint sends `Retry-After`; without one no device can learn of the recovery before
-/// its next try, so the bound is the longest backoff (`retry.maxMs`) plus that same 1.3×.
-/// Nothing is lost, nothing is left behind, nothing arrives twice (every answer is heard).
-pub fn missed_targets(r: &Report) -> Vec<String> {
-    let mut missed = Vec::new();
-    let bound = if r.params.retry_after_s.is_some() { 1.5 } else { 3.0 };
-    if r.peak_ratio() > bound {
-        missed.push(format!("peak {:.2}× C > {bound}× C", r.peak_ratio()));
-    }
-    let ideal = r.ideal_drain_ms();
-    let allowed = match r.params.retry_after_s {
-        Some(_) => 1.3 * ideal,
-        None => r.params.policy.config().retry_max_ms as f64 + 1.3 * ideal,
-    };
-    match r.drain_ms {
-        Some(ms) if ms as f64 <= allowed => {}
-        drain => missed.push(format!(
-            "drain {drain:?} ms > {allowed:.0} ms (ideal {ideal:.0} ms)"
-        )),
-    }
-    if r.lost > 0 || r.still_queued > 0 || r.dropped > 0 || r.duplicates > 0 {
-        missed.push(format!(
-            "lost {}, left {}, dropped {}, duplicates {}",
-            r.lost, r.still_queued, r.dropped, r.duplicates
-        ));
-    }
-    missed
-}
-
 struct Pending {
     at: u64,
     batch_id: u64,
@@ -260,7 +173,9 @@ struct Pending {
 enum Answer {
     Now(SendOutcome),
     /// No answer: the device aborts the request (or the endpoint resets it) at `abort_at`.
-    Never { abort_at: u64 },
+    Never {
+        abort_at: u64,
+    },
 }
 
 struct Device {
@@ -347,7 +262,9 @@ pub fn run(p: &Params) -> Report {
     // Logging stops at `logging_end`; the fleet then has up to ten minutes to empty.
     fleet.run_until(logging_end + 600_000);
     let mut report = fleet.report(clock.elapsed().as_millis());
-    report.cpu_ms = thread_cpu_ms().zip(cpu_before).map(|(after, before)| after - before);
+    report.cpu_ms = thread_cpu_ms()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
     report
 }
 
@@ -386,7 +303,8 @@ impl Fleet {
             // Checked just above.
             let held = dev.answer.take().expect("an answer is due");
             let outcome = SendOutcome::NetworkError("no answer".into());
-            dev.core.handle_send_result(now, held.batch_id, outcome, jitter);
+            dev.core
+                .handle_send_result(now, held.batch_id, outcome, jitter);
         }
         if dev.next_log <= now && now < self.logging_end {
             let n = dev.next_key;
@@ -497,10 +415,14 @@ impl Fleet {
     fn reschedule(&mut self, d: usize) {
         let dev = &mut self.devices[d];
         let log = (dev.next_log < self.logging_end).then_some(dev.next_log);
-        let wake = [log, dev.core.poll_timeout(), dev.answer.as_ref().map(|a| a.at)]
-            .into_iter()
-            .flatten()
-            .min();
+        let wake = [
+            log,
+            dev.core.poll_timeout(),
+            dev.answer.as_ref().map(|a| a.at),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         match wake {
             Some(at) => {
                 dev.wake = at;

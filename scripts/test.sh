@@ -5,6 +5,7 @@
 #      (wasm-bindgen-test)
 #   3. the React demo, driven headless, every event delivered          (scripts/demo.mjs)
 #   4. end to end: the npm package in Chromium via Playwright            (node --test)
+#   5. the end-to-end essentials in WebKitGTK and WPE WebKit 2.38 via WebDriver (node --test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -42,3 +43,6 @@ node scripts/demo.mjs --headless
 
 printf '\n== end-to-end tests (Playwright, Chromium)\n'
 node --test --test-concurrency=1 tests/e2e/
+
+printf '\n== end-to-end essentials in WebKitGTK 2.50 and WPE WebKit 2.38 (WebDriver)\n'
+node --test --test-concurrency=1 tests/webkit/

@@ -30,7 +30,7 @@ url=$(awk '/listening on/ {print $4}' "$log")
 [ -n "$url" ] || { echo "the collector did not start"; exit 1; }
 
 export EVBUF_COLLECTOR="$url" WASM_BINDGEN_TEST_TIMEOUT=180 \
-  CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
+  CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER="$PWD/scripts/wasm-test-runner.sh"
 printf '\n== browser tests in Chromium (wasm-bindgen-test, collector at %s)\n' "$url"
 CHROMEDRIVER=/usr/bin/chromedriver cargo test --target wasm32-unknown-unknown --test web
 printf '\n== browser tests in Firefox (wasm-bindgen-test, collector at %s)\n' "$url"

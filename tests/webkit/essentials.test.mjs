@@ -92,22 +92,39 @@ for (const engine of Object.values(ENGINES)) {
       assertAllOnce(await delivered(run), 30);
     }));
 
-    test('two tabs deliver what both log through one sender', inSession(async ({ t, session, run }) => {
+    /** A second browsing context of the origin, entered and left through WebDriver. */
+    async function secondTab(session) {
       const first = await session.window();
+      if (engine.windows) {
+        const handle = await session.newWindow();
+        assert.notEqual(handle, first, 'a window of its own');
+        await session.switchTo(handle);
+        await open(session);
+        return { enter: () => session.switchTo(handle), leave: () => session.switchTo(first) };
+      }
+      await session.run((src) => new Promise((resolve) => {
+        const frame = Object.assign(document.createElement('iframe'), { src, onload: resolve });
+        document.body.append(frame);
+      }), `${collector.url}/index.html`);
+      await session.frame(0);
+      await eventually(() => session.run(() => window.evbufReady === true).catch(() => false),
+        10_000, 'the frame to load evbuf');
+      return { enter: () => session.frame(0), leave: () => session.frame(null) };
+    }
+
+    test('two tabs deliver what both log through one sender', inSession(async ({ t, session, run }) => {
       await open(session);
       await init(session, { flushIntervalMs: 300 });
-      const second = await session.newWindow();
-      await session.switchTo(second);
-      await open(session);
+      const other = await secondTab(session);
       await init(session, { flushIntervalMs: 300 });
       const since = await collector.summary();
       await logStored(session, { run, n: 100, tab: 1 });
-      await session.switchTo(first);
+      await other.leave();
       await logStored(session, { run, n: 100, tab: 0 });
       await eventually(async () => (await delivered(run)).length >= 200, 20_000, '200 events');
       assertAllOnce(await delivered(run), 100, 2);
       const all = [await stats(session)];
-      await session.switchTo(second);
+      await other.enter();
       all.push(await stats(session));
       t.diagnostic(`leaders=${all.map((s) => s.leader)} requests=${all.map((s) => s.requests)}`);
       assert.equal(all.filter((s) => s.leader).length, 1, 'exactly one tab sends');

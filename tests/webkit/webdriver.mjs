@@ -12,6 +12,7 @@ export const ENGINES = {
     driver: '/usr/bin/WebKitWebDriver',
     // MiniBrowser has no headless mode.
     display: true,
+    windows: true,
     capabilities: {
       browserName: 'MiniBrowser',
       'webkitgtk:browserOptions': {
@@ -24,6 +25,8 @@ export const ENGINES = {
     name: 'WPE WebKit (cog)',
     driver: '/usr/bin/WPEWebDriver',
     display: false,
+    // cog runs a single view: a new window is the same page under the same handle.
+    windows: false,
     capabilities: {
       browserName: 'cog',
       'wpe:browserOptions': { binary: '/usr/bin/cog', args: ['--automation', '--platform=headless'] },
@@ -151,6 +154,8 @@ export async function newSession(url, engine) {
     newWindow: () => call('POST', '/window/new', { type: 'tab' }).then((v) => v.handle),
     window: () => call('GET', '/window'),
     switchTo: (handle) => call('POST', '/window', { handle }),
+    /** Enters the page's frame number `id`; null returns to the top page. */
+    frame: (id) => call('POST', '/frame', { id }),
     closeWindow: () => call('DELETE', '/window'),
     end: () => command(url, 'DELETE', at, undefined, 10_000).catch(() => {}),
   };

@@ -1,5 +1,6 @@
 // evbuf's fallback client, imported by the entry only where the page cannot run
 // WebAssembly, so that pages in full mode never download it.
+// Under the 64 KiB a page may have in keepalive requests at once.
 const KEEPALIVE_BUDGET = 60_000;
 
 /**

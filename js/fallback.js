@@ -49,7 +49,7 @@ export function fallbackClient({ endpoint, headers, onError } = {}, why) {
     if (failure) throw failure;
   }
 
-  report(new Error(`evbuf runs in fallback mode: this page cannot run WebAssembly (${why}); events are posted ` +
+  report(new Error(`evbuf runs in fallback mode: this page cannot run WebAssembly (${String(why).trim()}); events are posted ` +
     "as they are logged, without storage or retries. If the page's Content-Security-Policy blocks it, add " +
     "'wasm-unsafe-eval' to script-src"));
   return {

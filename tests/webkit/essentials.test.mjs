@@ -1,7 +1,7 @@
 // The end-to-end essentials in Safari's engine, through Debian's WebKit drivers against
 // the reference collector: WebKitGTK 2.50 (today's Safari) and WPE WebKit 2.38 (about
 // Safari 16.0, the oldest engine evbuf runs in full mode). Log and flush, reload recovery,
-// two tabs with one sender, the unload path. Each test has a session of its own: a session
+// two tabs with one sender, the unload path, and a strict CSP page in fallback mode. Each test has a session of its own: a session
 // keeps nothing on disk, so no test sees another's storage.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,8 +16,8 @@ const { delivered, deltas } = scenarioHelpers(() => collector, []);
 before(async () => { collector = await startCollector(); });
 after(async () => { await collector.stop(); });
 
-async function open(session) {
-  await session.goto(`${collector.url}/index.html`);
+async function open(session, page = 'index.html') {
+  await session.goto(`${collector.url}/${page}`);
   await eventually(() => session.run(() => window.evbufReady === true).catch(() => false),
     10_000, 'the test page to load evbuf');
 }
@@ -146,6 +146,18 @@ for (const engine of Object.values(ENGINES)) {
       const d = await collector.summary();
       assert.ok(d.unload_requests > since.unload_requests, 'sent as an unload post');
       assert.equal(d.requests - d.unload_requests, since.requests - since.unload_requests, 'no normal send');
+    }));
+
+    test('a page whose CSP forbids WebAssembly sends its events in fallback mode', inSession(async ({ session, run }) => {
+      await open(session, 'csp.html');
+      await init(session, {});
+      await logStored(session, { run, n: 20 });
+      await session.run(() => window.evbuf.flush());
+      assertAllOnce(await delivered(run), 20);
+      assert.equal((await stats(session)).mode, 'fallback');
+      const errors = await session.run(() => window.evbufErrors);
+      assert.equal(errors.length, 1, 'one explanation, no failed send');
+      assert.match(errors[0], /cannot run WebAssembly \(Refused to create a WebAssembly object.*add 'wasm-unsafe-eval' to script-src/);
     }));
   });
 }

@@ -62,7 +62,8 @@ export function fallbackClient({ endpoint, headers, onError } = {}, why) {
       counts.logged++;
     },
     flush,
-    shutdown: flush,
+    // Its failures went to onError; a re-init or shutdown() goes on.
+    shutdown: () => flush().catch(() => {}),
     countInvalid: () => { counts.invalid++; },
     stats: () => ({ mode: 'fallback', ...counts, inFlight: inFlight.size, queued: batch.length }),
   };

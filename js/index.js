@@ -19,8 +19,8 @@ let fallback = null;
 const client = () => fallback ?? wasm;
 
 // What a page that cannot compile or instantiate WebAssembly throws: no WebAssembly at all,
-// a CSP without 'wasm-unsafe-eval' (CompileError in Chromium and Firefox, EvalError in
-// WebKit), a module the engine cannot link. A failed fetch of the module is not one.
+// a CSP without 'wasm-unsafe-eval' (CompileError in Chromium, EvalError in WebKit), a
+// module the engine cannot link. A failed fetch of the module is not one.
 function wasmUnavailable(error) {
   if (typeof WebAssembly !== 'object') return true;
   return error instanceof WebAssembly.CompileError || error instanceof WebAssembly.LinkError

@@ -28,7 +28,7 @@ const name = (text) => [...toLeb(Buffer.byteLength(text)), ...Buffer.from(text)]
 
 export function dropFeatures(module, drop) {
   const parts = [module.subarray(0, 8)];
-  let dropped = [];
+  const dropped = [];
   for (let at = 8; at < module.length;) {
     const start = at;
     const id = module[at++];

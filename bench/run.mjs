@@ -420,7 +420,7 @@ function measureSize() {
   try {
     analysis = analyzeBuild({ top: 20 });
   } catch (error) {
-    notes.push(`no function breakdown: ${error.message.split('\n')[0]} (needs target/wasm32-unknown-unknown/release/evbuf.wasm and wasm-bindgen on PATH or in ~/.cargo/bin)`);
+    notes.push(`no function breakdown: ${error.message.split('\n')[0]} (needs target/evbuf-for-bindgen.wasm from npm run build and wasm-bindgen on PATH or in ~/.cargo/bin)`);
     analysis = { matchesShipped: null, top: [], crates: [], modules: [] };
   }
   if (analysis.matchesShipped === false) {

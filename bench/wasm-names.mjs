@@ -210,7 +210,8 @@ function sectionSummary(parsed) {
  * whether wasm-opt -Oz of it (as scripts/build.sh does) is byte for byte pkg/evbuf_bg.wasm.
  */
 export function analyzeBuild({ top = 20 } = {}) {
-  const input = join(root, 'target/wasm32-unknown-unknown/release/evbuf.wasm');
+  // What scripts/build.sh gives wasm-bindgen: the cargo output without reference types.
+  const input = join(root, 'target/evbuf-for-bindgen.wasm');
   const dir = mkdtempSync(join(tmpdir(), 'evbuf-names-'));
   try {
     const bindgen = process.env.WASM_BINDGEN || join(homedir(), '.cargo/bin/wasm-bindgen');

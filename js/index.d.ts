@@ -76,13 +76,29 @@ export interface NotStarted {
   waitingCalls: number;
 }
 
+/** Fallback mode, where the page cannot compile or instantiate WebAssembly (a CSP without
+ *  'wasm-unsafe-eval', WebAssembly disabled): each tick's events posted with keepalive,
+ *  nothing stored, no retry. `sent` and `failed` count events, `requests` posts. */
+export interface FallbackStats {
+  started: true;
+  mode: 'fallback';
+  logged: number;
+  sent: number;
+  requests: number;
+  failed: number;
+  invalid: number;
+  inFlight: number;
+  queued: number;
+}
+
 /** Starts evbuf; called again (e.g. new headers after login), replaces the running client.
  *  Calls made before it resolves wait for it and run in order. If it fails, it rejects
  *  with "failed to start evbuf: <reason>", the calls waiting for it reject with
  *  "failed to log event: evbuf did not start (<reason>)" (or "failed to flush: …"), and
  *  nothing runs: later calls wait for the next init(), which loads the wasm again if that
  *  was what failed. Outside a browser or worker (Node, server-side rendering) it rejects
- *  at once, saying so. */
+ *  at once, saying so. Where WebAssembly cannot run, it resolves in fallback mode
+ *  (stats().mode 'fallback') and tells onError why and how to fix the CSP. */
 export function init(options: Options): Promise<void>;
 /** Resolves once the event is stored. Rejects for a payload JSON cannot serialize or one
  *  larger than maxBatchBytes, and after shutdown() (until init() again) with
@@ -94,5 +110,6 @@ export function flush(): Promise<void>;
 /** Flushes, stops the timer and hands the sender role on. Calls still waiting for an
  *  init() reject, as do calls made after it until init() is called again. */
 export function shutdown(): Promise<void>;
-/** Without a running client, only how many calls wait for one: check `started` first. */
-export function stats(): Stats | NotStarted;
+/** Without a running client, only how many calls wait for one: check `started` first,
+ *  then `mode` for the fallback. */
+export function stats(): Stats | FallbackStats | NotStarted;

@@ -1,7 +1,8 @@
 // evbuf: the npm entry. Loads the wasm module, serializes payloads with the browser's
 // JSON, and queues calls no client can take yet (before init() has finished, during a
 // re-init, after a failed one) for the next client, in order: none is lost. Importing it
-// touches no browser API, so that server-side rendering can import it anywhere.
+// touches no browser API, so that server-side rendering can import it anywhere. Where the
+// page cannot run WebAssembly, a fallback client posts events as the legacy call did.
 import loadWasm, * as wasm from './evbuf.js';
 
 const PASS_WASM = 'pass it as init({ endpoint, wasm }): a URL, a Response, the bytes or a WebAssembly.Module of evbuf_bg.wasm';
@@ -16,6 +17,18 @@ let loading = null;
 let turn = Promise.resolve();
 let latest = 0;
 const waiting = [];
+// The client the calls go to when WebAssembly cannot run; null in full mode.
+let fallback = null;
+const client = () => fallback ?? wasm;
+
+// What a page that cannot compile or instantiate WebAssembly throws: no WebAssembly at all,
+// a CSP without 'wasm-unsafe-eval' (CompileError in Chromium, EvalError in WebKit), a
+// module the engine cannot link. A failed fetch of the module is not one.
+function wasmUnavailable(error) {
+  if (typeof WebAssembly !== 'object') return true;
+  return error instanceof WebAssembly.CompileError || error instanceof WebAssembly.LinkError
+    || error instanceof EvalError;
+}
 
 function serialize(payload) {
   let json;
@@ -74,15 +87,32 @@ function inTurn(step) {
   return run;
 }
 
+/** Loads the module and starts the core; where WebAssembly cannot run, the fallback. */
+async function startClient(options) {
+  browserScope();
+  try {
+    await load(options?.wasm);
+  } catch (error) {
+    // `load` names the file and the `wasm` option; the engine's own error says why.
+    const cause = error.cause ?? error;
+    if (!wasmUnavailable(cause)) throw error;
+    const { fallbackClient } = await import('./fallback.js');
+    fallback = fallbackClient(options, cause?.message ?? cause);
+    return;
+  }
+  await wasm.start(options);
+}
+
 /** Starts evbuf, or restarts it with new options; calls made meanwhile wait for it. */
 export function init(options) {
   const mine = ++latest;
   started = shut = false;
   return inTurn(async () => {
+    // What a fallback client posted goes out before the next client starts.
+    await fallback?.shutdown();
+    fallback = null;
     try {
-      browserScope();
-      await load(options?.wasm);
-      await wasm.start(options);
+      await startClient(options);
     } catch (cause) {
       const reason = cause?.message ?? cause;
       // The calls waiting for a later init() are its to run.
@@ -101,15 +131,15 @@ export function logEvent(payload) {
   try {
     json = serialize(payload);
   } catch (error) {
-    if (started) wasm.countInvalid();
+    if (started) client().countInvalid();
     return Promise.reject(error);
   }
-  return call('log event', () => wasm.logJson(json));
+  return call('log event', () => client().logJson(json));
 }
 
 /** Sends now; resolves once everything logged before is acknowledged. */
 export function flush() {
-  return call('flush', () => wasm.flush());
+  return call('flush', () => client().flush());
 }
 
 /** Flushes, stops the timer and releases this tab's role as sender. */
@@ -119,12 +149,14 @@ export function shutdown() {
   shut = true;
   refuse(SHUT_DOWN);
   return inTurn(async () => {
-    // Only a load that succeeded stays in `loading`; without one no client runs.
-    if (loading) await wasm.shutdown();
+    // Only a load that succeeded stays in `loading`; without one no core runs.
+    if (fallback) await fallback.shutdown();
+    else if (loading) await wasm.shutdown();
+    fallback = null;
   });
 }
 
 /** Counters and gauges; without a running client, only how many calls wait for one. */
 export function stats() {
-  return started ? wasm.stats() : { started: false, waitingCalls: waiting.length };
+  return started ? client().stats() : { started: false, waitingCalls: waiting.length };
 }

@@ -25,6 +25,12 @@ need_apt=()
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 command -v firefox-esr >/dev/null || need_apt+=(firefox-esr)
+# Safari's engine: WebKitGTK (MiniBrowser, needs a display: Xvfb) and WPE WebKit 2.38 (cog).
+command -v WebKitWebDriver >/dev/null || need_apt+=(webkit2gtk-driver)
+command -v Xvfb >/dev/null || need_apt+=(xvfb)
+command -v xauth >/dev/null || need_apt+=(xauth)
+command -v WPEWebDriver >/dev/null || need_apt+=(wpewebkit-driver)
+command -v cog >/dev/null || need_apt+=(cog)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   step "Debian packages: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

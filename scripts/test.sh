@@ -6,7 +6,8 @@
 #   3. the React demo, driven headless, every event delivered          (scripts/demo.mjs)
 #   4. the types: a usage file under strict, bundler and nodenext resolution  (tsc)
 #   5. end to end: the npm package in Chromium via Playwright, and in Node (node --test)
-#   6. consumers: the packed package in Vite 8, Vite 7, webpack 5 and esbuild apps, in
+#   6. the end-to-end essentials in WebKitGTK and WPE WebKit 2.38 via WebDriver (node --test)
+#   7. consumers: the packed package in Vite 8, Vite 7, webpack 5 and esbuild apps, in
 #      Chromium (node --test; installs cached in node_modules/.cache/evbuf-consumers)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +33,7 @@ url=$(awk '/listening on/ {print $4}' "$log")
 [ -n "$url" ] || { echo "the collector did not start"; exit 1; }
 
 export EVBUF_COLLECTOR="$url" WASM_BINDGEN_TEST_TIMEOUT=180 \
-  CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
+  CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER="$PWD/scripts/wasm-test-runner.sh"
 printf '\n== browser tests in Chromium (wasm-bindgen-test, collector at %s)\n' "$url"
 CHROMEDRIVER=/usr/bin/chromedriver cargo test --target wasm32-unknown-unknown --test web
 printf '\n== browser tests in Firefox (wasm-bindgen-test, collector at %s)\n' "$url"
@@ -50,6 +51,9 @@ done
 
 printf '\n== end-to-end tests (Playwright, Chromium; the packed package in Node)\n'
 node --test --test-concurrency=1 tests/e2e/
+
+printf '\n== end-to-end essentials in WebKitGTK 2.50 and WPE WebKit 2.38 (WebDriver)\n'
+node --test --test-concurrency=1 tests/webkit/
 
 printf '\n== consumers: the packed package built by each bundler, in Chromium\n'
 node --test --test-concurrency=1 tests/consumers/

@@ -39,7 +39,7 @@ test('the tarball; in Node: import is safe, init() rejects naming browsers withi
   try {
     const { tarball, files } = pack();
     assert.deepEqual(files, ['LICENSE', 'README.md', 'package.json',
-      'pkg/evbuf.js', 'pkg/evbuf_bg.wasm', 'pkg/index.d.ts', 'pkg/index.js'], 'the tarball holds what the entry needs, nothing else');
+      'pkg/evbuf.js', 'pkg/evbuf_bg.wasm', 'pkg/fallback.js', 'pkg/index.d.ts', 'pkg/index.js'], 'the tarball holds what the entry needs, nothing else');
     installInto(dir, tarball);
     writeFileSync(join(dir, 'app.mjs'), app);
     const out = JSON.parse(execFileSync(process.execPath, ['app.mjs'], { cwd: dir, encoding: 'utf8', timeout: 20_000 }));

@@ -36,6 +36,9 @@ function report(): number {
   // @ts-expect-error: `queued` exists only once `started` says a client runs
   s.queued;
   if (s.started) {
+    // @ts-expect-error: the fallback has no backoff
+    s.retryAt;
+    if (s.mode === 'fallback') return s.queued + s.failed;
     const running: Stats = s;
     const oldest: number | null = running.oldestAgeMs;
     const retry: number = running.retryAt ?? 0;

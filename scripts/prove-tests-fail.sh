@@ -29,10 +29,11 @@ case_() {
   local ok
   if [ "$kind" = e2e ]; then
     (cd "$work" && bash scripts/build.sh > "$logs/$name.build" 2>&1) || { echo "$name: build failed"; survived=1; return; }
-    (cd "$work" && node --test --test-concurrency=1 --test-name-pattern="${test#*:}" "tests/e2e/${test%%:*}" > "$logs/$name.log" 2>&1)
+    # A break can wedge a test's cleanup (a collector waiting on held requests): bounded.
+    (cd "$work" && timeout 900 node --test --test-concurrency=1 --test-name-pattern="${test#*:}" "tests/e2e/${test%%:*}" > "$logs/$name.log" 2>&1)
     ok=$?
   else
-    (cd "$work" && cargo test -q --test "${test%%:*}" "${test#*:}" > "$logs/$name.log" 2>&1)
+    (cd "$work" && timeout 900 cargo test -q --test "${test%%:*}" "${test#*:}" > "$logs/$name.log" 2>&1)
     ok=$?
   fi
   if [ $ok -eq 0 ]; then

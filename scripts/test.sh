@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `npm test`: sets up the machine, builds the package, and runs every test:
-#   1. native: the core (unit, simulation, property) and the collector   (cargo test)
+#   1. native: the core (unit, simulation, property) and the collector   (cargo test);
+#      the docs' figures against the committed results          (bench/readme.mjs --check)
 #   2. browser: the drivers in headless Chromium and Firefox against a real collector
 #      (wasm-bindgen-test)
 #   3. the React demo, driven headless, every event delivered          (scripts/demo.mjs)
@@ -19,6 +20,9 @@ cargo build --release -p evbuf-collector
 
 printf '\n== native tests (cargo test)\n'
 cargo test --workspace
+
+printf '\n== the figures in README.md and CONTRIBUTING.md are those of the committed results\n'
+node bench/readme.mjs --check
 
 printf '\n== the fleet bounds, 5,000 devices in virtual time (cargo test --release --test fleet_bounds)\n'
 cargo test --release --test fleet_bounds

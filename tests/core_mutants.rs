@@ -6,7 +6,7 @@ mod sim;
 
 use evbuf::core::{
     wire, Action, Config, Core, DropReason, FlushError, LogError, Report, SendOutcome,
-    parse_retry_after, MemoryStore, StoredEvent, MAX_TIMER_MS,
+    parse_retry_after, MemoryStore, NewEvent, StoredEvent, MAX_TIMER_MS,
 };
 use sim::{batch_ids, Sim, DEVICE};
 
@@ -933,4 +933,61 @@ fn a_handover_confirmation_never_forgets_an_event_stored_in_indexeddb() {
         vec![1, 2, 1_001]
     );
     assert_eq!(follower.core.stats(follower.now).handed_over, 1);
+}
+
+// ---- names and messages -------------------------------------------------------------------
+
+#[test]
+fn a_memory_store_hands_out_keys_from_its_first_key_on() {
+    let mut store = MemoryStore::new(1_000);
+    assert_eq!(store.next_key(), 1_000);
+    let new = |ticket| NewEvent {
+        ticket,
+        id: format!("e{ticket}"),
+        ts: T0,
+        payload: "{}".into(),
+    };
+    assert_eq!(store.put_all(&[new(1), new(2)]), vec![1_000, 1_001]);
+    assert_eq!(store.next_key(), 1_002);
+    assert_eq!(MemoryStore::new(0).next_key(), 1, "keys start at 1");
+}
+
+#[test]
+fn each_drop_reason_has_the_name_stats_use_and_reports_show() {
+    let names: Vec<&str> = DropReason::ALL.iter().map(|r| r.name()).collect();
+    assert_eq!(
+        names,
+        vec!["oversize", "invalid", "poison", "storageLimit", "age"]
+    );
+    let report = Report::Dropped {
+        reason: DropReason::StorageLimit,
+        ids: vec!["a".into(), "b".into()],
+        detail: "storage is full".into(),
+    };
+    assert_eq!(
+        report.to_string(),
+        "dropped 2 event(s) (storageLimit): storage is full"
+    );
+}
+
+#[test]
+fn each_flush_error_says_what_happened_and_that_events_stay_stored() {
+    let cases = [
+        (FlushError::Offline, "offline"),
+        (
+            FlushError::SendFailed {
+                detail: "the server answered 503".into(),
+                retry_at: 1_234,
+            },
+            "the server answered 503; events stay stored and are retried at 1234",
+        ),
+        (FlushError::BackingOff { retry_at: 1_234 }, "until 1234"),
+        (FlushError::SenderSilent { waited_ms: 33_000 }, "within 33000 ms"),
+    ];
+    for (error, says) in cases {
+        let text = error.to_string();
+        assert!(text.starts_with("failed to flush: "), "{text}");
+        assert!(text.contains(says), "{text}");
+        assert!(text.contains("events stay stored"), "{text}");
+    }
 }

@@ -5,8 +5,8 @@
 mod sim;
 
 use evbuf::core::{
-    wire, Action, Config, Core, DropReason, FlushError, LogError, Report, SendOutcome,
-    parse_retry_after, MemoryStore, StoredEvent, MAX_TIMER_MS,
+    parse_retry_after, wire, Action, Config, Core, DropReason, FlushError, LogError, MemoryStore,
+    NewEvent, Report, SendOutcome, StoredEvent, MAX_TIMER_MS,
 };
 use sim::{batch_ids, Sim, DEVICE};
 
@@ -45,7 +45,12 @@ fn an_answered_keepalive_post_gives_its_bytes_back_to_the_budget_and_one_still_o
     assert!(sim.in_flight.is_some());
     assert_eq!(sim.post_on_hide(), 2);
     let (big, small) = (sim.unload[0].clone(), sim.unload[1].clone());
-    assert!(big.body.len() > 4 * small.body.len(), "{} / {}", big.body.len(), small.body.len());
+    assert!(
+        big.body.len() > 4 * small.body.len(),
+        "{} / {}",
+        big.body.len(),
+        small.body.len()
+    );
     sim.unload.clear();
     // The page lives: the big post fails, the small one is still out.
     let failed = SendOutcome::NetworkError("keepalive failed".into());
@@ -133,14 +138,24 @@ fn each_event_loaded_from_storage_is_counted_once() {
 #[test]
 fn a_snapshot_forgets_only_missing_keys_below_its_mark() {
     let mut core = Core::new(Config::default(), DEVICE.into()).unwrap();
-    core.handle_loaded(T0, vec![stored(1), stored(2), stored(3), stored(5), stored(6)]);
+    core.handle_loaded(
+        T0,
+        vec![stored(1), stored(2), stored(3), stored(5), stored(6)],
+    );
     actions(&mut core);
     // Taken when keys below 5 had been assigned: 2 is gone (another tab acknowledged it),
     // 5 was assigned after the read (it is not in it, but is not gone), 6 is read.
     core.handle_snapshot(T0, vec![stored(1), stored(3), stored(6)], 5);
     assert_eq!(core.queued_keys().collect::<Vec<_>>(), vec![1, 3, 5, 6]);
-    assert_eq!(core.stats(T0).loaded, 5, "keys already known are not loaded again");
-    assert!(actions(&mut core).is_empty(), "forgotten, not deleted nor reported");
+    assert_eq!(
+        core.stats(T0).loaded,
+        5,
+        "keys already known are not loaded again"
+    );
+    assert!(
+        actions(&mut core).is_empty(),
+        "forgotten, not deleted nor reported"
+    );
 }
 
 // ---- a remembered backoff -------------------------------------------------------------
@@ -151,7 +166,9 @@ fn a_remembered_backoff_that_ends_now_is_over_and_the_interval_decides() {
     core.handle_loaded(T0, vec![stored(1)]);
     core.handle_backoff_restored(T0, Some((T0, 2)));
     assert!(
-        !actions(&mut core).iter().any(|a| matches!(a, Action::Send(_))),
+        !actions(&mut core)
+            .iter()
+            .any(|a| matches!(a, Action::Send(_))),
         "no send before the interval"
     );
     assert_eq!(core.stats(T0).retry_at, None);
@@ -214,7 +231,11 @@ fn a_flush_after_a_reload_waits_for_the_events_loaded_from_storage() {
     sim.log_many(3);
     sim.crash_and_reload(false);
     let waiter = sim.flush();
-    assert_eq!(sim.settled(waiter), None, "three loaded events are still stored");
+    assert_eq!(
+        sim.settled(waiter),
+        None,
+        "three loaded events are still stored"
+    );
     sim.ok();
     assert_eq!(sim.settled(waiter), Some(&Ok(())));
 }
@@ -352,10 +373,14 @@ fn a_success_without_an_earlier_failure_writes_no_backoff() {
     core.handle_send_result(T0, batch.id, SendOutcome::status(200), 0.5);
     let after = actions(&mut core);
     assert!(
-        !after.iter().any(|a| matches!(a, Action::RememberBackoff(_))),
+        !after
+            .iter()
+            .any(|a| matches!(a, Action::RememberBackoff(_))),
         "{after:?}"
     );
-    assert!(after.iter().any(|a| matches!(a, Action::Delete(keys) if keys == &[1])));
+    assert!(after
+        .iter()
+        .any(|a| matches!(a, Action::Delete(keys) if keys == &[1])));
 }
 
 #[test]
@@ -391,7 +416,10 @@ fn an_event_over_this_pages_limit_answered_413_alone_is_dropped_at_once() {
     );
     let stats = core.stats(T0);
     assert_eq!(stats.dropped.oversize, 1);
-    assert_eq!(stats.retry_at, None, "no server will take it: nothing to wait for");
+    assert_eq!(
+        stats.retry_at, None,
+        "no server will take it: nothing to wait for"
+    );
 }
 
 #[test]
@@ -493,7 +521,10 @@ fn each_failed_send_counts_a_failed_request_and_a_retry() {
     sim.advance(60_000);
     sim.ok();
     let stats = sim.core.stats(sim.now);
-    assert_eq!((stats.failed_requests, stats.retries, stats.requests), (2, 2, 3));
+    assert_eq!(
+        (stats.failed_requests, stats.retries, stats.requests),
+        (2, 2, 3)
+    );
 }
 
 // ---- the queue's accounting ------------------------------------------------------------
@@ -505,7 +536,11 @@ fn queued_bytes_count_only_what_is_stored_and_free() {
     let two = sim.core.stats(sim.now).queued_bytes;
     assert!(two > 0);
     sim.flush();
-    assert_eq!(sim.core.stats(sim.now).queued_bytes, 0, "both are in flight");
+    assert_eq!(
+        sim.core.stats(sim.now).queued_bytes,
+        0,
+        "both are in flight"
+    );
     sim.log();
     let one = sim.core.stats(sim.now).queued_bytes;
     assert!(one > 0 && one < two, "{one} of {two}");
@@ -524,8 +559,16 @@ fn queued_bytes_count_only_what_is_stored_and_free() {
 fn each_option_accepts_its_limits_and_refuses_one_past_them() {
     type Set = fn(&mut Config);
     let at_limit: Vec<(&str, Set, Set)> = vec![
-        ("flushIntervalMs", |c| c.flush_interval_ms = 10, |c| c.flush_interval_ms = 9),
-        ("maxBatchBytes", |c| c.max_batch_bytes = 1024, |c| c.max_batch_bytes = 1023),
+        (
+            "flushIntervalMs",
+            |c| c.flush_interval_ms = 10,
+            |c| c.flush_interval_ms = 9,
+        ),
+        (
+            "maxBatchBytes",
+            |c| c.max_batch_bytes = 1024,
+            |c| c.max_batch_bytes = 1023,
+        ),
         (
             "maxBatchBytes",
             |c| c.max_batch_bytes = 64 * 1024,
@@ -541,21 +584,41 @@ fn each_option_accepts_its_limits_and_refuses_one_past_them() {
             |c| c.max_event_age_ms = c.flush_interval_ms,
             |c| c.max_event_age_ms = c.flush_interval_ms - 1,
         ),
-        ("retry.baseMs", |c| c.retry_base_ms = 1, |c| c.retry_base_ms = 0),
+        (
+            "retry.baseMs",
+            |c| c.retry_base_ms = 1,
+            |c| c.retry_base_ms = 0,
+        ),
         (
             "retry.maxMs",
             |c| c.retry_max_ms = c.retry_base_ms,
             |c| c.retry_max_ms = c.retry_base_ms - 1,
         ),
-        ("sendTimeoutMs", |c| c.send_timeout_ms = 100, |c| c.send_timeout_ms = 99),
+        (
+            "sendTimeoutMs",
+            |c| c.send_timeout_ms = 100,
+            |c| c.send_timeout_ms = 99,
+        ),
         (
             "sendTimeoutMs",
             |c| c.send_timeout_ms = MAX_TIMER_MS,
             |c| c.send_timeout_ms = MAX_TIMER_MS + 1,
         ),
-        ("maxBufferSize", |c| c.max_buffer_size = 1, |c| c.max_buffer_size = 0),
-        ("maxBatchEvents", |c| c.max_batch_events = 1, |c| c.max_batch_events = 0),
-        ("maxStoredEvents", |c| c.max_stored_events = 1, |c| c.max_stored_events = 0),
+        (
+            "maxBufferSize",
+            |c| c.max_buffer_size = 1,
+            |c| c.max_buffer_size = 0,
+        ),
+        (
+            "maxBatchEvents",
+            |c| c.max_batch_events = 1,
+            |c| c.max_batch_events = 0,
+        ),
+        (
+            "maxStoredEvents",
+            |c| c.max_stored_events = 1,
+            |c| c.max_stored_events = 0,
+        ),
     ];
     for (option, ok, bad) in at_limit {
         let mut config = Config::default();
@@ -572,7 +635,11 @@ fn the_first_event_after_the_queue_empties_waits_a_full_interval() {
     sim.log();
     sim.advance(3_000);
     sim.ok();
-    assert_eq!(sim.core.stats(sim.now).next_flush_at, None, "nothing to flush");
+    assert_eq!(
+        sim.core.stats(sim.now).next_flush_at,
+        None,
+        "nothing to flush"
+    );
     sim.advance(10_000);
     sim.log();
     assert_eq!(sim.sent.len(), 1, "not at once");
@@ -640,7 +707,7 @@ fn the_byte_limit_drops_as_many_of_the_oldest_as_it_takes_to_fit() {
     };
     let mut core = Core::new(config, DEVICE.into()).unwrap();
     core.handle_online(T0, false); // nothing is sent
-    // 1,500 bytes stored: two of the five must go.
+                                   // 1,500 bytes stored: two of the five must go.
     core.handle_loaded(T0, (1..=5).map(|k| stored_of_len(k, 300)).collect());
     let stats = core.stats(T0);
     assert_eq!(stats.dropped.storage_limit, 2);
@@ -674,7 +741,11 @@ fn a_hide_during_a_search_does_not_post_an_event_refused_alone() {
     sim.answer(SendOutcome::status(413)); // [a, b] -> [a], [b]
     let alone = sim.answer(SendOutcome::status(413)).keys; // [a] refused alone
     assert_eq!(alone, all[..1]);
-    assert_eq!(sim.in_flight.as_ref().unwrap().keys, all[1..2], "[b] is out");
+    assert_eq!(
+        sim.in_flight.as_ref().unwrap().keys,
+        all[1..2],
+        "[b] is out"
+    );
     assert_eq!(sim.post_on_hide(), 1);
     assert_eq!(sim.unload[0].keys, all[2..], "[c, d], not [a]");
 }
@@ -747,7 +818,11 @@ fn retry_after_dates_are_read_in_every_month() {
 #[test]
 fn retry_after_dates_with_a_field_out_of_range_are_ignored() {
     let at = |date: &str| parse_retry_after(date, 0);
-    assert_eq!(at("Sun, 31 Dec 2023 23:59:60 GMT"), Some(1_704_067_200_000), "a leap second");
+    assert_eq!(
+        at("Sun, 31 Dec 2023 23:59:60 GMT"),
+        Some(1_704_067_200_000),
+        "a leap second"
+    );
     for bad in [
         "Sun, 31 Dec 2023 23:59:59 UTC",
         "Sun, 32 Dec 2023 23:59:59 GMT",
@@ -771,7 +846,10 @@ fn the_length_of_an_event_is_exact_for_every_kind_of_character() {
     }
     let mut out = String::new();
     wire::push_json_string(&mut out, " \u{1f}\u{7f}");
-    assert_eq!(out, "\" \\u001f\u{7f}\"", "only controls below 0x20 are escaped");
+    assert_eq!(
+        out, "\" \\u001f\u{7f}\"",
+        "only controls below 0x20 are escaped"
+    );
 }
 
 #[test]
@@ -796,7 +874,9 @@ fn only_a_tab_that_does_not_send_settles_its_flushes_with_the_senders_backoff() 
     let mut sender = Sim::with_defaults();
     sender.log();
     let waiter = sender.flush();
-    sender.core.handle_sender_backing_off(sender.now, sender.now + 5_000);
+    sender
+        .core
+        .handle_sender_backing_off(sender.now, sender.now + 5_000);
     sender.pump();
     assert_eq!(sender.settled(waiter), None);
     // A follower ignores a backoff that has already ended, even at this very moment.
@@ -805,7 +885,9 @@ fn only_a_tab_that_does_not_send_settles_its_flushes_with_the_senders_backoff() 
     follower.log();
     let waiter = follower.flush();
     for retry_at in [follower.now - 1, follower.now] {
-        follower.core.handle_sender_backing_off(follower.now, retry_at);
+        follower
+            .core
+            .handle_sender_backing_off(follower.now, retry_at);
         follower.pump();
         assert_eq!(follower.settled(waiter), None, "{retry_at}");
     }
@@ -933,4 +1015,64 @@ fn a_handover_confirmation_never_forgets_an_event_stored_in_indexeddb() {
         vec![1, 2, 1_001]
     );
     assert_eq!(follower.core.stats(follower.now).handed_over, 1);
+}
+
+// ---- names and messages -------------------------------------------------------------------
+
+#[test]
+fn a_memory_store_hands_out_keys_from_its_first_key_on() {
+    let mut store = MemoryStore::new(1_000);
+    assert_eq!(store.next_key(), 1_000);
+    let new = |ticket| NewEvent {
+        ticket,
+        id: format!("e{ticket}"),
+        ts: T0,
+        payload: "{}".into(),
+    };
+    assert_eq!(store.put_all(&[new(1), new(2)]), vec![1_000, 1_001]);
+    assert_eq!(store.next_key(), 1_002);
+    assert_eq!(MemoryStore::new(0).next_key(), 1, "keys start at 1");
+}
+
+#[test]
+fn each_drop_reason_has_the_name_stats_use_and_reports_show() {
+    let names: Vec<&str> = DropReason::ALL.iter().map(|r| r.name()).collect();
+    assert_eq!(
+        names,
+        vec!["oversize", "invalid", "poison", "storageLimit", "age"]
+    );
+    let report = Report::Dropped {
+        reason: DropReason::StorageLimit,
+        ids: vec!["a".into(), "b".into()],
+        detail: "storage is full".into(),
+    };
+    assert_eq!(
+        report.to_string(),
+        "dropped 2 event(s) (storageLimit): storage is full"
+    );
+}
+
+#[test]
+fn each_flush_error_says_what_happened_and_that_events_stay_stored() {
+    let cases = [
+        (FlushError::Offline, "offline"),
+        (
+            FlushError::SendFailed {
+                detail: "the server answered 503".into(),
+                retry_at: 1_234,
+            },
+            "the server answered 503; events stay stored and are retried at 1234",
+        ),
+        (FlushError::BackingOff { retry_at: 1_234 }, "until 1234"),
+        (
+            FlushError::SenderSilent { waited_ms: 33_000 },
+            "within 33000 ms",
+        ),
+    ];
+    for (error, says) in cases {
+        let text = error.to_string();
+        assert!(text.starts_with("failed to flush: "), "{text}");
+        assert!(text.contains(says), "{text}");
+        assert!(text.contains("events stay stored"), "{text}");
+    }
 }

@@ -198,6 +198,10 @@ async fn accepts_text_plain_and_rejects_garbage() {
     assert_eq!(report["requests"], 3);
     assert_eq!(report["accepted_requests"], 1);
     assert_eq!(report["rejected_requests"], json!({"400": 2}));
+    // text/plain is the unload path's: counted apart, with its bytes.
+    assert_eq!(report["unload_requests"], 2);
+    assert_eq!(report["unload_bytes"], body.len() + "not json".len());
+    assert_eq!(report["largest_unload_body"], body.len());
 }
 
 #[tokio::test]
@@ -369,6 +373,7 @@ async fn delays_apply_per_request_and_overlap() {
     );
     let report = get(addr, "/events").await;
     assert_eq!(report["max_in_flight"], 4);
+    assert_eq!(report["max_sends_in_flight"], 4, "JSON sends: not the unload path");
     assert_eq!(report["in_flight"], 0);
     assert_eq!(report["count"], 5);
 }
@@ -563,7 +568,8 @@ async fn reset_clears_events_counters_and_misbehaviour() {
     let report = get(addr, "/events").await;
     let expected = json!({
         "count": 0, "duplicates": 0, "requests": 0, "hung_requests": 0, "accepted_requests": 0,
-        "rejected_requests": {}, "max_in_flight": 0, "in_flight": 0, "held": 0, "bytes": 0, "gzip_requests": 0,
+        "rejected_requests": {}, "max_in_flight": 0, "max_sends_in_flight": 0, "in_flight": 0, "held": 0,
+        "bytes": 0, "gzip_requests": 0, "unload_requests": 0, "unload_bytes": 0, "largest_unload_body": 0,
         "gaps": [], "ids": [], "events": [],
     });
     assert_eq!(report, expected);

@@ -1076,3 +1076,18 @@ fn each_flush_error_says_what_happened_and_that_events_stay_stored() {
         assert!(text.contains("events stay stored"), "{text}");
     }
 }
+
+#[test]
+fn a_body_does_not_depend_on_how_much_its_iterator_says_it_holds() {
+    let mut event = String::new();
+    wire::push_event(&mut event, "u1", 7, T0, r#"{"type":"VIEW"}"#);
+    let events = [event.as_str(), event.as_str()];
+    let exact = wire::body(T0, DEVICE, events.iter().copied());
+    // A filter knows no lower bound: its size hint says 0.
+    let unknown = wire::body(T0, DEVICE, events.iter().copied().filter(|_| true));
+    assert_eq!(unknown, exact);
+    assert_eq!(
+        wire::body(T0, DEVICE, std::iter::empty()),
+        format!(r#"{{"sent_at":{T0},"device":"{DEVICE}","events":[]}}"#)
+    );
+}

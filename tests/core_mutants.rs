@@ -5,8 +5,8 @@
 mod sim;
 
 use evbuf::core::{
-    parse_retry_after, wire, Action, Config, Core, DropReason, FlushError, LogError, MemoryStore,
-    NewEvent, Report, SendOutcome, StoredEvent, MAX_TIMER_MS,
+    parse_retry_after, wire, Action, Batch, Config, Core, DropReason, FlushError, LogError,
+    MemoryStore, NewEvent, Report, SendOutcome, StoredEvent, MAX_TIMER_MS,
 };
 use sim::{batch_ids, Sim, DEVICE};
 
@@ -121,6 +121,19 @@ fn stored(key: u64) -> StoredEvent {
         ts: T0,
         payload: "{}".into(),
     }
+}
+
+/// Loads `events` and flushes: the request that goes out.
+fn flushed(core: &mut Core, events: Vec<StoredEvent>) -> Batch {
+    core.handle_loaded(T0, events);
+    core.handle_flush(T0, 1);
+    actions(core)
+        .into_iter()
+        .find_map(|a| match a {
+            Action::Send(batch) => Some(batch),
+            _ => None,
+        })
+        .expect("a flush of loaded events sends them")
 }
 
 fn actions(core: &mut Core) -> Vec<Action> {
@@ -361,15 +374,7 @@ fn later_logs_do_not_postpone_the_interval_flush() {
 #[test]
 fn a_success_without_an_earlier_failure_writes_no_backoff() {
     let mut core = Core::new(Config::default(), DEVICE.into()).unwrap();
-    core.handle_loaded(T0, vec![stored(1)]);
-    core.handle_flush(T0, 1);
-    let batch = actions(&mut core)
-        .into_iter()
-        .find_map(|a| match a {
-            Action::Send(batch) => Some(batch),
-            _ => None,
-        })
-        .expect("the flush sends");
+    let batch = flushed(&mut core, vec![stored(1)]);
     core.handle_send_result(T0, batch.id, SendOutcome::status(200), 0.5);
     let after = actions(&mut core);
     assert!(
@@ -398,15 +403,7 @@ fn an_event_over_this_pages_limit_answered_413_alone_is_dropped_at_once() {
         ts: T0,
         payload: format!("\"{}\"", "x".repeat(5_000)),
     };
-    core.handle_loaded(T0, vec![big]);
-    core.handle_flush(T0, 1);
-    let batch = actions(&mut core)
-        .into_iter()
-        .find_map(|a| match a {
-            Action::Send(batch) => Some(batch),
-            _ => None,
-        })
-        .expect("sent alone");
+    let batch = flushed(&mut core, vec![big]);
     core.handle_send_result(T0, batch.id, SendOutcome::status(413), 0.5);
     let after = actions(&mut core);
     assert!(
@@ -440,15 +437,7 @@ fn an_event_exactly_at_this_pages_limit_answered_413_alone_is_kept() {
         ts: T0,
         payload,
     };
-    core.handle_loaded(T0, vec![event]);
-    core.handle_flush(T0, 1);
-    let batch = actions(&mut core)
-        .into_iter()
-        .find_map(|a| match a {
-            Action::Send(batch) => Some(batch),
-            _ => None,
-        })
-        .expect("sent");
+    let batch = flushed(&mut core, vec![event]);
     // It fits this page's limit: a 413 for it alone, with nothing else accepted, says the
     // endpoint refuses everything, and nothing is dropped.
     core.handle_send_result(T0, batch.id, SendOutcome::status(413), 0.5);

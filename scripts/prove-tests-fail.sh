@@ -60,6 +60,8 @@ case_ new-tab-counted-late src/web/client/tabs.rs 's/if opened \{\s*inner\.core\
   e2e 'robustness.test.mjs:^when the sending tab closes'
 case_ acknowledged-also-dropped src/core/mod.rs 's/(self\.stats\.acknowledged \+= keys\.len\(\) as u64;\s*)self\.forget\(&keys\);/${1}let ids = self.forget(&keys); self.actions.push_back(Action::Report(Report::Dropped { reason: DropReason::Age, ids, detail: String::new() }));/' \
   cargo 'core_properties:no_event_disappears'
+case_ timer-armed-while-unable-to-send src/core/mod.rs 's/let send = if self\.can_send\(\) && self\.queue/let send = if self.queue/' \
+  cargo 'core_decisions:'
 case_ no-backoff-floor src/core/retry.rs 's/pub const MIN_WAIT_MS: u64 = 50;/pub const MIN_WAIT_MS: u64 = 0;/' \
   cargo 'core_decisions:no_wait_is_shorter_than_the_50_ms_floor'
 case_ snapshot-before-backoff tests/sim/mod.rs 's/(\s*self\.core\s*\.handle_backoff_restored\(self\.now, self\.remembered_backoff\);)(\s*let stored = self\.store\.load\(\);\s*let below = self\.store\.next_key\(\);\s*self\.core\.handle_snapshot\(self\.now, stored, below\);)/$2$1/' \

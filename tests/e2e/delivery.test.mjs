@@ -3,22 +3,15 @@
 // answers, a kill right after a burst, senders closing one after another among five tabs,
 // a follower whose IndexedDB writes fail. Each asserts that every logged event reached the
 // collector exactly (by tab and index) and bounds the wire duplicates.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startCollector, eventually, sleep, stats, logPaced, drained, browserPids, killBrowser, scenarioHelpers, publishFigures,
+  eventually, sleep, stats, logPaced, drained, browserPids, killBrowser, scenarioFile,
 } from './harness.mjs';
 
-let collector;
-const figures = [];
 const {
-  openPage, init, delivered, deliveredCount, deltas, report, scenario, nextPageDelivers,
-} = scenarioHelpers(() => collector, figures);
-before(async () => { collector = await startCollector(); });
-after(async () => {
-  await collector.stop();
-  publishFigures('delivery', figures);
-});
+  collector, openPage, init, delivered, deliveredCount, deltas, report, scenario, nextPageDelivers,
+} = scenarioFile('delivery');
 
 /** One batch: the most a send whose answer was lost may repeat (maxBatchEvents default). */
 const BATCH = 100;
@@ -84,8 +77,8 @@ test('hang: the server holds every request for 10 s, then answers; 300 events at
   const context = await launch();
   const page = await openPage(context);
   await init(page, { sendTimeoutMs, retry, flushIntervalMs });
-  const since = await collector.summary();
-  await collector.control({ hang_for_ms: hangMs });
+  const since = await collector().summary();
+  await collector().control({ hang_for_ms: hangMs });
   // Taken after the collector set its window: never earlier than the real recovery.
   const recoveredAt = Date.now() + hangMs;
   const logging = logPaced(page, { run, N, everyMs: 1000 / 30, kind: 'hang' });
@@ -93,9 +86,9 @@ test('hang: the server holds every request for 10 s, then answers; 300 events at
   // A flush while requests hang: it must settle (either way) by the delivery deadline.
   const flushed = await settleWithin(page, 'flush', recoveredAt + boundAfterRecovery - Date.now());
   await logging;
-  const held = (await collector.summary()).hung_requests - since.hung_requests;
+  const held = (await collector().summary()).hung_requests - since.hung_requests;
   const all = await eventually(async () => {
-    const s = await collector.summary();
+    const s = await collector().summary();
     return s.count - since.count >= N && s;
   }, recoveredAt + boundAfterRecovery + 5_000 - Date.now(), `${N} events (the recovery was at ${new Date(recoveredAt).toISOString()})`)
     .catch((error) => error);
@@ -116,7 +109,7 @@ test('hang: the server holds every request for 10 s, then answers; 300 events at
 
   // shutdown() while the server hangs again: it resolves once its send times out.
   await drained(page);
-  await collector.control({ hang_for_ms: 60_000 });
+  await collector().control({ hang_for_ms: 60_000 });
   const extra = 10;
   await page.evaluate(async ({ run, N, extra }) => {
     await Promise.all(Array.from({ length: extra }, (_, k) => window.evbuf.logEvent({ run, i: N + k, kind: 'hang' })));
@@ -128,7 +121,7 @@ test('hang: the server holds every request for 10 s, then answers; 300 events at
   assert.ok(shut.ms <= shutdownBound, `shutdown() took ${shut.ms} ms (at most ${shutdownBound})`);
 
   // What shutdown could not send stays stored for the next page.
-  await collector.control({});
+  await collector().control({});
   const next = await openPage(context);
   await init(next, { flushIntervalMs: 500 });
   await deliveredCount(since, N + extra, 20_000, `${N + extra} events`);
@@ -147,8 +140,8 @@ test('tab switches: hidden and shown every 1.5 s while 600 events are logged at 
   const page = await openPage(context);
   await fakeVisibility(page);
   await init(page);
-  await collector.control({ delay_ms: 400 });
-  const since = await collector.summary();
+  await collector().control({ delay_ms: 400 });
+  const since = await collector().summary();
   // Each period: hidden, then shown half a period later.
   await page.evaluate((periodMs) => {
     window.hides = 0;
@@ -181,7 +174,7 @@ test('kill after a burst: SIGKILL 100 ms after the last of 500 logEvent calls, f
   await init(page);
   const pids = browserPids(p.dir);
   assert.ok(pids.length >= 1, 'found the browser process');
-  const since = await collector.summary();
+  const since = await collector().summary();
   // The calls only, as a page does; when they were all durable is kept for the report.
   // ~500-byte events, as ARCHITECTURE.md measures bursts: their writes still run when the
   // first answers come back.
@@ -217,8 +210,8 @@ test('five tabs at 50/s, the sender closed three times in a row, answers take 10
   for (let tab = 0; tab < TABS; tab++) pages.push(await openPage(context));
   await Promise.all(pages.map((page) => init(page)));
   await eventually(async () => (await senderOf(pages)) >= 0, 10_000, 'a sender among the tabs');
-  await collector.control({ delay_ms: 100 });
-  const since = await collector.summary();
+  await collector().control({ delay_ms: 100 });
+  const since = await collector().summary();
   // Loggers that can be stopped at once, and a pagehide that leaves a trace the other tabs
   // can read: proof that the close ran the page's unload.
   await Promise.all(pages.map((page, tab) => page.evaluate(({ run, tab, perTab, everyMs }) => {
@@ -295,7 +288,7 @@ test('a follower whose IndexedDB writes fail: its events are still delivered whi
   const follower = await openPage(context);
   await init(follower, { flushIntervalMs: 1_000 });
   assert.equal((await stats(follower)).leader, false, 'precondition: the second tab follows');
-  const since = await collector.summary();
+  const since = await collector().summary();
   const atFailure = await follower.evaluate(async ({ run, N }) => {
     await window.evbuf.logEvent({ run, tab: 1, i: 0, kind: 'follower' });
     // From now on every write of this tab fails as a full disk does.
@@ -333,7 +326,7 @@ test('a sender whose IndexedDB writes fail steps down: another tab sends, and ev
   await init(second, { flushIntervalMs: 1_000 });
   // The sender learns that another tab waits for its lock.
   await sleep(1_000);
-  const since = await collector.summary();
+  const since = await collector().summary();
   const atFailure = await first.evaluate(async ({ run, N }) => {
     await window.evbuf.logEvent({ run, tab: 0, i: 0, kind: 'sender-memory' });
     const full = function () { throw new DOMException('the quota has been exceeded', 'QuotaExceededError'); };
@@ -366,8 +359,8 @@ test('unload path alone: a page closed with ~96 KB stored and no page left to se
   // No timer tick or count trigger; the byte trigger's one send is refused with a 5 s
   // Retry-After, so ~96 KB wait stored (more than the budget) when the page closes.
   await init(page, { flushIntervalMs: 60_000, maxBufferSize: 100_000 });
-  await collector.control({ fail_status: 503, fail_count: 1, retry_after: '5' });
-  const since = await collector.summary();
+  await collector().control({ fail_status: 503, fail_count: 1, retry_after: '5' });
+  const since = await collector().summary();
   const atClose = await page.evaluate(async ({ run, N }) => {
     // ~160 bytes on the wire each.
     await Promise.all(Array.from({ length: N }, (_, i) => window.evbuf.logEvent({ run, i, pad: 'u'.repeat(60) })));
@@ -377,12 +370,12 @@ test('unload path alone: a page closed with ~96 KB stored and no page left to se
   assert.equal(atClose.requests, 1, 'precondition: one send, refused');
   assert.equal(atClose.acknowledged, 0, 'precondition: nothing delivered before the close');
   assert.ok(atClose.queuedBytes > budget, `precondition: ${atClose.queuedBytes} bytes stored, more than the budget`);
-  const closing = await collector.summary();
+  const closing = await collector().summary();
   await page.close();
   // Only the unload path can deliver now: no page of this origin is open.
   await eventually(async () => (await deltas(closing)).count > 0, 10_000, 'the unload send');
   await sleep(1_000);
-  const unloaded = await collector.summary();
+  const unloaded = await collector().summary();
   const d = await deltas(closing);
   const posts = unloaded.unload_requests - closing.unload_requests;
   const bytes = unloaded.unload_bytes - closing.unload_bytes;

@@ -1,14 +1,11 @@
 // A page whose Content-Security-Policy forbids compiling WebAssembly still sends its events:
 // init() resolves in fallback mode, onError says how to fix the CSP, and the events logged
 // around init() arrive in the wire format. With 'wasm-unsafe-eval' the same page runs full.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCollector, scenarioHelpers } from './harness.mjs';
+import { scenarioFile } from './harness.mjs';
 
-let collector;
-const { openPage, delivered, scenario } = scenarioHelpers(() => collector, []);
-before(async () => { collector = await startCollector(); });
-after(async () => { await collector.stop(); });
+const { collector, openPage, delivered, scenario } = scenarioFile('fallback');
 
 /** Serves the test page with `policy` as its Content-Security-Policy header. */
 async function withPolicy(context, policy) {
@@ -30,7 +27,7 @@ const logAroundInit = (page, run) => page.evaluate(async ({ endpoint, run }) => 
   for (let i = 10; i < 20; i++) calls.push(settle(logEvent({ run, i })));
   calls.push(settle(flush()));
   return { started, calls: await Promise.all(calls), stats: stats(), errors };
-}, { endpoint: collector.endpoint, run });
+}, { endpoint: collector().endpoint, run });
 
 test("without 'wasm-unsafe-eval', init() resolves in fallback mode and all 20 events arrive", scenario(async ({ t, launch, run }) => {
   const context = await launch();

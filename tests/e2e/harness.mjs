@@ -2,6 +2,7 @@
 // (serving the test pages and pkg/ too), Debian's Chromium driven by playwright-core, and
 // the helpers of the delivery scenarios (scenarios.test.mjs, delivery.test.mjs).
 import assert from 'node:assert/strict';
+import { after, before } from 'node:test';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
@@ -128,10 +129,24 @@ export async function killBrowser(context, p, pids) {
 }
 
 /**
- * The helpers of the delivery scenarios, for a collector that `collector()` returns once
- * started (test files start theirs in `before`); `figures` collects each report's row.
+ * A test file of delivery scenarios: its own collector, started before its tests and
+ * stopped after them (`collector()` returns it), and the figures its scenarios report,
+ * printed (and written, see `publishFigures`) as `name` at the end.
  */
-export function scenarioHelpers(collector, figures) {
+export function scenarioFile(name) {
+  let started;
+  const figures = [];
+  before(async () => { started = await startCollector(); });
+  after(async () => {
+    await started.stop();
+    publishFigures(name, figures);
+  });
+  return { collector: () => started, ...scenarioHelpers(() => started, figures) };
+}
+
+/** The helpers of the delivery scenarios, for the collector `collector()` returns;
+ *  `figures` collects each report's row. */
+function scenarioHelpers(collector, figures) {
   /**
    * Opens the test page and waits for the package. One reload if it does not load: pkg/
    * may be rebuilt while the tests run, and a half-written file is no finding about evbuf.
@@ -262,7 +277,8 @@ export function scenarioHelpers(collector, figures) {
  * Prints the figures a test file's scenarios reported and, when `EVBUF_FIGURES` names a
  * directory, writes them there as `<name>.json` (`npm run figures` does, for the README).
  */
-export function publishFigures(name, figures) {
+function publishFigures(name, figures) {
+  if (figures.length === 0) return;
   console.log(`${name} figures (requests = bulk POSTs seen by the collector):`);
   console.table(figures.map(({ test, ...row }) => row));
   const dir = process.env.EVBUF_FIGURES;

@@ -2,15 +2,13 @@
 // headless Chromium against the reference collector: several tabs (with and without Web
 // Locks), a sender handing over on close and on shutdown(), offline, headers, no
 // IndexedDB, a worker, unload.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCollector, eventually, sleep, stats, scenarioHelpers } from './harness.mjs';
+import { eventually, sleep, stats, scenarioFile } from './harness.mjs';
 
-let collector;
-const figures = [];
-const { openPage, init, delivered, deltas, report, scenario } = scenarioHelpers(() => collector, figures);
-before(async () => { collector = await startCollector(); });
-after(async () => { await collector.stop(); });
+const {
+  collector, openPage, init, delivered, deltas, report, scenario,
+} = scenarioFile('robustness');
 
 /** Logs events i = 0..n-1 in `page` (tagged with `tab` when given) and waits until stored. */
 const logStored = (page, { run, n, tab }) => page.evaluate(async ({ run, n, tab }) => {
@@ -21,7 +19,7 @@ test('two tabs logging 1,000 each deliver 2,000 distinct events through one send
   const context = await launch();
   const pages = [await openPage(context), await openPage(context)];
   await Promise.all(pages.map((page) => init(page, { flushIntervalMs: 500 })));
-  const since = await collector.summary();
+  const since = await collector().summary();
   await Promise.all(pages.map((page, tab) => logStored(page, { run, n: 1_000, tab })));
   await eventually(async () => (await delivered(run)).length === 2000, 30_000, '2,000 events');
   const all = await Promise.all(pages.map((page) => stats(page)));
@@ -44,7 +42,7 @@ test('without Web Locks, each of two tabs sends only the events it logged itself
   const pages = [await openPage(context), await openPage(context)];
   assert.equal(await pages[0].evaluate(() => navigator.locks), undefined, 'precondition: no Web Locks');
   await Promise.all(pages.map((page) => init(page, { flushIntervalMs: 300 })));
-  const since = await collector.summary();
+  const since = await collector().summary();
   await Promise.all(pages.map((page, tab) => logStored(page, { run, n: 200, tab })));
   await eventually(async () => (await delivered(run)).length === 400, 15_000, '400 events');
   const all = await Promise.all(pages.map((page) => eventually(async () => {
@@ -67,7 +65,7 @@ test('when the sending tab closes, another takes over, reloads storage and sends
   const second = await openPage(context);
   await init(second, { flushIntervalMs: 300 });
   assert.equal((await stats(second)).leader, false);
-  const since = await collector.summary();
+  const since = await collector().summary();
   // Stored by the sender, not sent: only the next sender can deliver them (with another
   // tab alive, a closing sender posts nothing at unload).
   await logStored(first, { run, n: 30, tab: 0 });
@@ -81,7 +79,7 @@ test('when the sending tab closes, another takes over, reloads storage and sends
   const events = await delivered(run);
   assert.equal(events.filter((e) => e.payload.tab === 0).length, 30, 'the first tab\'s stored events');
   assert.equal(events.filter((e) => e.payload.tab === 1).length, 20);
-  assert.equal((await collector.summary()).unload_requests - since.unload_requests, 0, 'no unload post');
+  assert.equal((await collector().summary()).unload_requests - since.unload_requests, 0, 'no unload post');
 }));
 
 test('shutdown() hands the sender role to another tab, which sends what was stored', scenario(async ({ t, launch, run }) => {
@@ -90,7 +88,7 @@ test('shutdown() hands the sender role to another tab, which sends what was stor
   await init(pages[0], { flushIntervalMs: 300 });
   await eventually(() => pages[0].evaluate(() => window.evbuf.stats().leader), 5_000, 'a leader');
   await init(pages[1], { flushIntervalMs: 300 });
-  const since = await collector.summary();
+  const since = await collector().summary();
   await pages[0].evaluate(() => window.evbuf.shutdown());
   const taken = await eventually(async () => (await stats(pages[1])).leader, 5_000, 'the other tab to lead');
   assert.ok(taken);
@@ -106,10 +104,10 @@ test('offline: nothing is sent; back online, everything is delivered', scenario(
   const page = await openPage(context);
   // The page's own requests: an offline context cannot reach the collector to be counted.
   let sends = 0;
-  page.on('request', (request) => { if (request.url() === collector.endpoint) sends++; });
+  page.on('request', (request) => { if (request.url() === collector().endpoint) sends++; });
   await init(page, { flushIntervalMs: 200 });
   await context.setOffline(true);
-  const since = await collector.summary();
+  const since = await collector().summary();
   const sendsBefore = sends;
   await logStored(page, { run, n: 300 });
   await sleep(1_000);
@@ -128,13 +126,13 @@ test('the headers option goes on every normal send and never on the unload path'
   const page = await openPage(context);
   const sent = [];
   page.on('request', (request) => {
-    if (request.url() === collector.endpoint) {
+    if (request.url() === collector().endpoint) {
       const h = request.headers();
       sent.push({ type: h['content-type'], auth: h['x-api-key'] });
     }
   });
   await init(page, { flushIntervalMs: 60_000, maxBufferSize: 100_000, headers: { 'X-Api-Key': 'k-123' } });
-  const since = await collector.summary();
+  const since = await collector().summary();
   await logStored(page, { run, n: 10 });
   await page.evaluate(() => window.evbuf.flush());
   await logStored(page, { run, n: 5, tab: 1 });
@@ -157,7 +155,7 @@ test('without IndexedDB it keeps working in memory, says so, and recovers on the
   await page.addInitScript(() => {
     IDBFactory.prototype.open = function () { throw new DOMException('blocked by test', 'SecurityError'); };
   });
-  await page.goto(`${collector.url}/index.html`);
+  await page.goto(`${collector().url}/index.html`);
   await page.waitForFunction(() => window.evbufReady === true);
   const result = await page.evaluate(async ({ endpoint, run }) => {
     const errors = [];
@@ -165,7 +163,7 @@ test('without IndexedDB it keeps working in memory, says so, and recovers on the
     for (let i = 0; i < 10; i++) window.evbuf.logEvent({ run, i });
     await window.evbuf.flush();
     return { errors, stats: window.evbuf.stats() };
-  }, { endpoint: collector.endpoint, run });
+  }, { endpoint: collector().endpoint, run });
   assert.equal(result.stats.mode, 'memory');
   assert.match(result.errors[0], /failed to open IndexedDB.*blocked by test.*memory/);
   assert.equal((await delivered(run)).length, 10);
@@ -175,7 +173,7 @@ test('without IndexedDB it keeps working in memory, says so, and recovers on the
   const mode = await next.evaluate(async (endpoint) => {
     await window.evbuf.init({ endpoint });
     return window.evbuf.stats().mode;
-  }, collector.endpoint);
+  }, collector().endpoint);
   assert.equal(mode, 'indexeddb');
 }));
 
@@ -195,7 +193,7 @@ test('a write that fails (quota exceeded) switches to memory and keeps deliverin
     await Promise.all(logged);
     await window.evbuf.flush();
     return { errors, stats: window.evbuf.stats() };
-  }, { endpoint: collector.endpoint, run });
+  }, { endpoint: collector().endpoint, run });
   assert.equal(result.stats.mode, 'memory');
   assert.ok(result.errors.some((m) => /failed to store events: .*QuotaExceededError/.test(m)), result.errors.join('\n'));
   assert.equal((await delivered(run)).length, 10, 'the stored one and the nine held in memory');
@@ -209,7 +207,7 @@ test('works in a dedicated Web Worker', scenario(async ({ launch, run }) => {
     worker.onmessage = ({ data }) => resolve(data);
     worker.onerror = (e) => resolve({ ok: false, error: e.message });
     worker.postMessage({ endpoint, run, n: 25, storageName: 'worker' });
-  }), { endpoint: collector.endpoint, run });
+  }), { endpoint: collector().endpoint, run });
   assert.ok(reply.ok, reply.error);
   assert.equal(reply.stats.mode, 'indexeddb');
   assert.equal((await delivered(run)).length, 25);
@@ -224,7 +222,7 @@ test('hiding the page sends stored events with keepalive, text/plain, no preflig
   });
   // A cross-origin endpoint (localhost vs 127.0.0.1), where a preflight would be needed
   // for application/json: the unload path must not need one.
-  const endpoint = collector.endpoint.replace('127.0.0.1', 'localhost');
+  const endpoint = collector().endpoint.replace('127.0.0.1', 'localhost');
   await page.evaluate(async ({ endpoint, run }) => {
     await window.evbuf.init({ endpoint, flushIntervalMs: 60_000, maxBufferSize: 100_000 });
     await Promise.all(Array.from({ length: 40 }, (_, i) => window.evbuf.logEvent({ run, i })));

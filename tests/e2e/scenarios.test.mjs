@@ -2,22 +2,15 @@
 // a burst, a steady rate, a page closed early, a browser killed, an outage, 429 with
 // Retry-After, 413 splitting, a poison event, several tabs, offline. Each asserts the exact
 // number of distinct events delivered for its run tag and reports the wire duplicates.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startCollector, eventually, sleep, stats, logPaced, drained, browserPids, killBrowser, scenarioHelpers, publishFigures,
+  eventually, sleep, stats, logPaced, drained, browserPids, killBrowser, scenarioFile,
 } from './harness.mjs';
 
-let collector;
-const figures = [];
 const {
-  openPage, init, delivered, deliveredCount, deltas, report, scenario, nextPageDelivers,
-} = scenarioHelpers(() => collector, figures);
-before(async () => { collector = await startCollector(); });
-after(async () => {
-  await collector.stop();
-  publishFigures('scenarios', figures);
-});
+  collector, openPage, init, delivered, deliveredCount, deltas, report, scenario, nextPageDelivers,
+} = scenarioFile('scenarios');
 
 /** A payload of about 100-500 bytes (JSON), varying with `i`. */
 const padded = (run, i) => ({ run, i, kind: 'burst', pad: 'x'.repeat(60 + ((i * 37) % 340)) });
@@ -34,7 +27,7 @@ test('burst: 10,000 logEvent calls in a tight loop, all delivered in full batche
   const context = await launch();
   const page = await openPage(context);
   await init(page, { flushIntervalMs: 1_000 });
-  const since = await collector.summary();
+  const since = await collector().summary();
   await page.evaluate(async ({ run, N }) => {
     const logged = [];
     for (let i = 0; i < N; i++) {
@@ -72,7 +65,7 @@ test('steady with default options: 50 events/s for 20 s go out in batches of abo
   const context = await launch();
   const page = await openPage(context);
   await init(page);
-  const since = await collector.summary();
+  const since = await collector().summary();
   const took = await logSteady(page, { run, N, rate });
   await deliveredCount(since, N, 20_000, `${N} events`);
   const s = await drained(page);
@@ -94,7 +87,7 @@ test('steady with large batches: 50 events/s for 20 s, early flush above one int
   const page = await openPage(context);
   // The early flush above the ~150 events of one interval, so one interval is one request.
   await init(page, { flushIntervalMs: 3_000, maxBufferSize: 10_000, maxBatchEvents: 1_000 });
-  const since = await collector.summary();
+  const since = await collector().summary();
   const took = await logSteady(page, { run, N, rate });
   await deliveredCount(since, N, 20_000, `${N} events`);
   const s = await drained(page);
@@ -119,7 +112,7 @@ for (const [variant, options, quiet] of FIRST_SESSIONS) {
     const context = await launch();
     const page = await openPage(context);
     await init(page, options);
-    const since = await collector.summary();
+    const since = await collector().summary();
     // The calls only: their promises are not awaited, as a page that leaves right away.
     // How long after the last call they were all durable is kept for the report.
     await page.evaluate(({ run, N }) => {
@@ -157,7 +150,7 @@ for (const [variant, options, quiet] of FIRST_SESSIONS) {
     await init(page, options);
     const pids = browserPids(p.dir);
     assert.ok(pids.length >= 1, 'found the browser process');
-    const since = await collector.summary();
+    const since = await collector().summary();
     const atStored = await page.evaluate(async ({ run, N }) => {
       const logged = [];
       for (let i = 0; i < N; i++) logged.push(window.evbuf.logEvent({ run, i }));
@@ -196,12 +189,12 @@ test('outage: 10 s of 503 while 1,000 events are logged at 100/s, retried with b
   const page = await openPage(context);
   const sends = [];
   page.on('response', (response) => {
-    if (response.url() === collector.endpoint) sends.push({ at: Date.now(), status: response.status() });
+    if (response.url() === collector().endpoint) sends.push({ at: Date.now(), status: response.status() });
   });
   await page.evaluate((jitter) => { Math.random = () => jitter; }, jitter);
   await init(page, { retry });
-  const since = await collector.summary();
-  await collector.control({ fail_status: 503, fail_for_ms: outageMs });
+  const since = await collector().summary();
+  await collector().control({ fail_status: 503, fail_for_ms: outageMs });
   const outageStart = Date.now();
   await logPaced(page, { run, N, everyMs: 10, kind: 'outage' });
   const during = await stats(page);
@@ -236,11 +229,11 @@ test('429 with Retry-After: 2 — the retry waits at least ~2 s, all delivered',
   const page = await openPage(context);
   const sends = [];
   page.on('request', (request) => {
-    if (request.url() === collector.endpoint) sends.push(Date.now());
+    if (request.url() === collector().endpoint) sends.push(Date.now());
   });
   await init(page, { flushIntervalMs: 60_000, maxBufferSize: 10_000 });
-  await collector.control({ fail_status: 429, fail_count: 1, retry_after: '2' });
-  const since = await collector.summary();
+  await collector().control({ fail_status: 429, fail_count: 1, retry_after: '2' });
+  const since = await collector().summary();
   const flushed = await page.evaluate(async ({ run, N }) => {
     await Promise.all(Array.from({ length: N }, (_, i) => window.evbuf.logEvent({ run, i, kind: '429' })));
     return window.evbuf.flush().then(() => 'resolved', (e) => `rejected: ${e.message}`);
@@ -265,8 +258,8 @@ test('413 above 8,000 bytes: batches are split, every event delivered, none drop
   const context = await launch();
   const page = await openPage(context);
   await init(page, { flushIntervalMs: 500 });
-  await collector.control({ max_body_bytes: 8_000 });
-  const since = await collector.summary();
+  await collector().control({ max_body_bytes: 8_000 });
+  const since = await collector().summary();
   // ~150-byte payloads: a batch of 100 is ~25 KB, far above 8,000; one event is far below.
   await page.evaluate(async ({ run, N }) => {
     const logged = [];
@@ -289,8 +282,8 @@ test('poison: one event the server rejects with 400 is dropped alone, the other 
   const context = await launch();
   const page = await openPage(context);
   await init(page, { flushIntervalMs: 500 });
-  await collector.control({ poison_key: 'poison' });
-  const since = await collector.summary();
+  await collector().control({ poison_key: 'poison' });
+  const since = await collector().summary();
   await page.evaluate(async ({ run, N, poisonAt }) => {
     const logged = [];
     for (let i = 0; i < N; i++) {
@@ -320,7 +313,7 @@ test('several tabs: two pages logging 1,000 each, 2,000 distinct events, no wire
   const context = await launch();
   const pages = [await openPage(context), await openPage(context)];
   await Promise.all(pages.map((page) => init(page, { flushIntervalMs: 500 })));
-  const since = await collector.summary();
+  const since = await collector().summary();
   await Promise.all(pages.map((page, tab) => page.evaluate(async ({ run, tab, N }) => {
     const logged = [];
     for (let i = 0; i < N; i++) logged.push(window.evbuf.logEvent({ run, tab, i, kind: 'tabs' }));
@@ -347,17 +340,17 @@ test('offline while logging, then back online: all delivered', { timeout: 60_000
   const context = await launch();
   const page = await openPage(context);
   await init(page, { flushIntervalMs: 300, retry: { baseMs: 200, maxMs: 2_000 } });
-  const since = await collector.summary();
+  const since = await collector().summary();
   // 200 events/s for 3 s; offline from 1 s to 2.5 s into it.
   // The page's own requests: an offline context cannot reach the collector to be counted.
   const sends = [];
   page.on('request', (request) => {
-    if (request.url() === collector.endpoint) sends.push(Date.now());
+    if (request.url() === collector().endpoint) sends.push(Date.now());
   });
   const logging = logPaced(page, { run, N, everyMs: 5, kind: 'offline' });
   await sleep(1_000);
   await context.setOffline(true);
-  const offlineAt = await collector.summary();
+  const offlineAt = await collector().summary();
   const offlineSince = Date.now();
   const offlineStats = await stats(page);
   await sleep(1_500);

@@ -5,19 +5,16 @@
 // keeps nothing on disk, so no test sees another's storage.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCollector, eventually, scenarioHelpers } from '../e2e/harness.mjs';
+import { eventually, scenarioFile } from '../e2e/harness.mjs';
 import { ENGINES, startDriver, newSession } from './webdriver.mjs';
 
 // An endpoint where nothing listens (the discard port): every send fails, nothing is lost.
 const UNREACHABLE = 'http://127.0.0.1:9/bulk/event';
 
-let collector;
-const { delivered, deltas } = scenarioHelpers(() => collector, []);
-before(async () => { collector = await startCollector(); });
-after(async () => { await collector.stop(); });
+const { collector, delivered, deltas } = scenarioFile('webkit');
 
 async function open(session, page = 'index.html') {
-  await session.goto(`${collector.url}/${page}`);
+  await session.goto(`${collector().url}/${page}`);
   await eventually(() => session.run(() => window.evbufReady === true).catch(() => false),
     10_000, 'the test page to load evbuf');
 }
@@ -27,7 +24,7 @@ function init(session, options) {
   return session.run(async (options) => {
     window.evbufErrors = [];
     await window.evbuf.init({ ...options, onError: (e) => window.evbufErrors.push(e.message) });
-  }, { endpoint: collector.endpoint, ...options });
+  }, { endpoint: collector().endpoint, ...options });
 }
 
 /** Logs events i = 0..n-1 (tagged with `tab`) and resolves once all are stored. */
@@ -53,7 +50,7 @@ for (const engine of Object.values(ENGINES)) {
 
     /** A test body with a fresh session, a fresh collector state and a run tag of its own. */
     const inSession = (body) => async (t) => {
-      await collector.reset();
+      await collector().reset();
       const session = await newSession(driver.url, engine);
       const run = `w${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
       try {
@@ -66,7 +63,7 @@ for (const engine of Object.values(ENGINES)) {
     test('50 events logged and flushed arrive, none lost, none duplicated', inSession(async ({ t, session, run }) => {
       await open(session);
       await init(session, { flushIntervalMs: 60_000 });
-      const since = await collector.summary();
+      const since = await collector().summary();
       await logStored(session, { run, n: 50 });
       await session.run(() => window.evbuf.flush());
       assertAllOnce(await delivered(run), 50);
@@ -105,7 +102,7 @@ for (const engine of Object.values(ENGINES)) {
       await session.run((src) => new Promise((resolve) => {
         const frame = Object.assign(document.createElement('iframe'), { src, onload: resolve });
         document.body.append(frame);
-      }), `${collector.url}/index.html`);
+      }), `${collector().url}/index.html`);
       await session.frame(0);
       await eventually(() => session.run(() => window.evbufReady === true).catch(() => false),
         10_000, 'the frame to load evbuf');
@@ -117,7 +114,7 @@ for (const engine of Object.values(ENGINES)) {
       await init(session, { flushIntervalMs: 300 });
       const other = await secondTab(session);
       await init(session, { flushIntervalMs: 300 });
-      const since = await collector.summary();
+      const since = await collector().summary();
       await logStored(session, { run, n: 100, tab: 1 });
       await other.leave();
       await logStored(session, { run, n: 100, tab: 0 });
@@ -135,7 +132,7 @@ for (const engine of Object.values(ENGINES)) {
     test('leaving the page posts the stored events on the unload path', inSession(async ({ session, run }) => {
       await open(session);
       await init(session, { flushIntervalMs: 60_000 });
-      const since = await collector.summary();
+      const since = await collector().summary();
       await logStored(session, { run, n: 40 });
       await eventually(async () => (await stats(session)).leader, 5_000, 'this tab to send');
       assert.equal((await stats(session)).requests, 0, 'precondition: nothing sent yet');
@@ -143,7 +140,7 @@ for (const engine of Object.values(ENGINES)) {
       await session.goto('about:blank');
       await eventually(async () => (await delivered(run)).length >= 40, 10_000, 'the unload post');
       assertAllOnce(await delivered(run), 40);
-      const d = await collector.summary();
+      const d = await collector().summary();
       assert.ok(d.unload_requests > since.unload_requests, 'sent as an unload post');
       assert.equal(d.requests - d.unload_requests, since.requests - since.unload_requests, 'no normal send');
     }));

@@ -373,7 +373,10 @@ async fn delays_apply_per_request_and_overlap() {
     );
     let report = get(addr, "/events").await;
     assert_eq!(report["max_in_flight"], 4);
-    assert_eq!(report["max_sends_in_flight"], 4, "JSON sends: not the unload path");
+    assert_eq!(
+        report["max_sends_in_flight"], 4,
+        "JSON sends: not the unload path"
+    );
     assert_eq!(report["in_flight"], 0);
     assert_eq!(report["count"], 5);
 }

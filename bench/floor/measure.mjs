@@ -1,0 +1,39 @@
+// The floor of evbuf's size: this probe (src/lib.rs, no evbuf logic: rexie opening a
+// database, adding, reading and deleting one record from an async wasm-bindgen export),
+// built with evbuf's release profile and target flags, through the same steps after cargo
+// (scripts/bindgen.sh). Prints the gzip -9 sizes; with --json, as JSON for the bench.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+
+export function measureFloor() {
+  const target = join(root, 'target/floor');
+  const quiet = { stdio: ['ignore', 'ignore', 'inherit'] };
+  execFileSync('cargo', ['build', '--release', '--target', 'wasm32-unknown-unknown', '-q', '--target-dir', target],
+    { ...quiet, cwd: join(root, 'bench/floor') });
+  const out = mkdtempSync(join(tmpdir(), 'evbuf-floor-'));
+  try {
+    execFileSync('bash', [join(root, 'scripts/bindgen.sh'), join(target, 'wasm32-unknown-unknown/release/evbuf_floor.wasm'), out, 'floor'], quiet);
+    const files = ['floor_bg.wasm', 'floor.js'].map((name) => {
+      const bytes = readFileSync(join(out, name));
+      return { name, bytes: bytes.length, gzip: gzipSync(bytes, { level: 9 }).length };
+    });
+    return { files, totalGzip: files.reduce((sum, f) => sum + f.gzip, 0) };
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const floor = measureFloor();
+  if (process.argv.includes('--json')) console.log(JSON.stringify(floor));
+  else {
+    for (const f of floor.files) console.log(`${f.name.padEnd(14)} ${String(f.bytes).padStart(7)} B  ${String(f.gzip).padStart(6)} B gzip`);
+    console.log(`floor total (gzip -9): ${floor.totalGzip} B`);
+  }
+}

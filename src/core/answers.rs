@@ -30,7 +30,7 @@ impl Core {
         match verdict(&outcome, now) {
             Verdict::Acknowledged => {
                 if self.attempt > 0 {
-                    self.actions.push_back(Action::RememberBackoff(None));
+                    self.actions.push(Action::RememberBackoff(None));
                 }
                 self.attempt = 0;
                 self.recovery.acknowledged();
@@ -137,7 +137,7 @@ impl Core {
         let retry_at = now + wait;
         self.retry_at = Some(retry_at);
         self.actions
-            .push_back(Action::RememberBackoff(Some((retry_at, self.attempt))));
+            .push(Action::RememberBackoff(Some((retry_at, self.attempt))));
         let detail = match &outcome {
             SendOutcome::Status { status, .. } => format!("the server answered {status}"),
             SendOutcome::NetworkError(cause) => format!("network error: {cause}"),
@@ -151,7 +151,7 @@ impl Core {
             actions,
         );
         self.flush_now = false;
-        self.actions.push_back(Action::Report(Report::SendFailed {
+        self.actions.push(Action::Report(Report::SendFailed {
             outcome,
             retry_at,
             detail,

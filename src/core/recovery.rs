@@ -3,15 +3,13 @@
 //! alone are dropped only if the server accepted something meanwhile; if it accepted
 //! nothing, the endpoint is refusing everything, and every event is kept.
 
-use std::collections::VecDeque;
-
 use super::stats::DropReason;
 use super::types::Key;
 
 #[derive(Debug, Default)]
 pub(super) struct Recovery {
-    /// Pieces of a split batch, sent before anything else.
-    pieces: VecDeque<Vec<Key>>,
+    /// Pieces of a split batch, sent before anything else: a stack, the next piece last.
+    pieces: Vec<Vec<Key>>,
     search: Option<Search>,
 }
 
@@ -37,8 +35,8 @@ impl Recovery {
     pub fn split(&mut self, keys: Vec<Key>) {
         self.search.get_or_insert_with(Search::default);
         let (first, second) = keys.split_at(keys.len() / 2);
-        self.pieces.push_front(second.to_vec());
-        self.pieces.push_front(first.to_vec());
+        self.pieces.push(second.to_vec());
+        self.pieces.push(first.to_vec());
     }
 
     /// A single event was refused for `reason`.
@@ -51,7 +49,7 @@ impl Recovery {
 
     /// A piece failed for a transient reason: it keeps its place at the head of the line.
     pub fn retry_piece(&mut self, keys: Vec<Key>) {
-        self.pieces.push_front(keys);
+        self.pieces.push(keys);
     }
 
     pub fn acknowledged(&mut self) {
@@ -68,7 +66,7 @@ impl Recovery {
 
     /// The next piece with a key still queued, if any.
     pub fn next_piece(&mut self, queued: impl Fn(Key) -> bool) -> Option<Vec<Key>> {
-        while let Some(piece) = self.pieces.pop_front() {
+        while let Some(piece) = self.pieces.pop() {
             let alive: Vec<Key> = piece.into_iter().filter(|&k| queued(k)).collect();
             if !alive.is_empty() {
                 return Some(alive);

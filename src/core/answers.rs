@@ -4,7 +4,7 @@
 use super::recovery::Ending;
 use super::retry::{backoff_ms, verdict, SendOutcome, Verdict, MIN_WAIT_MS};
 use super::stats::DropReason;
-use super::types::{Action, FlushError, Key, Report};
+use super::types::{concat, number, Action, FlushError, Key, Report};
 use super::Core;
 
 impl Core {
@@ -139,8 +139,10 @@ impl Core {
         self.actions
             .push(Action::RememberBackoff(Some((retry_at, self.attempt))));
         let detail = match &outcome {
-            SendOutcome::Status { status, .. } => format!("the server answered {status}"),
-            SendOutcome::NetworkError(cause) => format!("network error: {cause}"),
+            SendOutcome::Status { status, .. } => {
+                concat(&["the server answered ", &number(u64::from(*status))])
+            }
+            SendOutcome::NetworkError(cause) => concat(&["network error: ", cause]),
         };
         let actions = &mut self.actions;
         self.waiters.refuse_all(

@@ -172,9 +172,8 @@ impl Core {
     /// # Panics
     /// If the number of keys differs from the number of events handed out: the driver is broken.
     pub fn handle_persisted(&mut self, now: u64, keys: &[Key]) {
-        assert_eq!(
-            keys.len(),
-            self.persisting.len(),
+        assert!(
+            keys.len() == self.persisting.len(),
             "storage must return one key per persisted event"
         );
         let persisted = std::mem::take(&mut self.persisting);
@@ -532,14 +531,24 @@ impl Core {
         self.drop_events(
             DropReason::Age,
             &expired,
-            format!("older than maxEventAgeMs ({max_age} ms)"),
+            types::concat(&[
+                "older than maxEventAgeMs (",
+                &types::number(max_age),
+                " ms)",
+            ]),
         );
         let (max_events, max_bytes) = (self.config.max_stored_events, self.config.max_stored_bytes);
         let over = self.queue.over_limits(max_events, max_bytes);
         self.drop_events(
             DropReason::StorageLimit,
             &over,
-            format!("storage is full (maxStoredEvents {max_events}, maxStoredBytes {max_bytes}); the oldest events go first"),
+            types::concat(&[
+                "storage is full (maxStoredEvents ",
+                &types::number(max_events as u64),
+                ", maxStoredBytes ",
+                &types::number(max_bytes as u64),
+                "); the oldest events go first",
+            ]),
         );
     }
 

@@ -83,8 +83,7 @@ impl Core {
 
     /// Ends a 413/400 search once nothing of it is left to send: see [`Recovery`].
     pub(super) fn finish_recovery(&mut self, now: u64) {
-        let queue = &self.queue;
-        match self.recovery.finish(|k| queue.is_free(k)) {
+        match self.recovery.finish(&self.queue) {
             None => {}
             Some(Ending::Drop(suspects)) => {
                 for reason in DropReason::ALL {

@@ -17,7 +17,7 @@
 
 mod answers;
 pub mod config;
-mod keyed;
+pub(crate) mod keyed;
 mod memory_store;
 mod queue;
 mod recovery;
@@ -232,12 +232,9 @@ impl Core {
         for event in &events {
             present.insert(event.key, ());
         }
-        let gone: Vec<Key> = self
+        let gone = self
             .queue
-            .free()
-            .map(|(k, _)| k)
-            .filter(|&k| k < below && !present.contains_key(k))
-            .collect();
+            .free_keys(&|k, _| k < below && !present.contains_key(k));
         self.forget(&gone);
         self.handle_loaded(now, events);
     }
@@ -246,11 +243,10 @@ impl Core {
     /// without counting them here. Keys from [`Core::handle_memory_fallback`] on name
     /// IndexedDB events this tab never held, not its memory events.
     pub fn handle_removed_elsewhere(&mut self, now: u64, keys: &[Key]) {
-        let gone: Vec<Key> = keys
-            .iter()
-            .copied()
-            .filter(|&k| self.queue.is_free(k) && self.memory_from.is_none_or(|from| k < from))
-            .collect();
+        let memory_from = self.memory_from;
+        let gone = self
+            .queue
+            .free_among(keys, &|k| memory_from.is_none_or(|from| k < from));
         self.forget(&gone);
         self.drive(now);
     }
@@ -419,14 +415,14 @@ impl Core {
         let due = self.retry_at.is_some()
             || self.flush_now
             || !self.waiters.is_empty()
-            || self.recovery.has_pieces(|k| queue.is_free(k))
+            || self.recovery.has_pieces(queue)
             || self.flush_at.is_some_and(|at| now >= at)
             || queue.free_len() >= self.config.max_buffer_size
             || queue.free_bytes() + self.envelope_bound >= self.config.max_batch_bytes;
         if !due {
             return;
         }
-        let (keys, from_split) = match self.recovery.next_piece(|k| queue.is_free(k)) {
+        let (keys, from_split) = match self.recovery.next_piece(queue) {
             Some(piece) => (piece, true),
             None => (self.fill(self.config.max_batch_bytes, true), false),
         };

@@ -190,12 +190,33 @@ impl Queue {
         keys
     }
 
+    /// The free keys, oldest first, for which `keep` holds. Callers share this one
+    /// function (and one `Vec` builder): each `filter().collect()` of its own is
+    /// compiled apart.
+    pub fn free_keys(&self, keep: &dyn Fn(Key, &Queued) -> bool) -> Vec<Key> {
+        let mut keys = Vec::new();
+        for (key, queued) in self.free() {
+            if keep(key, queued) {
+                keys.push(key);
+            }
+        }
+        keys
+    }
+
+    /// Those of `keys` that are queued, free, and for which `keep` holds, in their order.
+    pub fn free_among(&self, keys: &[Key], keep: &dyn Fn(Key) -> bool) -> Vec<Key> {
+        let mut free = Vec::new();
+        for &key in keys {
+            if self.is_free(key) && keep(key) {
+                free.push(key);
+            }
+        }
+        free
+    }
+
     /// Free events older than `max_age_ms` at `now`.
     pub fn expired(&self, now: u64, max_age_ms: u64) -> Vec<Key> {
-        self.free()
-            .filter(|(_, q)| q.ts.saturating_add(max_age_ms) < now)
-            .map(|(k, _)| k)
-            .collect()
+        self.free_keys(&|_, q| q.ts.saturating_add(max_age_ms) < now)
     }
 
     /// The oldest free events to drop so that the queue fits the limits (as far as free

@@ -3,6 +3,7 @@
 //! alone are dropped only if the server accepted something meanwhile; if it accepted
 //! nothing, the endpoint is refusing everything, and every event is kept.
 
+use super::queue::Queue;
 use super::stats::DropReason;
 use super::types::Key;
 
@@ -64,10 +65,10 @@ impl Recovery {
             .is_some_and(|s| s.suspects.iter().any(|(k, _)| *k == key))
     }
 
-    /// The next piece with a key still queued, if any.
-    pub fn next_piece(&mut self, queued: impl Fn(Key) -> bool) -> Option<Vec<Key>> {
+    /// The next piece with a key still queued and free, if any.
+    pub fn next_piece(&mut self, queue: &Queue) -> Option<Vec<Key>> {
         while let Some(piece) = self.pieces.pop() {
-            let alive: Vec<Key> = piece.into_iter().filter(|&k| queued(k)).collect();
+            let alive = queue.free_among(&piece, &|_| true);
             if !alive.is_empty() {
                 return Some(alive);
             }
@@ -75,13 +76,13 @@ impl Recovery {
         None
     }
 
-    pub fn has_pieces(&self, queued: impl Fn(Key) -> bool) -> bool {
-        self.pieces.iter().flatten().any(|&k| queued(k))
+    pub fn has_pieces(&self, queue: &Queue) -> bool {
+        self.pieces.iter().flatten().any(|&k| queue.is_free(k))
     }
 
     /// Ends the search once no piece is left to send or awaited.
-    pub fn finish(&mut self, queued: impl Fn(Key) -> bool) -> Option<Ending> {
-        if self.has_pieces(&queued) {
+    pub fn finish(&mut self, queue: &Queue) -> Option<Ending> {
+        if self.has_pieces(queue) {
             return None;
         }
         self.pieces.clear();
@@ -89,7 +90,7 @@ impl Recovery {
         let suspects: Vec<(Key, DropReason)> = search
             .suspects
             .into_iter()
-            .filter(|(k, _)| queued(*k))
+            .filter(|(k, _)| queue.is_free(*k))
             .collect();
         if suspects.is_empty() {
             return None;

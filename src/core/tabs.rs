@@ -66,11 +66,10 @@ impl Core {
 
     /// The sending tab stored these events this tab handed over: they are its now.
     pub fn handle_handed_over(&mut self, now: u64, keys: &[Key]) {
-        let keys: Vec<Key> = keys
-            .iter()
-            .copied()
-            .filter(|&k| self.queue.is_free(k) && self.memory_from.is_some_and(|from| k >= from))
-            .collect();
+        let memory_from = self.memory_from;
+        let keys = self
+            .queue
+            .free_among(keys, &|k| memory_from.is_some_and(|from| k >= from));
         self.stats.handed_over += keys.len() as u64;
         self.forget(&keys);
         self.delete(keys);
@@ -81,7 +80,7 @@ impl Core {
     /// (the earlier sender may have closed before storing it).
     pub fn handle_new_sender(&mut self) {
         if !self.leader {
-            let keys: Vec<Key> = self.queue.free().map(|(k, _)| k).collect();
+            let keys = self.queue.free_keys(&|_, _| true);
             self.hand_over(&keys);
         }
     }

@@ -80,11 +80,16 @@ impl<V> KeyedVec<V> {
     /// Moves in every entry of `other`, whose keys are not in `self`: one pass, where
     /// inserting one by one below the last key would move the whole `Vec` each time.
     pub fn merge(&mut self, other: KeyedVec<V>) {
-        let mine_below = match (self.entries.last(), other.entries.first()) {
+        if self.entries.is_empty() {
+            // A page's first load: take the other `Vec` as it is, no copy.
+            self.entries = other.entries;
+            return;
+        }
+        let interleaved = match (self.entries.last(), other.entries.first()) {
             (Some(&(last, _)), Some(&(first, _))) => first < last,
             _ => false,
         };
-        if !mine_below {
+        if !interleaved {
             self.entries.extend(other.entries);
             return;
         }

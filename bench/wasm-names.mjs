@@ -207,7 +207,7 @@ function sectionSummary(parsed) {
 /**
  * Runs wasm-bindgen on the cargo build output (names intact) into a temporary directory
  * and analyses its evbuf_bg.wasm; also gives the section sizes of the shipped pkg/ wasm and
- * whether wasm-opt -Oz of it (as scripts/build.sh does) is byte for byte pkg/evbuf_bg.wasm.
+ * whether wasm-opt of it with scripts/wasm-opt-flags.txt (as scripts/build.sh does) is byte for byte pkg/evbuf_bg.wasm.
  */
 export function analyzeBuild({ top = 20 } = {}) {
   // What scripts/build.sh gives wasm-bindgen: the cargo output without reference types.
@@ -227,7 +227,8 @@ export function analyzeBuild({ top = 20 } = {}) {
     let matchesShipped = null;
     const wasmOpt = join(root, 'node_modules/.bin/wasm-opt');
     if (existsSync(wasmOpt)) {
-      execFileSync(wasmOpt, ['-Oz', join(dir, 'evbuf_bg.wasm'), '-o', join(dir, 'opt.wasm')], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const flags = readFileSync(join(root, 'scripts/wasm-opt-flags.txt'), 'utf8').trim().split(/\s+/);
+      execFileSync(wasmOpt, [...flags, join(dir, 'evbuf_bg.wasm'), '-o', join(dir, 'opt.wasm')], { stdio: ['ignore', 'ignore', 'pipe'] });
       matchesShipped = readFileSync(join(dir, 'opt.wasm')).equals(shippedBytes);
     }
     return {

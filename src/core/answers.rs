@@ -4,7 +4,7 @@
 use super::recovery::Ending;
 use super::retry::{backoff_ms, verdict, SendOutcome, Verdict, MIN_WAIT_MS};
 use super::stats::DropReason;
-use super::types::{Action, FlushError, Key, Report};
+use super::types::{concat, number, Action, FlushError, Key, Report};
 use super::Core;
 
 impl Core {
@@ -30,7 +30,7 @@ impl Core {
         match verdict(&outcome, now) {
             Verdict::Acknowledged => {
                 if self.attempt > 0 {
-                    self.actions.push_back(Action::RememberBackoff(None));
+                    self.actions.push(Action::RememberBackoff(None));
                 }
                 self.attempt = 0;
                 self.recovery.acknowledged();
@@ -83,8 +83,7 @@ impl Core {
 
     /// Ends a 413/400 search once nothing of it is left to send: see [`Recovery`].
     pub(super) fn finish_recovery(&mut self, now: u64) {
-        let queue = &self.queue;
-        match self.recovery.finish(|k| queue.is_free(k)) {
+        match self.recovery.finish(&self.queue) {
             None => {}
             Some(Ending::Drop(suspects)) => {
                 for reason in DropReason::ALL {
@@ -137,10 +136,12 @@ impl Core {
         let retry_at = now + wait;
         self.retry_at = Some(retry_at);
         self.actions
-            .push_back(Action::RememberBackoff(Some((retry_at, self.attempt))));
+            .push(Action::RememberBackoff(Some((retry_at, self.attempt))));
         let detail = match &outcome {
-            SendOutcome::Status { status, .. } => format!("the server answered {status}"),
-            SendOutcome::NetworkError(cause) => format!("network error: {cause}"),
+            SendOutcome::Status { status, .. } => {
+                concat(&["the server answered ", &number(u64::from(*status))])
+            }
+            SendOutcome::NetworkError(cause) => concat(&["network error: ", cause]),
         };
         let actions = &mut self.actions;
         self.waiters.refuse_all(
@@ -151,7 +152,7 @@ impl Core {
             actions,
         );
         self.flush_now = false;
-        self.actions.push_back(Action::Report(Report::SendFailed {
+        self.actions.push(Action::Report(Report::SendFailed {
             outcome,
             retry_at,
             detail,

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use super::types::{concat, number};
+
 /// The largest request body a page may have in flight on the keepalive path (fetch
 /// `keepalive` and `sendBeacon` share this budget).
 pub const KEEPALIVE_BUDGET_BYTES: usize = 64 * 1024;
@@ -61,7 +63,12 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid option `{}`: {}", self.option, self.reason)
+        f.write_str(&concat(&[
+            "invalid option `",
+            self.option,
+            "`: ",
+            &self.reason,
+        ]))
     }
 }
 
@@ -89,9 +96,11 @@ impl Config {
         if self.max_batch_bytes < 1024 || self.max_batch_bytes > KEEPALIVE_BUDGET_BYTES {
             return Err(bad(
                 "maxBatchBytes",
-                format!(
-                    "must be between 1024 and {KEEPALIVE_BUDGET_BYTES} bytes (the keepalive budget of a page)"
-                ),
+                concat(&[
+                    "must be between 1024 and ",
+                    &number(KEEPALIVE_BUDGET_BYTES as u64),
+                    " bytes (the keepalive budget of a page)",
+                ]),
             ));
         }
         if self.max_stored_events == 0 {
@@ -100,10 +109,11 @@ impl Config {
         if self.max_stored_bytes < self.max_batch_bytes {
             return Err(bad(
                 "maxStoredBytes",
-                format!(
-                    "must be at least maxBatchBytes ({} bytes)",
-                    self.max_batch_bytes
-                ),
+                concat(&[
+                    "must be at least maxBatchBytes (",
+                    &number(self.max_batch_bytes as u64),
+                    " bytes)",
+                ]),
             ));
         }
         if self.max_event_age_ms < self.flush_interval_ms {
@@ -121,7 +131,7 @@ impl Config {
         if !(100..=MAX_TIMER_MS).contains(&self.send_timeout_ms) {
             return Err(bad(
                 "sendTimeoutMs",
-                format!("must be between 100 and {MAX_TIMER_MS} ms"),
+                concat(&["must be between 100 and ", &number(MAX_TIMER_MS), " ms"]),
             ));
         }
         Ok(())

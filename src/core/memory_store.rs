@@ -1,15 +1,14 @@
 //! Storage in memory: the twin of the IndexedDB driver. The simulation tests run the
 //! core against it, and the browser driver falls back to it when IndexedDB fails.
 
-use std::collections::BTreeMap;
-
+use super::keyed::KeyedVec;
 use super::{Key, NewEvent, StoredEvent};
 
 /// Events by key; keys are assigned in increasing order like an auto-increment store.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryStore {
     next_key: Key,
-    events: BTreeMap<Key, StoredEvent>,
+    events: KeyedVec<StoredEvent>,
 }
 
 impl MemoryStore {
@@ -17,7 +16,7 @@ impl MemoryStore {
     pub fn new(first_key: Key) -> Self {
         MemoryStore {
             next_key: first_key.max(1),
-            events: BTreeMap::new(),
+            events: KeyedVec::default(),
         }
     }
 
@@ -48,9 +47,7 @@ impl MemoryStore {
     }
 
     pub fn delete(&mut self, keys: &[Key]) {
-        for key in keys {
-            self.events.remove(key);
-        }
+        self.events.remove(keys);
     }
 
     /// Everything stored, oldest first.

@@ -17,6 +17,7 @@
 
 mod answers;
 pub mod config;
+pub(crate) mod keyed;
 mod memory_store;
 mod queue;
 mod recovery;
@@ -28,15 +29,14 @@ mod unload;
 mod waiters;
 pub mod wire;
 
-use std::collections::{BTreeSet, VecDeque};
-
 pub use config::{Config, ConfigError, KEEPALIVE_BUDGET_BYTES, MAX_TIMER_MS};
 pub use memory_store::MemoryStore;
 pub use retry::{backoff_bound_ms, parse_retry_after, SendOutcome, MIN_WAIT_MS};
 pub use stats::{DropCounts, DropReason, Stats};
 pub use types::{Action, Batch, FlushError, Key, LogError, NewEvent, Report, StoredEvent, Ticket};
 
-use queue::Queue;
+use keyed::KeyedVec;
+use queue::{Queue, Queued};
 use recovery::Recovery;
 use waiters::FlushWaiters;
 
@@ -58,7 +58,7 @@ pub struct Core {
     next_ticket: Ticket,
     next_batch_id: u64,
     /// Logged, not yet handed to storage.
-    unpersisted: VecDeque<NewEvent>,
+    unpersisted: Vec<NewEvent>,
     /// Handed to storage, not yet confirmed.
     persisting: Vec<NewEvent>,
     /// Stored and not yet acknowledged or dropped.
@@ -89,7 +89,8 @@ pub struct Core {
     /// Events adopted from other tabs and not yet stored: their ticket here, the tab and
     /// its key for them.
     adopting: Vec<(Ticket, String, Key)>,
-    actions: VecDeque<Action>,
+    /// Actions not yet polled, oldest first.
+    actions: Vec<Action>,
     stats: Stats,
 }
 
@@ -103,7 +104,7 @@ impl Core {
             device,
             next_ticket: 1,
             next_batch_id: 1,
-            unpersisted: VecDeque::new(),
+            unpersisted: Vec::new(),
             persisting: Vec::new(),
             queue: Queue::default(),
             in_flight: None,
@@ -120,7 +121,7 @@ impl Core {
             others_alive: false,
             memory_from: None,
             adopting: Vec::new(),
-            actions: VecDeque::new(),
+            actions: Vec::new(),
             stats: Stats::default(),
         })
     }
@@ -150,7 +151,7 @@ impl Core {
         }
         let ticket = self.next_ticket;
         self.next_ticket += 1;
-        self.unpersisted.push_back(NewEvent {
+        self.unpersisted.push(NewEvent {
             ticket,
             id,
             ts: now,
@@ -171,9 +172,8 @@ impl Core {
     /// # Panics
     /// If the number of keys differs from the number of events handed out: the driver is broken.
     pub fn handle_persisted(&mut self, now: u64, keys: &[Key]) {
-        assert_eq!(
-            keys.len(),
-            self.persisting.len(),
+        assert!(
+            keys.len() == self.persisting.len(),
             "storage must return one key per persisted event"
         );
         let persisted = std::mem::take(&mut self.persisting);
@@ -185,7 +185,7 @@ impl Core {
                 now,
                 key,
                 ticket,
-                StoredEvent {
+                &StoredEvent {
                     key,
                     id: event.id,
                     ts: event.ts,
@@ -203,25 +203,21 @@ impl Core {
     /// The last [`Action::Persist`] failed. Its events go back to the front of the line,
     /// to be handed to storage again (the driver may have switched to memory).
     pub fn handle_persist_failed(&mut self, now: u64, detail: String) {
-        for event in std::mem::take(&mut self.persisting).into_iter().rev() {
-            self.unpersisted.push_front(event);
-        }
+        let mut failed = std::mem::take(&mut self.persisting);
+        failed.append(&mut self.unpersisted);
+        self.unpersisted = failed;
         self.actions
-            .push_back(Action::Report(Report::StorageFailed { detail }));
+            .push(Action::Report(Report::StorageFailed { detail }));
         self.drive(now);
     }
 
     /// Events found in storage (left by an earlier page, or written by another tab).
     /// Keys already known are ignored.
     pub fn handle_loaded(&mut self, now: u64, events: Vec<StoredEvent>) {
-        for event in events {
-            if self.queue.contains(event.key) {
-                continue;
-            }
-            let ticket = self.next_ticket;
-            self.next_ticket += 1;
-            self.stats.loaded += 1;
-            self.enqueue(now, event.key, ticket, event);
+        let added = self.queue.load(events, &mut self.next_ticket);
+        self.stats.loaded += added as u64;
+        if added > 0 && self.flush_at.is_none() {
+            self.flush_at = Some(now + self.config.flush_interval_ms);
         }
         self.enforce_limits(now);
         self.drive(now);
@@ -232,13 +228,13 @@ impl Core {
     /// another tab, so it leaves the queue without being counted here. Then as
     /// [`Core::handle_loaded`].
     pub fn handle_snapshot(&mut self, now: u64, events: Vec<StoredEvent>, below: Key) {
-        let present: BTreeSet<Key> = events.iter().map(|e| e.key).collect();
-        let gone: Vec<Key> = self
+        let mut present = KeyedVec::default();
+        for event in &events {
+            present.insert(event.key, ());
+        }
+        let gone = self
             .queue
-            .free()
-            .map(|(k, _)| k)
-            .filter(|k| *k < below && !present.contains(k))
-            .collect();
+            .free_keys(&|k, _| k < below && !present.contains_key(k));
         self.forget(&gone);
         self.handle_loaded(now, events);
     }
@@ -247,11 +243,10 @@ impl Core {
     /// without counting them here. Keys from [`Core::handle_memory_fallback`] on name
     /// IndexedDB events this tab never held, not its memory events.
     pub fn handle_removed_elsewhere(&mut self, now: u64, keys: &[Key]) {
-        let gone: Vec<Key> = keys
-            .iter()
-            .copied()
-            .filter(|&k| self.queue.is_free(k) && self.memory_from.is_none_or(|from| k < from))
-            .collect();
+        let memory_from = self.memory_from;
+        let gone = self
+            .queue
+            .free_among(keys, &|k| memory_from.is_none_or(|from| k < from));
         self.forget(&gone);
         self.drive(now);
     }
@@ -289,7 +284,7 @@ impl Core {
     /// send gives the sender `sendTimeoutMs` plus one interval.
     pub fn handle_flush(&mut self, now: u64, waiter: u64) {
         if !self.leader {
-            self.actions.push_back(Action::AskSenderToFlush);
+            self.actions.push(Action::AskSenderToFlush);
         }
         let refusal = if !self.online {
             Some(FlushError::Offline)
@@ -299,7 +294,7 @@ impl Core {
                 .map(|retry_at| FlushError::BackingOff { retry_at })
         };
         match refusal {
-            Some(error) => self.actions.push_back(Action::FlushSettled {
+            Some(error) => self.actions.push(Action::FlushSettled {
                 waiter,
                 result: Err(error),
             }),
@@ -319,7 +314,7 @@ impl Core {
     pub fn handle_flush_hint(&mut self, now: u64) {
         if let Some(retry_at) = self.retry_at.filter(|&at| self.leader && at > now) {
             self.actions
-                .push_back(Action::RememberBackoff(Some((retry_at, self.attempt))));
+                .push(Action::RememberBackoff(Some((retry_at, self.attempt))));
         }
         self.flush_now = true;
         self.drive(now);
@@ -346,7 +341,8 @@ impl Core {
 
     /// The next thing to do, if any.
     pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+        // A handful at a time: shifting them is cheaper in code than a ring buffer.
+        (!self.actions.is_empty()).then(|| self.actions.remove(0))
     }
 
     /// When to call [`Core::handle_timeout`] next. Never a moment at which the core would
@@ -402,9 +398,8 @@ impl Core {
     /// send when one is due.
     fn drive(&mut self, now: u64) {
         if self.persisting.is_empty() && !self.unpersisted.is_empty() {
-            self.persisting = self.unpersisted.drain(..).collect();
-            self.actions
-                .push_back(Action::Persist(self.persisting.clone()));
+            self.persisting = std::mem::take(&mut self.unpersisted);
+            self.actions.push(Action::Persist(self.persisting.clone()));
         }
         if self.in_flight.is_none() {
             self.finish_recovery(now);
@@ -420,14 +415,14 @@ impl Core {
         let due = self.retry_at.is_some()
             || self.flush_now
             || !self.waiters.is_empty()
-            || self.recovery.has_pieces(|k| queue.is_free(k))
+            || self.recovery.has_pieces(queue)
             || self.flush_at.is_some_and(|at| now >= at)
             || queue.free_len() >= self.config.max_buffer_size
             || queue.free_bytes() + self.envelope_bound >= self.config.max_batch_bytes;
         if !due {
             return;
         }
-        let (keys, from_split) = match self.recovery.next_piece(|k| queue.is_free(k)) {
+        let (keys, from_split) = match self.recovery.next_piece(queue) {
             Some(piece) => (piece, true),
             None => (self.fill(self.config.max_batch_bytes, true), false),
         };
@@ -444,7 +439,7 @@ impl Core {
             keys: batch.keys.clone(),
             from_split,
         });
-        self.actions.push_back(Action::Send(batch));
+        self.actions.push(Action::Send(batch));
     }
 
     fn can_send(&self) -> bool {
@@ -483,19 +478,19 @@ impl Core {
 
     // ---- internals ----------------------------------------------------------------
 
-    fn enqueue(&mut self, now: u64, key: Key, ticket: Ticket, event: StoredEvent) {
+    fn enqueue(&mut self, now: u64, key: Key, ticket: Ticket, event: &StoredEvent) {
         if self.queue.insert(key, ticket, event) && self.flush_at.is_none() {
             self.flush_at = Some(now + self.config.flush_interval_ms);
         }
     }
 
     /// Takes keys out of the queue (acknowledged, dropped or deleted elsewhere).
-    fn forget(&mut self, keys: &[Key]) -> Vec<String> {
+    fn forget(&mut self, keys: &[Key]) -> Vec<Queued> {
         let removed = self.queue.remove(keys);
         if self.queue.is_empty() {
             self.flush_at = None;
         }
-        removed.into_iter().map(|q| q.id).collect()
+        removed
     }
 
     fn acknowledge(&mut self, keys: Vec<Key>) {
@@ -507,17 +502,17 @@ impl Core {
     /// Hands keys to storage to delete; [`Core::handle_deleted`] says when they are gone.
     pub(super) fn delete(&mut self, keys: Vec<Key>) {
         self.awaiting_delete += keys.len();
-        self.actions.push_back(Action::Delete(keys));
+        self.actions.push(Action::Delete(keys));
     }
 
     fn drop_events(&mut self, reason: DropReason, keys: &[Key], detail: String) {
         if keys.is_empty() {
             return;
         }
-        let ids = self.forget(keys);
+        let ids: Vec<String> = self.forget(keys).iter().map(Queued::id).collect();
         self.stats.dropped.add(reason, ids.len() as u64);
         self.delete(keys.to_vec());
-        self.actions.push_back(Action::Report(Report::Dropped {
+        self.actions.push(Action::Report(Report::Dropped {
             reason,
             ids,
             detail,
@@ -532,14 +527,24 @@ impl Core {
         self.drop_events(
             DropReason::Age,
             &expired,
-            format!("older than maxEventAgeMs ({max_age} ms)"),
+            types::concat(&[
+                "older than maxEventAgeMs (",
+                &types::number(max_age),
+                " ms)",
+            ]),
         );
         let (max_events, max_bytes) = (self.config.max_stored_events, self.config.max_stored_bytes);
         let over = self.queue.over_limits(max_events, max_bytes);
         self.drop_events(
             DropReason::StorageLimit,
             &over,
-            format!("storage is full (maxStoredEvents {max_events}, maxStoredBytes {max_bytes}); the oldest events go first"),
+            types::concat(&[
+                "storage is full (maxStoredEvents ",
+                &types::number(max_events as u64),
+                ", maxStoredBytes ",
+                &types::number(max_bytes as u64),
+                "); the oldest events go first",
+            ]),
         );
     }
 

@@ -3,25 +3,47 @@
 //! post) goes into no other request, never expires nor is dropped for the limits, and is
 //! not forgotten when another tab deletes it. Its answer decides.
 
-use std::collections::BTreeMap;
+use std::num::NonZeroU64;
 
+use super::keyed::KeyedVec;
 use super::types::{Key, StoredEvent, Ticket};
 use super::wire;
 
+/// One queued event, as small as it can be: a long outage holds thousands of them.
 #[derive(Debug, Clone)]
 pub(super) struct Queued {
     pub ticket: Ticket,
-    pub id: String,
     pub ts: u64,
-    /// The event as it goes on the wire.
-    pub encoded: String,
-    /// The unanswered request that carries it.
-    carried_by: Option<u64>,
+    /// The event as it goes on the wire, with no spare capacity (its id is read back
+    /// from it when a report needs it).
+    pub encoded: Box<str>,
+    /// The unanswered request that carries it (batch ids start at 1).
+    carried_by: Option<NonZeroU64>,
+}
+
+impl Queued {
+    fn new(ticket: Ticket, key: Key, event: &StoredEvent) -> Queued {
+        let mut encoded =
+            String::with_capacity(wire::event_len(&event.id, key, event.ts, &event.payload));
+        wire::push_event(&mut encoded, &event.id, key, event.ts, &event.payload);
+        Queued {
+            ticket,
+            ts: event.ts,
+            encoded: encoded.into_boxed_str(),
+            carried_by: None,
+        }
+    }
+
+    /// The event's id, read back from its wire line.
+    pub fn id(&self) -> String {
+        // The line was written by `wire::push_event`, which `parse_event` reads back.
+        wire::parse_event(&self.encoded).map_or_else(String::new, |(id, ..)| id)
+    }
 }
 
 #[derive(Debug, Default)]
 pub(super) struct Queue {
-    events: BTreeMap<Key, Queued>,
+    events: KeyedVec<Queued>,
     bytes: usize,
     /// How many events, and how many of their bytes, unanswered requests carry.
     carried: usize,
@@ -30,29 +52,37 @@ pub(super) struct Queue {
 
 impl Queue {
     /// Adds a stored event; false if its key is already known.
-    pub fn insert(&mut self, key: Key, ticket: Ticket, event: StoredEvent) -> bool {
-        if self.events.contains_key(&key) {
+    pub fn insert(&mut self, key: Key, ticket: Ticket, event: &StoredEvent) -> bool {
+        if self.events.contains_key(key) {
             return false;
         }
-        let mut encoded = String::new();
-        wire::push_event(&mut encoded, &event.id, key, event.ts, &event.payload);
-        self.bytes += encoded.len();
-        self.events.insert(
-            key,
-            Queued {
-                ticket,
-                id: event.id,
-                ts: event.ts,
-                encoded,
-                carried_by: None,
-            },
-        );
-        true
+        let queued = Queued::new(ticket, key, event);
+        self.bytes += queued.encoded.len();
+        self.events.insert(key, queued)
+    }
+
+    /// Adds the events loaded from storage whose keys are not known yet, each with the
+    /// next ticket, and returns how many. Storage returns them in key order; those below
+    /// the newest queued key (other tabs' events) are merged in one pass.
+    pub fn load(&mut self, events: Vec<StoredEvent>, next_ticket: &mut Ticket) -> usize {
+        let mut fresh = KeyedVec::default();
+        for event in events {
+            if self.events.contains_key(event.key) || fresh.contains_key(event.key) {
+                continue;
+            }
+            let queued = Queued::new(*next_ticket, event.key, &event);
+            *next_ticket += 1;
+            self.bytes += queued.encoded.len();
+            fresh.insert(event.key, queued);
+        }
+        let added = fresh.len();
+        self.events.merge(fresh);
+        added
     }
 
     /// Removes these keys (whatever carries them) and returns what was there.
     pub fn remove(&mut self, keys: &[Key]) -> Vec<Queued> {
-        let removed: Vec<Queued> = keys.iter().filter_map(|k| self.events.remove(k)).collect();
+        let removed = self.events.remove(keys);
         for queued in &removed {
             self.bytes -= queued.encoded.len();
             if queued.carried_by.is_some() {
@@ -80,31 +110,22 @@ impl Queue {
         self.bytes - self.carried_bytes
     }
 
-    pub fn contains(&self, key: Key) -> bool {
-        self.events.contains_key(&key)
-    }
-
     pub fn encoded(&self, key: Key) -> Option<&str> {
-        self.events.get(&key).map(|q| q.encoded.as_str())
+        self.events.get(key).map(|q| &*q.encoded)
     }
 
     pub fn all(&self) -> impl Iterator<Item = (Key, &Queued)> + '_ {
-        self.events.iter().map(|(k, q)| (*k, q))
+        self.events.iter()
     }
 
     /// The events that no unanswered request carries, oldest first: the only ones a new
     /// request, an expiry, a limit or another tab's delete may touch.
     pub fn free(&self) -> impl Iterator<Item = (Key, &Queued)> + '_ {
-        self.events
-            .iter()
-            .filter(|(_, q)| q.carried_by.is_none())
-            .map(|(k, q)| (*k, q))
+        self.events.iter().filter(|(_, q)| q.carried_by.is_none())
     }
 
     pub fn is_free(&self, key: Key) -> bool {
-        self.events
-            .get(&key)
-            .is_some_and(|q| q.carried_by.is_none())
+        self.events.get(key).is_some_and(|q| q.carried_by.is_none())
     }
 
     /// The request `request` now carries these keys.
@@ -113,9 +134,9 @@ impl Queue {
     /// If a key is already carried: a batch was filled past the rule.
     pub fn carry(&mut self, keys: &[Key], request: u64) {
         for key in keys {
-            if let Some(queued) = self.events.get_mut(key) {
-                assert!(queued.carried_by.is_none(), "key {key} is in two requests");
-                queued.carried_by = Some(request);
+            if let Some(queued) = self.events.get_mut(*key) {
+                assert!(queued.carried_by.is_none(), "a key is in two requests");
+                queued.carried_by = NonZeroU64::new(request);
                 self.carried += 1;
                 self.carried_bytes += queued.encoded.len();
             }
@@ -127,8 +148,8 @@ impl Queue {
     pub fn release(&mut self, keys: &[Key], request: u64) -> Vec<Key> {
         let mut released = Vec::new();
         for key in keys {
-            if let Some(queued) = self.events.get_mut(key) {
-                if queued.carried_by == Some(request) {
+            if let Some(queued) = self.events.get_mut(*key) {
+                if queued.carried_by.map(NonZeroU64::get) == Some(request) {
                     queued.carried_by = None;
                     self.carried -= 1;
                     self.carried_bytes -= queued.encoded.len();
@@ -169,12 +190,33 @@ impl Queue {
         keys
     }
 
+    /// The free keys, oldest first, for which `keep` holds. Callers share this one
+    /// function (and one `Vec` builder): each `filter().collect()` of its own is
+    /// compiled apart.
+    pub fn free_keys(&self, keep: &dyn Fn(Key, &Queued) -> bool) -> Vec<Key> {
+        let mut keys = Vec::new();
+        for (key, queued) in self.free() {
+            if keep(key, queued) {
+                keys.push(key);
+            }
+        }
+        keys
+    }
+
+    /// Those of `keys` that are queued, free, and for which `keep` holds, in their order.
+    pub fn free_among(&self, keys: &[Key], keep: &dyn Fn(Key) -> bool) -> Vec<Key> {
+        let mut free = Vec::new();
+        for &key in keys {
+            if self.is_free(key) && keep(key) {
+                free.push(key);
+            }
+        }
+        free
+    }
+
     /// Free events older than `max_age_ms` at `now`.
     pub fn expired(&self, now: u64, max_age_ms: u64) -> Vec<Key> {
-        self.free()
-            .filter(|(_, q)| q.ts.saturating_add(max_age_ms) < now)
-            .map(|(k, _)| k)
-            .collect()
+        self.free_keys(&|_, q| q.ts.saturating_add(max_age_ms) < now)
     }
 
     /// The oldest free events to drop so that the queue fits the limits (as far as free

@@ -3,15 +3,14 @@
 //! alone are dropped only if the server accepted something meanwhile; if it accepted
 //! nothing, the endpoint is refusing everything, and every event is kept.
 
-use std::collections::VecDeque;
-
+use super::queue::Queue;
 use super::stats::DropReason;
 use super::types::Key;
 
 #[derive(Debug, Default)]
 pub(super) struct Recovery {
-    /// Pieces of a split batch, sent before anything else.
-    pieces: VecDeque<Vec<Key>>,
+    /// Pieces of a split batch, sent before anything else: a stack, the next piece last.
+    pieces: Vec<Vec<Key>>,
     search: Option<Search>,
 }
 
@@ -37,8 +36,8 @@ impl Recovery {
     pub fn split(&mut self, keys: Vec<Key>) {
         self.search.get_or_insert_with(Search::default);
         let (first, second) = keys.split_at(keys.len() / 2);
-        self.pieces.push_front(second.to_vec());
-        self.pieces.push_front(first.to_vec());
+        self.pieces.push(second.to_vec());
+        self.pieces.push(first.to_vec());
     }
 
     /// A single event was refused for `reason`.
@@ -51,7 +50,7 @@ impl Recovery {
 
     /// A piece failed for a transient reason: it keeps its place at the head of the line.
     pub fn retry_piece(&mut self, keys: Vec<Key>) {
-        self.pieces.push_front(keys);
+        self.pieces.push(keys);
     }
 
     pub fn acknowledged(&mut self) {
@@ -66,10 +65,10 @@ impl Recovery {
             .is_some_and(|s| s.suspects.iter().any(|(k, _)| *k == key))
     }
 
-    /// The next piece with a key still queued, if any.
-    pub fn next_piece(&mut self, queued: impl Fn(Key) -> bool) -> Option<Vec<Key>> {
-        while let Some(piece) = self.pieces.pop_front() {
-            let alive: Vec<Key> = piece.into_iter().filter(|&k| queued(k)).collect();
+    /// The next piece with a key still queued and free, if any.
+    pub fn next_piece(&mut self, queue: &Queue) -> Option<Vec<Key>> {
+        while let Some(piece) = self.pieces.pop() {
+            let alive = queue.free_among(&piece, &|_| true);
             if !alive.is_empty() {
                 return Some(alive);
             }
@@ -77,13 +76,13 @@ impl Recovery {
         None
     }
 
-    pub fn has_pieces(&self, queued: impl Fn(Key) -> bool) -> bool {
-        self.pieces.iter().flatten().any(|&k| queued(k))
+    pub fn has_pieces(&self, queue: &Queue) -> bool {
+        self.pieces.iter().flatten().any(|&k| queue.is_free(k))
     }
 
     /// Ends the search once no piece is left to send or awaited.
-    pub fn finish(&mut self, queued: impl Fn(Key) -> bool) -> Option<Ending> {
-        if self.has_pieces(&queued) {
+    pub fn finish(&mut self, queue: &Queue) -> Option<Ending> {
+        if self.has_pieces(queue) {
             return None;
         }
         self.pieces.clear();
@@ -91,7 +90,7 @@ impl Recovery {
         let suspects: Vec<(Key, DropReason)> = search
             .suspects
             .into_iter()
-            .filter(|(k, _)| queued(*k))
+            .filter(|(k, _)| queue.is_free(*k))
             .collect();
         if suspects.is_empty() {
             return None;

@@ -1,6 +1,8 @@
 //! What a server answer means for the events of a batch, and how long to wait before the
 //! next try. Pure functions: the random number and the time are arguments.
 
+use super::wire::leading_u64;
+
 /// How a send ended, as the transport saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendOutcome {
@@ -96,18 +98,42 @@ pub fn backoff_bound_ms(base_ms: u64, max_ms: u64, attempt: u32) -> u64 {
 /// milliseconds from `now_ms`, or `None` for a value that is neither.
 pub fn parse_retry_after(value: &str, now_ms: u64) -> Option<u64> {
     let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
+    if let Some(seconds) = whole_number(value) {
         return Some(seconds.saturating_mul(1000));
     }
     let at_ms = parse_imf_fixdate(value)?;
     Some(at_ms.saturating_sub(now_ms))
 }
 
+/// `text` as `str::parse::<u64>` reads it (a leading `+` allowed), byte by byte: the
+/// standard parser and `split` on a string pattern cost kilobytes of wasm.
+fn whole_number(text: &str) -> Option<u64> {
+    digits_only(text.strip_prefix('+').unwrap_or(text))
+}
+
+/// `text` as `str::parse::<i64>` reads it (a leading `+` or `-` allowed).
+fn signed_number(text: &str) -> Option<i64> {
+    match text.strip_prefix('-') {
+        Some(digits) => 0i64.checked_sub_unsigned(digits_only(digits)?),
+        None => i64::try_from(whole_number(text)?).ok(),
+    }
+}
+
+/// ASCII digits and nothing else, as after the sign of a number.
+fn digits_only(text: &str) -> Option<u64> {
+    match leading_u64(text)? {
+        (n, "") => Some(n),
+        _ => None,
+    }
+}
+
 /// `Sun, 06 Nov 1994 08:49:37 GMT` to milliseconds since the Unix epoch.
 fn parse_imf_fixdate(value: &str) -> Option<u64> {
-    let rest = value.split_once(", ")?.1;
+    let comma = value.as_bytes().windows(2).position(|w| w == b", ")?;
+    // ", " is ASCII, so the text after it starts on a character boundary.
+    let rest = value.get(comma + 2..)?;
     let mut parts = rest.split(' ');
-    let day: u32 = parts.next()?.parse().ok()?;
+    let day = whole_number(parts.next()?)?;
     let month = match parts.next()? {
         "Jan" => 1,
         "Feb" => 2,
@@ -123,16 +149,17 @@ fn parse_imf_fixdate(value: &str) -> Option<u64> {
         "Dec" => 12,
         _ => return None,
     };
-    let year: i64 = parts.next()?.parse().ok()?;
+    let year = signed_number(parts.next()?)?;
     let mut clock = parts.next()?.split(':');
-    let hour: u64 = clock.next()?.parse().ok()?;
-    let minute: u64 = clock.next()?.parse().ok()?;
-    let second: u64 = clock.next()?.parse().ok()?;
+    let hour = whole_number(clock.next()?)?;
+    let minute = whole_number(clock.next()?)?;
+    let second = whole_number(clock.next()?)?;
     if parts.next()? != "GMT" || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60
     {
         return None;
     }
-    let days = days_from_civil(year, month, day);
+    // The day is at most 31 (checked above).
+    let days = days_from_civil(year, month, day as u32);
     let seconds = u64::try_from(days).ok()? * 86_400 + hour * 3600 + minute * 60 + second;
     Some(seconds * 1000)
 }
@@ -219,6 +246,62 @@ mod tests {
         assert_eq!(parse_retry_after("soon", 0), None);
         assert_eq!(parse_retry_after("Sun, 06 Foo 1994 08:49:37 GMT", 0), None);
         assert_eq!(parse_retry_after("-3", 0), None);
+    }
+
+    #[test]
+    fn numbers_are_read_as_the_standard_parser_reads_them() {
+        for text in [
+            "",
+            "+",
+            "-",
+            "0",
+            "+0",
+            "-0",
+            "7",
+            "+7",
+            "-7",
+            "007",
+            "12a",
+            "a12",
+            " 1",
+            "1 ",
+            "++1",
+            "+-1",
+            "-+1",
+            "--1",
+            "1.5",
+            "\u{660}",
+            "18446744073709551615",
+            "18446744073709551616",
+            "9223372036854775807",
+            "9223372036854775808",
+            "-9223372036854775808",
+            "-9223372036854775809",
+        ] {
+            assert_eq!(whole_number(text), text.parse::<u64>().ok(), "{text:?}");
+            assert_eq!(signed_number(text), text.parse::<i64>().ok(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn dates_are_read_as_before() {
+        let at = |text| parse_imf_fixdate(text);
+        assert_eq!(at("x, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777_000));
+        assert_eq!(at("Sun,  06 Nov 1994 08:49:37 GMT"), None);
+        assert_eq!(
+            at("Sun, +06 Nov +1994 +08:+49:+37 GMT"),
+            Some(784_111_777_000)
+        );
+        assert_eq!(
+            at("Sun, 06 Nov 1994 08:49:37:99 GMT trailing"),
+            Some(784_111_777_000)
+        );
+        assert_eq!(at("a, b, 06 Nov 1994 08:49:37 GMT"), None);
+        assert_eq!(at("Sun, 06 Nov -1994 08:49:37 GMT"), None);
+        assert_eq!(at("Sun, 32 Nov 1994 08:49:37 GMT"), None);
+        assert_eq!(at("Sun, 06 Nov 1994 08:49 GMT"), None);
+        assert_eq!(parse_retry_after("+5", 0), Some(5_000));
+        assert_eq!(parse_retry_after("\u{a0}5\u{2003}", 0), Some(5_000));
     }
 
     #[test]

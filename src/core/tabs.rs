@@ -1,9 +1,8 @@
 //! Inputs about the other tabs of the origin: who sends, who else lives, and the events a
 //! tab that cannot store them hands to the sender.
 
-use std::collections::BTreeSet;
-
-use super::types::{Action, FlushError, Key, NewEvent, Ticket};
+use super::keyed::KeyedVec;
+use super::types::{Action, FlushError, Key, NewEvent};
 use super::{wire, Core};
 
 impl Core {
@@ -42,7 +41,7 @@ impl Core {
     pub fn handle_memory_fallback(&mut self, now: u64, first_key: Key) {
         self.memory_from.get_or_insert(first_key);
         if self.leader && self.others_alive {
-            self.actions.push_back(Action::StepDown);
+            self.actions.push(Action::StepDown);
             self.handle_leadership(now, false);
         }
     }
@@ -55,7 +54,7 @@ impl Core {
             let ticket = self.next_ticket;
             self.next_ticket += 1;
             self.adopting.push((ticket, tab.clone(), their_key));
-            self.unpersisted.push_back(NewEvent {
+            self.unpersisted.push(NewEvent {
                 ticket,
                 id,
                 ts,
@@ -67,11 +66,10 @@ impl Core {
 
     /// The sending tab stored these events this tab handed over: they are its now.
     pub fn handle_handed_over(&mut self, now: u64, keys: &[Key]) {
-        let keys: Vec<Key> = keys
-            .iter()
-            .copied()
-            .filter(|&k| self.queue.is_free(k) && self.memory_from.is_some_and(|from| k >= from))
-            .collect();
+        let memory_from = self.memory_from;
+        let keys = self
+            .queue
+            .free_among(keys, &|k| memory_from.is_some_and(|from| k >= from));
         self.stats.handed_over += keys.len() as u64;
         self.forget(&keys);
         self.delete(keys);
@@ -82,7 +80,7 @@ impl Core {
     /// (the earlier sender may have closed before storing it).
     pub fn handle_new_sender(&mut self) {
         if !self.leader {
-            let keys: Vec<Key> = self.queue.free().map(|(k, _)| k).collect();
+            let keys = self.queue.free_keys(&|_, _| true);
             self.hand_over(&keys);
         }
     }
@@ -96,7 +94,7 @@ impl Core {
             .filter_map(|&k| self.queue.encoded(k).map(str::to_owned))
             .collect();
         if !lines.is_empty() {
-            self.actions.push_back(Action::HandOver(lines));
+            self.actions.push(Action::HandOver(lines));
         }
     }
 
@@ -105,10 +103,13 @@ impl Core {
         if self.adopting.is_empty() {
             return;
         }
-        let tickets: BTreeSet<Ticket> = persisted.iter().map(|e| e.ticket).collect();
+        let mut tickets = KeyedVec::default();
+        for event in persisted {
+            tickets.insert(event.ticket, ());
+        }
         let (stored, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.adopting)
             .into_iter()
-            .partition(|(ticket, _, _)| tickets.contains(ticket));
+            .partition(|(ticket, _, _)| tickets.contains_key(*ticket));
         self.adopting = waiting;
         let mut by_tab: Vec<(String, Vec<Key>)> = Vec::new();
         for (_, tab, key) in stored {
@@ -118,7 +119,7 @@ impl Core {
             }
         }
         for (tab, keys) in by_tab {
-            self.actions.push_back(Action::ConfirmAdopted { tab, keys });
+            self.actions.push(Action::ConfirmAdopted { tab, keys });
         }
     }
 }

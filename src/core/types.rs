@@ -4,6 +4,7 @@ use std::fmt;
 
 use super::retry::SendOutcome;
 use super::stats::DropReason;
+use super::wire::push_u64;
 
 /// A storage key. Storage assigns keys in increasing order, so a key is also the event's
 /// `seq` on the wire and its age rank.
@@ -104,23 +105,50 @@ pub enum Report {
     StorageFailed { detail: String },
 }
 
-impl fmt::Display for Report {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Report {
+    /// What the user reads (built without the formatting machinery, which costs
+    /// kilobytes of wasm).
+    pub fn message(&self) -> String {
         match self {
             Report::Dropped {
                 reason,
                 ids,
                 detail,
-            } => write!(
-                f,
-                "dropped {} event(s) ({}): {detail}",
-                ids.len(),
-                reason.name()
-            ),
-            Report::SendFailed { detail, .. } => write!(f, "failed to send events: {detail}"),
-            Report::StorageFailed { detail } => write!(f, "failed to store events: {detail}"),
+            } => {
+                let mut out = String::from("dropped ");
+                push_u64(&mut out, ids.len() as u64);
+                out.push_str(" event(s) (");
+                out.push_str(reason.name());
+                out.push_str("): ");
+                out.push_str(detail);
+                out
+            }
+            Report::SendFailed { detail, .. } => concat(&["failed to send events: ", detail]),
+            Report::StorageFailed { detail } => concat(&["failed to store events: ", detail]),
         }
     }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message())
+    }
+}
+
+/// The parts, one after the other.
+pub(super) fn concat(parts: &[&str]) -> String {
+    let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for part in parts {
+        out.push_str(part);
+    }
+    out
+}
+
+/// The number in decimal.
+pub(super) fn number(n: u64) -> String {
+    let mut out = String::new();
+    push_u64(&mut out, n);
+    out
 }
 
 /// Why `logEvent` refused an event.
@@ -131,14 +159,24 @@ pub enum LogError {
     TooLarge { bytes: usize, limit: usize },
 }
 
+impl LogError {
+    /// What the user reads.
+    pub fn message(&self) -> String {
+        match self {
+            LogError::TooLarge { bytes, limit } => concat(&[
+                "failed to log event: it takes ",
+                &number(*bytes as u64),
+                " bytes on the wire, more than maxBatchBytes (",
+                &number(*limit as u64),
+                ")",
+            ]),
+        }
+    }
+}
+
 impl fmt::Display for LogError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LogError::TooLarge { bytes, limit } => write!(
-                f,
-                "failed to log event: it takes {bytes} bytes on the wire, more than maxBatchBytes ({limit})"
-            ),
-        }
+        f.write_str(&self.message())
     }
 }
 
@@ -158,14 +196,36 @@ pub enum FlushError {
     SenderSilent { waited_ms: u64 },
 }
 
+impl FlushError {
+    /// What the user reads.
+    pub fn message(&self) -> String {
+        match self {
+            FlushError::Offline => {
+                "failed to flush: the browser is offline; events stay stored".to_owned()
+            }
+            FlushError::SendFailed { detail, retry_at } => concat(&[
+                "failed to flush: ",
+                detail,
+                "; events stay stored and are retried at ",
+                &number(*retry_at),
+            ]),
+            FlushError::BackingOff { retry_at } => concat(&[
+                "failed to flush: waiting after an earlier failure until ",
+                &number(*retry_at),
+                "; events stay stored",
+            ]),
+            FlushError::SenderSilent { waited_ms } => concat(&[
+                "failed to flush: the tab that sends for this site delivered nothing within ",
+                &number(*waited_ms),
+                " ms; events stay stored",
+            ]),
+        }
+    }
+}
+
 impl fmt::Display for FlushError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FlushError::Offline => write!(f, "failed to flush: the browser is offline; events stay stored"),
-            FlushError::SendFailed { detail, retry_at } => write!(f, "failed to flush: {detail}; events stay stored and are retried at {retry_at}"),
-            FlushError::BackingOff { retry_at } => write!(f, "failed to flush: waiting after an earlier failure until {retry_at}; events stay stored"),
-            FlushError::SenderSilent { waited_ms } => write!(f, "failed to flush: the tab that sends for this site delivered nothing within {waited_ms} ms; events stay stored"),
-        }
+        f.write_str(&self.message())
     }
 }
 

@@ -28,7 +28,7 @@ impl Core {
             self.stats.unload_requests += 1;
             budget -= batch.body.len().min(budget);
             self.unload_out.push((batch.id, batch.body.len()));
-            self.actions.push_back(Action::SendUnload(batch));
+            self.actions.push(Action::SendUnload(batch));
         }
     }
 

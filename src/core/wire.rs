@@ -9,6 +9,44 @@
 /// Digits of the largest `u64`: the bound used where a number is not known yet.
 const MAX_U64_DIGITS: usize = 20;
 
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Appends `n` in decimal: what `to_string` writes, without the formatting machinery,
+/// which costs kilobytes of wasm.
+pub fn push_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; MAX_U64_DIGITS];
+    let mut start = MAX_U64_DIGITS;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &digit in &digits[start..] {
+        out.push(char::from(digit));
+    }
+}
+
+/// The number at the start of `text` (ASCII digits only, at least one, no overflow) and
+/// what follows it.
+pub(super) fn leading_u64(text: &str) -> Option<(u64, &str)> {
+    let end = text
+        .bytes()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(text.len());
+    if end == 0 {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for digit in text.bytes().take(end) {
+        n = n.checked_mul(10)?.checked_add(u64::from(digit - b'0'))?;
+    }
+    // Digits are ASCII, so `end` is a character boundary.
+    Some((n, text.get(end..)?))
+}
+
 /// Appends `value` as a JSON string literal.
 pub fn push_json_string(out: &mut String, value: &str) {
     out.push('"');
@@ -20,7 +58,9 @@ pub fn push_json_string(out: &mut String, value: &str) {
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
             c if (c as u32) < 0x20 => {
-                out.push_str(&format!("\\u{:04x}", c as u32));
+                out.push_str("\\u00");
+                out.push(char::from(HEX[usize::from(c as u8 >> 4)]));
+                out.push(char::from(HEX[usize::from(c as u8 & 0x0f)]));
             }
             c => out.push(c),
         }
@@ -48,9 +88,9 @@ pub fn push_event(out: &mut String, id: &str, seq: u64, ts: u64, payload: &str) 
     out.push_str("{\"id\":");
     push_json_string(out, id);
     out.push_str(",\"seq\":");
-    out.push_str(&seq.to_string());
+    push_u64(out, seq);
     out.push_str(",\"ts\":");
-    out.push_str(&ts.to_string());
+    push_u64(out, ts);
     out.push_str(",\"payload\":");
     out.push_str(payload);
     out.push('}');
@@ -62,24 +102,22 @@ pub fn parse_event(text: &str) -> Option<(String, u64, u64, &str)> {
     let rest = text.strip_prefix("{\"id\":\"")?;
     let (id, rest) = parse_json_string_body(rest)?;
     let rest = rest.strip_prefix(",\"seq\":")?;
-    let (seq, rest) = parse_u64(rest)?;
+    let (seq, rest) = leading_u64(rest)?;
     let rest = rest.strip_prefix(",\"ts\":")?;
-    let (ts, rest) = parse_u64(rest)?;
+    let (ts, rest) = leading_u64(rest)?;
     let payload = rest.strip_prefix(",\"payload\":")?.strip_suffix('}')?;
     Some((id, seq, ts, payload))
 }
 
 /// The `seq` of an event object written by [`push_event`], without decoding the rest.
 pub fn parse_seq(text: &str) -> Option<u64> {
-    let at = text.find(",\"seq\":")? + ",\"seq\":".len();
-    parse_u64(&text[at..]).map(|(seq, _)| seq)
-}
-
-fn parse_u64(text: &str) -> Option<(u64, &str)> {
-    let end = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    Some((text[..end].parse().ok()?, &text[end..]))
+    const MARK: &[u8] = b",\"seq\":";
+    let at = text
+        .as_bytes()
+        .windows(MARK.len())
+        .position(|window| window == MARK)?;
+    // The mark is ASCII, so the text after it starts on a character boundary.
+    leading_u64(text.get(at + MARK.len()..)?).map(|(seq, _)| seq)
 }
 
 /// Reads a JSON string after its opening quote: the value and what follows the closing quote.
@@ -88,23 +126,34 @@ fn parse_json_string_body(text: &str) -> Option<(String, &str)> {
     let mut chars = text.char_indices();
     while let Some((i, c)) = chars.next() {
         match c {
-            '"' => return Some((out, &text[i + 1..])),
+            // A quote is one byte, so `i + 1` is a character boundary.
+            '"' => return Some((out, text.get(i + 1..)?)),
             '\\' => match chars.next()?.1 {
                 'n' => out.push('\n'),
                 'r' => out.push('\r'),
                 't' => out.push('\t'),
-                'u' => {
-                    let hex: String = (0..4)
-                        .filter_map(|_| chars.next().map(|(_, c)| c))
-                        .collect();
-                    out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
-                }
+                'u' => out.push(char::from_u32(parse_hex4(&mut chars)?)?),
                 other => out.push(other),
             },
             c => out.push(c),
         }
     }
     None
+}
+
+/// The up to four hex digits of a `\\u` escape, as `u32::from_str_radix` reads them (a
+/// leading `+` allowed), taken from `chars`.
+fn parse_hex4(chars: &mut impl Iterator<Item = (usize, char)>) -> Option<u32> {
+    let mut code = 0;
+    let mut digits = 0;
+    for (i, (_, c)) in chars.take(4).enumerate() {
+        if i == 0 && c == '+' {
+            continue;
+        }
+        code = code * 16 + c.to_digit(16)?;
+        digits += 1;
+    }
+    (digits > 0).then_some(code)
 }
 
 /// Exact length of [`push_event`]'s output.
@@ -132,7 +181,7 @@ pub fn body<'a>(sent_at: u64, device: &str, events: impl Iterator<Item = &'a str
     let count = events.size_hint().0;
     let mut out = String::new();
     out.push_str("{\"sent_at\":");
-    out.push_str(&sent_at.to_string());
+    push_u64(&mut out, sent_at);
     out.push_str(",\"device\":");
     push_json_string(&mut out, device);
     out.push_str(",\"events\":[");
@@ -155,7 +204,6 @@ pub fn body<'a>(sent_at: u64, device: &str, events: impl Iterator<Item = &'a str
 pub fn uuid_v4(mut bytes: [u8; 16]) -> String {
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(36);
     for (i, b) in bytes.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
@@ -233,10 +281,46 @@ mod tests {
     }
 
     #[test]
+    fn numbers_are_written_and_read_as_std_does() {
+        for n in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            1_732_240_000_000,
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
+            let mut out = String::new();
+            push_u64(&mut out, n);
+            assert_eq!(out, n.to_string());
+            assert_eq!(leading_u64(&out), Some((n, "")));
+        }
+        assert_eq!(leading_u64("12,rest"), Some((12, ",rest")));
+        assert_eq!(leading_u64("+12"), None);
+        assert_eq!(leading_u64(""), None);
+        assert_eq!(leading_u64("18446744073709551616"), None);
+        assert_eq!(parse_seq("{\"id\":\"é\",\"seq\":5,"), Some(5));
+        assert_eq!(parse_seq(",\"seq\":x"), None);
+    }
+
+    #[test]
+    fn unicode_escapes_are_read_as_from_str_radix_reads_them() {
+        let read = |escape: &str| parse_json_string_body(&format!("{escape}\"")).map(|(s, _)| s);
+        assert_eq!(read("\\u0041"), Some("A".to_owned()));
+        assert_eq!(read("\\u+041"), Some("A".to_owned()));
+        assert_eq!(read("\\u004G"), None);
+        assert_eq!(read("\\u+"), None);
+        assert_eq!(read("\\ud800"), None);
+    }
+
+    #[test]
     fn control_characters_are_escaped() {
         let mut out = String::new();
-        push_json_string(&mut out, "a\u{1}b");
-        assert_eq!(out, r#""a\u0001b""#);
+        push_json_string(&mut out, "a\u{1}b\u{1f}");
+        assert_eq!(out, r#""a\u0001b\u001f""#);
     }
 
     #[test]

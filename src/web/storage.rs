@@ -23,6 +23,7 @@ use wasm_bindgen::{JsCast, JsValue};
 
 use crate::core::{wire, Key, MemoryStore, NewEvent, StoredEvent};
 
+use super::transport::describe;
 use super::Error;
 
 const EVENTS: &str = "events";
@@ -33,11 +34,64 @@ const SCHEMA_VERSION: u32 = 1;
 const EVENTS_PER_RECORD: usize = 100;
 
 fn storage_error(action: &str, err: rexie::Error) -> Error {
-    let cause = match err {
-        rexie::Error::IdbError(inner) => inner.to_string(),
-        other => other.to_string(),
+    let mut message = String::from("failed to ");
+    message.push_str(action);
+    message.push_str(": ");
+    // The browser's own words (a DOMException's name and message) rather than rexie's
+    // Display, whose table of texts for every IndexedDB call weighs kilobytes of wasm.
+    match idb_cause(&err) {
+        Some(cause) => message.push_str(&describe(cause)),
+        None => message.push_str("IndexedDB failed without saying why"),
+    }
+    Error::Storage(message)
+}
+
+/// The JS value an IndexedDB failure carries, where it carries one.
+fn idb_cause(err: &rexie::Error) -> Option<&JsValue> {
+    use idb::Error::*;
+    let rexie::Error::IdbError(err) = err else {
+        return None;
     };
-    Error::Storage(format!("failed to {action}: {cause}"))
+    match err {
+        AddFailed(cause)
+        | ClearFailed(cause)
+        | CountFailed(cause)
+        | CursorAdvanceFailed(cause)
+        | CursorContinueFailed(cause)
+        | CursorKeyNotFound(cause)
+        | CursorPrimaryKeyNotFound(cause)
+        | CursorValueNotFound(cause)
+        | DeleteFailed(cause)
+        | GetAllFailed(cause)
+        | GetAllKeysFailed(cause)
+        | GetFailed(cause)
+        | GetKeyFailed(cause)
+        | IndexCreateFailed(cause)
+        | IndexDeleteFailed(cause)
+        | IndexedDbDeleteFailed(cause)
+        | IndexedDbNotFound(cause)
+        | IndexedDbOpenFailed(cause)
+        | IndexNotFound(cause)
+        | KeyPathNotFound(cause)
+        | KeyRangeBoundNotFound(cause)
+        | KeyRangeCreateFailed(cause)
+        | KeyRangeIncludesFailed(cause)
+        | ObjectStoreCreateFailed(cause)
+        | ObjectStoreDeleteFailed(cause)
+        | ObjectStoreNotFound(cause)
+        | OpenCursorFailed(cause)
+        | OpenKeyCursorFailed(cause)
+        | RequestErrorNotFound(cause)
+        | RequestResultNotFound(cause)
+        | TransactionAbortError(cause)
+        | TransactionCommitError(cause)
+        | TransactionModeNotFound(cause)
+        | TransactionOpenFailed(cause)
+        | UnexpectedJsType(_, cause)
+        | UpdateFailed(cause) => Some(cause),
+        DomException(exception) => Some(exception.as_ref()),
+        _ => None,
+    }
 }
 
 /// A client's storage: IndexedDB until it cannot open or a write fails, then memory for

@@ -13,7 +13,6 @@
 //! several tabs never hand out the same `seq`.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use futures_util::future::join_all;
@@ -240,9 +239,8 @@ impl Storage {
 /// The IndexedDB store of one `storageName`.
 pub struct IdbStorage {
     db: Rexie,
-    /// First seq of each record this tab knows of, and the seqs still in it: a delete
-    /// must find the records its keys live in.
-    records: RefCell<BTreeMap<Key, Vec<Key>>>,
+    /// Every record this tab knows of: a delete must find the records its keys live in.
+    records: RefCell<Records>,
 }
 
 impl IdbStorage {
@@ -257,7 +255,7 @@ impl IdbStorage {
             .map_err(|e| storage_error("open IndexedDB", e))?;
         let storage = IdbStorage {
             db,
-            records: RefCell::new(BTreeMap::new()),
+            records: RefCell::new(Records::default()),
         };
         let device = storage.device_id(new_device_id).await?;
         Ok((storage, device))
@@ -379,7 +377,10 @@ impl IdbStorage {
         deleted.map_err(fail)?;
         tx.done().await.map_err(fail)?;
         self.forget_records(touched);
-        self.records.borrow_mut().extend(new_records);
+        let mut records = self.records.borrow_mut();
+        for (first, seqs) in new_records {
+            records.set(first, seqs);
+        }
         Ok(keys)
     }
 
@@ -402,31 +403,30 @@ impl IdbStorage {
     }
 
     /// The records these keys live in, and the seqs each keeps.
-    fn records_touched(&self, keys: &[Key]) -> BTreeMap<Key, Vec<Key>> {
-        let mut touched: BTreeMap<Key, Vec<Key>> = BTreeMap::new();
+    fn records_touched(&self, keys: &[Key]) -> Records {
+        let mut touched = Records::default();
         let records = self.records.borrow();
         for &key in keys {
-            if let Some((&first, seqs)) = records.range(..=key).next_back() {
-                if seqs.contains(&key) {
-                    touched
-                        .entry(first)
-                        .or_insert_with(|| seqs.clone())
-                        .retain(|&s| s != key);
+            let Some((first, seqs)) = records.containing(key) else {
+                continue;
+            };
+            let index = match touched.position(first) {
+                Ok(index) => index,
+                Err(index) => {
+                    touched.0.insert(index, (first, seqs.to_vec()));
+                    index
                 }
-            }
+            };
+            touched.0[index].1.retain(|&s| s != key);
         }
         touched
     }
 
     /// After the transaction that deleted them committed.
-    fn forget_records(&self, touched: BTreeMap<Key, Vec<Key>>) {
+    fn forget_records(&self, touched: Records) {
         let mut records = self.records.borrow_mut();
-        for (first, remaining) in touched {
-            if remaining.is_empty() {
-                records.remove(&first);
-            } else {
-                records.insert(first, remaining);
-            }
+        for (first, remaining) in touched.0 {
+            records.set(first, remaining);
         }
     }
 
@@ -492,18 +492,16 @@ impl IdbStorage {
                     payload: payload.to_owned(),
                 });
             }
-            records.insert(first as u64, seqs);
+            records.set(first as Key, seqs);
         }
         events
     }
 }
 
 /// Deletes or rewrites the touched records inside the caller's transaction.
-async fn delete_in(
-    store: &rexie::Store,
-    touched: &BTreeMap<Key, Vec<Key>>,
-) -> Result<(), rexie::Error> {
-    for (&first, remaining) in touched {
+async fn delete_in(store: &rexie::Store, touched: &Records) -> Result<(), rexie::Error> {
+    for (first, remaining) in &touched.0 {
+        let first = *first;
         let record_key = JsValue::from_f64(first as f64);
         if remaining.is_empty() {
             store.delete(record_key).await?;
@@ -526,4 +524,39 @@ async fn delete_in(
             .await?;
     }
     Ok(())
+}
+
+/// Records by their first seq, each with the seqs still in it: a Vec kept sorted by first
+/// seq (a map type would cost kilobytes of wasm for the few operations used here).
+#[derive(Default)]
+struct Records(Vec<(Key, Vec<Key>)>);
+
+impl Records {
+    /// Where the record starting at `first` is, or would be inserted.
+    fn position(&self, first: Key) -> Result<usize, usize> {
+        self.0.binary_search_by_key(&first, |(start, _)| *start)
+    }
+
+    /// The record holding `key`: the last one starting at or before it, if it lists it.
+    fn containing(&self, key: Key) -> Option<(Key, &[Key])> {
+        let after = self.0.partition_point(|(start, _)| *start <= key);
+        let (first, seqs) = self.0.get(after.checked_sub(1)?)?;
+        seqs.contains(&key).then_some((*first, seqs.as_slice()))
+    }
+
+    /// Sets the seqs of the record at `first`; none left removes it.
+    fn set(&mut self, first: Key, seqs: Vec<Key>) {
+        match (self.position(first), seqs.is_empty()) {
+            (Ok(index), true) => {
+                self.0.remove(index);
+            }
+            (Ok(index), false) => self.0[index].1 = seqs,
+            (Err(_), true) => {}
+            (Err(index), false) => self.0.insert(index, (first, seqs)),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }

@@ -13,9 +13,11 @@
 //! several tabs never hand out the same `seq`.
 
 use std::cell::RefCell;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::Poll;
 
-use futures_util::future::join_all;
 use js_sys::Array;
 use rexie::{KeyRange, ObjectStore, Rexie, TransactionMode};
 use wasm_bindgen::{JsCast, JsValue};
@@ -364,17 +366,18 @@ impl IdbStorage {
             ));
             new_records.push((chunk_keys[0], chunk_keys.to_vec()));
         }
-        // All puts go out at once (join_all polls each before waiting on any).
-        let puts = records.iter().enumerate().map(|(i, (value, key))| {
-            let target = if i == 0 { &meta } else { &store };
-            target.put(value, Some(key))
-        });
-        let (puts, deleted) =
-            futures_util::future::join(join_all(puts), delete_in(&store, &touched)).await;
-        for result in puts {
+        let mut requests: Vec<Request<'_>> = records
+            .iter()
+            .enumerate()
+            .map(|(i, (value, key))| {
+                let target = if i == 0 { &meta } else { &store };
+                Box::pin(async move { target.put(value, Some(key)).await.map(drop) }) as Request
+            })
+            .collect();
+        requests.push(Box::pin(delete_in(&store, &touched)));
+        for result in all_at_once(requests).await {
             result.map_err(fail)?;
         }
-        deleted.map_err(fail)?;
         tx.done().await.map_err(fail)?;
         self.forget_records(touched);
         let mut records = self.records.borrow_mut();
@@ -496,6 +499,35 @@ impl IdbStorage {
         }
         events
     }
+}
+
+/// One IndexedDB step of a write, inside its transaction.
+type Request<'a> = Pin<Box<dyn Future<Output = Result<(), rexie::Error>> + 'a>>;
+
+/// Runs every request until all have finished, polling each before waiting on any, so
+/// that all of them go out at once; their results come back in the order given.
+async fn all_at_once(mut requests: Vec<Request<'_>>) -> Vec<Result<(), rexie::Error>> {
+    let mut results: Vec<Option<Result<(), rexie::Error>>> =
+        requests.iter().map(|_| None).collect();
+    poll_fn(|cx| {
+        let mut finished = true;
+        for (request, result) in requests.iter_mut().zip(&mut results) {
+            if result.is_none() {
+                match request.as_mut().poll(cx) {
+                    Poll::Ready(outcome) => *result = Some(outcome),
+                    Poll::Pending => finished = false,
+                }
+            }
+        }
+        if finished {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    // Every slot was filled before poll_fn returned Ready.
+    results.into_iter().flatten().collect()
 }
 
 /// Deletes or rewrites the touched records inside the caller's transaction.

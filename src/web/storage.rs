@@ -547,12 +547,17 @@ async fn delete_in(store: &rexie::Store, touched: &Records) -> Result<(), rexie:
         else {
             continue;
         };
-        let kept: Vec<&str> = stored
-            .lines()
-            .filter(|line| wire::parse_seq(line).is_some_and(|seq| remaining.contains(&seq)))
-            .collect();
+        let mut kept = String::new();
+        for line in stored.lines() {
+            if wire::parse_seq(line).is_some_and(|seq| remaining.contains(&seq)) {
+                if !kept.is_empty() {
+                    kept.push('\n');
+                }
+                kept.push_str(line);
+            }
+        }
         store
-            .put(&JsValue::from_str(&kept.join("\n")), Some(&record_key))
+            .put(&JsValue::from_str(&kept), Some(&record_key))
             .await?;
     }
     Ok(())

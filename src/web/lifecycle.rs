@@ -50,15 +50,19 @@ pub fn is_online() -> bool {
         .unwrap_or(true)
 }
 
-/// The page's document, where there is one (not in a worker).
-pub fn document() -> Option<web_sys::Document> {
+/// The page's document, as the target of its events, where there is one (not in a worker).
+pub fn document() -> Option<EventTarget> {
     Reflect::get(&js_sys::global(), &"document".into())
         .ok()
-        .filter(|d| !d.is_undefined())
-        .and_then(|d| d.dyn_into().ok())
+        .filter(|d| d.is_object())
+        .map(JsCast::unchecked_into)
 }
 
-/// `document.visibilityState == "hidden"`.
-pub fn is_hidden(document: &web_sys::Document) -> bool {
-    document.visibility_state() == web_sys::VisibilityState::Hidden
+/// `document.visibilityState == "hidden"` (read by name: web-sys's enum for it costs glue).
+pub fn is_hidden(document: &EventTarget) -> bool {
+    Reflect::get(document, &"visibilityState".into())
+        .ok()
+        .and_then(|state| state.as_string())
+        .as_deref()
+        == Some("hidden")
 }

@@ -1,9 +1,16 @@
 //! Random numbers from `crypto.getRandomValues`, fetched in blocks: one JS call per 256
 //! event ids instead of one per id.
 
-use js_sys::{Reflect, Uint8Array};
-use wasm_bindgen::JsCast;
-use web_sys::Crypto;
+use js_sys::Uint8Array;
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen]
+extern "C" {
+    /// The global `crypto.getRandomValues`, the same in a window and in a worker; throws
+    /// where there is no `crypto`.
+    #[wasm_bindgen(catch, js_namespace = crypto, js_name = getRandomValues)]
+    fn get_random_values(array: &Uint8Array) -> Result<JsValue, JsValue>;
+}
 
 const BLOCK: usize = 16 * 256;
 
@@ -29,15 +36,10 @@ impl RandomPool {
 
     fn refill(&mut self) {
         let array = Uint8Array::new_with_length(BLOCK as u32);
-        let crypto = Reflect::get(&js_sys::global(), &"crypto".into())
-            .ok()
-            .and_then(|c| c.dyn_into::<Crypto>().ok());
-        match crypto {
-            Some(crypto) if crypto.get_random_values_with_js_u8_array(&array).is_ok() => {
-                self.bytes = array.to_vec();
-            }
+        match get_random_values(&array) {
+            Ok(_) => self.bytes = array.to_vec(),
             // Every browser evbuf supports has `crypto`; this only keeps ids unique elsewhere.
-            _ => {
+            Err(_) => {
                 self.bytes = (0..BLOCK)
                     .map(|_| (js_sys::Math::random() * 256.0) as u8)
                     .collect();

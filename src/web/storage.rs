@@ -13,10 +13,11 @@
 //! several tabs never hand out the same `seq`.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::Poll;
 
-use futures_util::future::join_all;
 use js_sys::Array;
 use rexie::{KeyRange, ObjectStore, Rexie, TransactionMode};
 use wasm_bindgen::{JsCast, JsValue};
@@ -240,9 +241,8 @@ impl Storage {
 /// The IndexedDB store of one `storageName`.
 pub struct IdbStorage {
     db: Rexie,
-    /// First seq of each record this tab knows of, and the seqs still in it: a delete
-    /// must find the records its keys live in.
-    records: RefCell<BTreeMap<Key, Vec<Key>>>,
+    /// Every record this tab knows of: a delete must find the records its keys live in.
+    records: RefCell<Records>,
 }
 
 impl IdbStorage {
@@ -257,7 +257,7 @@ impl IdbStorage {
             .map_err(|e| storage_error("open IndexedDB", e))?;
         let storage = IdbStorage {
             db,
-            records: RefCell::new(BTreeMap::new()),
+            records: RefCell::new(Records::default()),
         };
         let device = storage.device_id(new_device_id).await?;
         Ok((storage, device))
@@ -366,20 +366,24 @@ impl IdbStorage {
             ));
             new_records.push((chunk_keys[0], chunk_keys.to_vec()));
         }
-        // All puts go out at once (join_all polls each before waiting on any).
-        let puts = records.iter().enumerate().map(|(i, (value, key))| {
-            let target = if i == 0 { &meta } else { &store };
-            target.put(value, Some(key))
-        });
-        let (puts, deleted) =
-            futures_util::future::join(join_all(puts), delete_in(&store, &touched)).await;
-        for result in puts {
+        let mut requests: Vec<Request<'_>> = records
+            .iter()
+            .enumerate()
+            .map(|(i, (value, key))| {
+                let target = if i == 0 { &meta } else { &store };
+                Box::pin(async move { target.put(value, Some(key)).await.map(drop) }) as Request
+            })
+            .collect();
+        requests.push(Box::pin(delete_in(&store, &touched)));
+        for result in all_at_once(requests).await {
             result.map_err(fail)?;
         }
-        deleted.map_err(fail)?;
         tx.done().await.map_err(fail)?;
         self.forget_records(touched);
-        self.records.borrow_mut().extend(new_records);
+        let mut records = self.records.borrow_mut();
+        for (first, seqs) in new_records {
+            records.set(first, seqs);
+        }
         Ok(keys)
     }
 
@@ -402,31 +406,30 @@ impl IdbStorage {
     }
 
     /// The records these keys live in, and the seqs each keeps.
-    fn records_touched(&self, keys: &[Key]) -> BTreeMap<Key, Vec<Key>> {
-        let mut touched: BTreeMap<Key, Vec<Key>> = BTreeMap::new();
+    fn records_touched(&self, keys: &[Key]) -> Records {
+        let mut touched = Records::default();
         let records = self.records.borrow();
         for &key in keys {
-            if let Some((&first, seqs)) = records.range(..=key).next_back() {
-                if seqs.contains(&key) {
-                    touched
-                        .entry(first)
-                        .or_insert_with(|| seqs.clone())
-                        .retain(|&s| s != key);
+            let Some((first, seqs)) = records.containing(key) else {
+                continue;
+            };
+            let index = match touched.position(first) {
+                Ok(index) => index,
+                Err(index) => {
+                    touched.0.insert(index, (first, seqs.to_vec()));
+                    index
                 }
-            }
+            };
+            touched.0[index].1.retain(|&s| s != key);
         }
         touched
     }
 
     /// After the transaction that deleted them committed.
-    fn forget_records(&self, touched: BTreeMap<Key, Vec<Key>>) {
+    fn forget_records(&self, touched: Records) {
         let mut records = self.records.borrow_mut();
-        for (first, remaining) in touched {
-            if remaining.is_empty() {
-                records.remove(&first);
-            } else {
-                records.insert(first, remaining);
-            }
+        for (first, remaining) in touched.0 {
+            records.set(first, remaining);
         }
     }
 
@@ -492,18 +495,45 @@ impl IdbStorage {
                     payload: payload.to_owned(),
                 });
             }
-            records.insert(first as u64, seqs);
+            records.set(first as Key, seqs);
         }
         events
     }
 }
 
+/// One IndexedDB step of a write, inside its transaction.
+type Request<'a> = Pin<Box<dyn Future<Output = Result<(), rexie::Error>> + 'a>>;
+
+/// Runs every request until all have finished, polling each before waiting on any, so
+/// that all of them go out at once; their results come back in the order given.
+async fn all_at_once(mut requests: Vec<Request<'_>>) -> Vec<Result<(), rexie::Error>> {
+    let mut results: Vec<Option<Result<(), rexie::Error>>> =
+        requests.iter().map(|_| None).collect();
+    poll_fn(|cx| {
+        let mut finished = true;
+        for (request, result) in requests.iter_mut().zip(&mut results) {
+            if result.is_none() {
+                match request.as_mut().poll(cx) {
+                    Poll::Ready(outcome) => *result = Some(outcome),
+                    Poll::Pending => finished = false,
+                }
+            }
+        }
+        if finished {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    // Every slot was filled before poll_fn returned Ready.
+    results.into_iter().flatten().collect()
+}
+
 /// Deletes or rewrites the touched records inside the caller's transaction.
-async fn delete_in(
-    store: &rexie::Store,
-    touched: &BTreeMap<Key, Vec<Key>>,
-) -> Result<(), rexie::Error> {
-    for (&first, remaining) in touched {
+async fn delete_in(store: &rexie::Store, touched: &Records) -> Result<(), rexie::Error> {
+    for (first, remaining) in &touched.0 {
+        let first = *first;
         let record_key = JsValue::from_f64(first as f64);
         if remaining.is_empty() {
             store.delete(record_key).await?;
@@ -517,13 +547,53 @@ async fn delete_in(
         else {
             continue;
         };
-        let kept: Vec<&str> = stored
-            .lines()
-            .filter(|line| wire::parse_seq(line).is_some_and(|seq| remaining.contains(&seq)))
-            .collect();
+        let mut kept = String::new();
+        for line in stored.lines() {
+            if wire::parse_seq(line).is_some_and(|seq| remaining.contains(&seq)) {
+                if !kept.is_empty() {
+                    kept.push('\n');
+                }
+                kept.push_str(line);
+            }
+        }
         store
-            .put(&JsValue::from_str(&kept.join("\n")), Some(&record_key))
+            .put(&JsValue::from_str(&kept), Some(&record_key))
             .await?;
     }
     Ok(())
+}
+
+/// Records by their first seq, each with the seqs still in it: a Vec kept sorted by first
+/// seq (a map type would cost kilobytes of wasm for the few operations used here).
+#[derive(Default)]
+struct Records(Vec<(Key, Vec<Key>)>);
+
+impl Records {
+    /// Where the record starting at `first` is, or would be inserted.
+    fn position(&self, first: Key) -> Result<usize, usize> {
+        self.0.binary_search_by_key(&first, |(start, _)| *start)
+    }
+
+    /// The record holding `key`: the last one starting at or before it, if it lists it.
+    fn containing(&self, key: Key) -> Option<(Key, &[Key])> {
+        let after = self.0.partition_point(|(start, _)| *start <= key);
+        let (first, seqs) = self.0.get(after.checked_sub(1)?)?;
+        seqs.contains(&key).then_some((*first, seqs.as_slice()))
+    }
+
+    /// Sets the seqs of the record at `first`; none left removes it.
+    fn set(&mut self, first: Key, seqs: Vec<Key>) {
+        match (self.position(first), seqs.is_empty()) {
+            (Ok(index), true) => {
+                self.0.remove(index);
+            }
+            (Ok(index), false) => self.0[index].1 = seqs,
+            (Err(_), true) => {}
+            (Err(index), false) => self.0.insert(index, (first, seqs)),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }

@@ -9,7 +9,7 @@
 use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
-use web_sys::{BroadcastChannel, MessageEvent};
+use web_sys::{BroadcastChannel, Event, MessageEvent};
 
 use crate::core::Key;
 
@@ -37,15 +37,17 @@ pub enum Message {
 
 pub struct Channel {
     channel: BroadcastChannel,
-    _on_message: Closure<dyn FnMut(MessageEvent)>,
+    _on_message: Closure<dyn FnMut(Event)>,
 }
 
 impl Channel {
     /// Opens the channel `name`; `None` where `BroadcastChannel` is missing.
     pub fn open(name: &str, mut on_message: impl FnMut(Message) + 'static) -> Option<Channel> {
         let channel = BroadcastChannel::new(name).ok()?;
-        let handler = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-            if let Some(message) = decode(&event.data()) {
+        // Typed as a plain Event, as IndexedDB's callbacks are: one closure type, one glue.
+        let handler = Closure::<dyn FnMut(Event)>::new(move |event: Event| {
+            // A `message` listener only ever gets a MessageEvent.
+            if let Some(message) = decode(&event.unchecked_into::<MessageEvent>().data()) {
                 on_message(message);
             }
         });

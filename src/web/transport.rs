@@ -1,10 +1,10 @@
 //! The transport driver: one POST of a bulk body with `fetch`, from a window or a worker.
 
-use js_sys::{Promise, Reflect, Uint8Array};
+use js_sys::{Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{Headers, ReadableStream, Request, RequestInit, Response};
+use web_sys::{Headers, ReadableStream, Response};
 
 use crate::core::SendOutcome;
 
@@ -12,7 +12,7 @@ use crate::core::SendOutcome;
 extern "C" {
     /// The global `fetch`, the same in a window and in a worker.
     #[wasm_bindgen(js_name = fetch)]
-    fn global_fetch(request: &Request) -> Promise;
+    fn global_fetch(url: &str, init: &Object) -> Promise;
 
     /// `AbortSignal.timeout(ms)`; throws in engines that lack it.
     #[wasm_bindgen(catch, js_namespace = AbortSignal, js_name = timeout)]
@@ -75,16 +75,19 @@ async fn try_send(
     gzip: bool,
     timeout_ms: u64,
 ) -> Result<SendOutcome, JsValue> {
+    // The request's options as a plain object: web-sys's RequestInit and Request would
+    // each add glue for what a few property sets do.
+    let init = Object::new();
+    let set = |name: &str, value: &JsValue| Reflect::set(&init, &name.into(), value);
     let request_headers = Headers::new()?;
-    let init = RequestInit::new();
-    init.set_method("POST");
-    init.set_body(&JsValue::from_str(body));
+    set("method", &"POST".into())?;
+    set("body", &body.into())?;
     match mode {
         Mode::Normal => {
             request_headers.set("Content-Type", "application/json")?;
             let zipped = if gzip { gzipped(body).await } else { None };
             if let Some(zipped) = zipped {
-                init.set_body(&zipped);
+                set("body", &zipped)?;
                 request_headers.set("Content-Encoding", "gzip")?;
             }
             for (name, value) in headers {
@@ -93,18 +96,18 @@ async fn try_send(
         }
         Mode::Unload => {
             request_headers.set("Content-Type", "text/plain;charset=UTF-8")?;
-            // web-sys has no setter for `keepalive` yet.
-            Reflect::set(&init, &"keepalive".into(), &JsValue::TRUE)?;
+            set("keepalive", &JsValue::TRUE)?;
         }
     }
-    init.set_headers(&request_headers);
+    set("headers", &request_headers)?;
     // Where the engine lacks AbortSignal.timeout, requests go without a timeout. Started
     // after compressing, so that the whole budget is the server's.
     if let Ok(signal) = abort_after(timeout_ms as f64) {
-        Reflect::set(&init, &"signal".into(), &signal)?;
+        set("signal", &signal)?;
     }
-    let request = Request::new_with_str_and_init(endpoint, &init)?;
-    let response: Response = JsFuture::from(global_fetch(&request)).await?.dyn_into()?;
+    let response: Response = JsFuture::from(global_fetch(endpoint, &init))
+        .await?
+        .dyn_into()?;
     Ok(SendOutcome::Status {
         status: response.status(),
         retry_after: response.headers().get("Retry-After")?,

@@ -205,7 +205,7 @@ impl Inner {
             let weak = Rc::downgrade(self);
             let doc = document.clone();
             listeners.extend(Listener::new(
-                Some(document.into()),
+                Some(document),
                 "visibilitychange",
                 move |_| {
                     if let Some(inner) = weak.upgrade() {

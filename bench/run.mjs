@@ -2,7 +2,8 @@
 // collector, beside the legacy one-fetch-per-event logEvent. Prints a table and writes
 // bench/results.json. Takes 2–4 minutes; `--quick` runs a smaller version to try changes.
 //
-//   1. logEvent cost on the main thread (µs/call, 10,000-call burst, median of 5 runs)
+//   1. logEvent cost on the main thread (µs/call, 10,000-call burst, median of 5 runs),
+//      beside JSON.stringify + array.push timed in the same page
 //   2. persistence: durable events/s beside raw IndexedDB; logEvent → durable p50/p99
 //   3. request economy: a 10,000-event burst and 50 events/s for 20 s, at the collector
 //   4. size: shipped gzip bytes; functions and crates by code size (wasm name section)
@@ -30,10 +31,12 @@ const MEMORY_CHECKPOINTS = QUICK ? [10_000, 20_000, 30_000] : [10_000, 25_000, 5
 
 const TARGETS = {
   logEventUs: 3, // µs per call, amortized until durable
+  logEventVsStringify: 2, // × JSON.stringify + array.push, loop only, same page
   durableVsRaw: 5, // × the raw IndexedDB put-per-event rate
   p99DurableMs: 20,
   burstAllMs: 5_000,
-  shippedGzip: 40 * 1024,
+  shippedGzip: 56 * 1024,
+  memoryVsQueued: 2, // wasm memory at its peak ÷ the queued bytes then
 };
 
 const started = Date.now();
@@ -158,11 +161,20 @@ async function costRun(context, variant, run) {
     if (cause) failures[cause] = (failures[cause] ?? 0) + 1;
   });
   try {
+    let stringifyPush = null;
     if (variant === 'evbuf') {
       await initEvbuf(page, { storageName: `bench-warm-${stamp}-${run}` });
       await page.evaluate(async (n) => { await window.bench.evbuf(n); await window.evbuf.flush(); }, WARMUP);
       // A fresh, empty database for the timed run (init replaces the warm-up instance).
       await initEvbuf(page, { storageName: `bench-cost-${stamp}-${run}` });
+      // The floor of serializing at the call, warmed up and timed in this page just
+      // before logEvent, on the same payloads.
+      stringifyPush = await page.evaluate(async ({ warmup, n }) => {
+        await window.bench.stringifyPush(warmup);
+        const r = await window.bench.stringifyPush(n);
+        window.benchSink = null;
+        return r;
+      }, { warmup: WARMUP, n: N });
     } else if (variant === 'legacy') {
       const before = await collector.summary();
       await page.evaluate(({ n, endpoint }) => window.bench.legacy(n, endpoint), { n: WARMUP, endpoint: collector.endpoint });
@@ -181,7 +193,10 @@ async function costRun(context, variant, run) {
     const result = { variant, run, loopMs: r.loopMs, usPerCall: (r.loopMs * 1000) / N, longTasks: r.longTasks };
     if (variant === 'evbuf') {
       const untilDurable = since(m0, m1);
+      const stringifyPushUsPerCall = (stringifyPush.loopMs * 1000) / N;
       Object.assign(result, {
+        stringifyPushUsPerCall,
+        vsStringifyPush: result.usPerCall / stringifyPushUsPerCall,
         durableMs: r.durableMs,
         durablePerSec: (N / r.durableMs) * 1000,
         promises: r.promises,
@@ -225,12 +240,16 @@ async function measureCost(context) {
       runs[variant].push(await costRun(context, variant, run));
     }
     log(`cost ${variant}: ${runs[variant].map((r) => r.usPerCall.toFixed(2)).join(' ')} µs/call (loop)`);
+    if (variant === 'evbuf') log(`cost stringify+push, same pages: ${runs.evbuf.map((r) => r.stringifyPushUsPerCall.toFixed(2)).join(' ')} µs/call`);
   }
   const med = (variant, f) => median(runs[variant].map(f));
   const summary = {
     pushUsPerCall: med('push', (r) => r.usPerCall),
     legacyUsPerCall: med('legacy', (r) => r.usPerCall),
     evbufUsPerCall: med('evbuf', (r) => r.usPerCall),
+    stringifyPushUsPerCall: med('evbuf', (r) => r.stringifyPushUsPerCall),
+    // Each run's ratio is of two loops in one page; the median of those ratios.
+    ratioVsStringifyPush: med('evbuf', (r) => r.vsStringifyPush),
     evbufUsPerCallUntilDurable: med('evbuf', (r) => r.usPerCallUntilDurable),
     evbufCpuUsPerCallUntilDurable: med('evbuf', (r) => r.cpuUsPerCallUntilDurable),
     legacyMainThreadUsPerCallUntilSent: med('legacy', (r) => (r.mainThreadUntilSent.taskMs * 1000) / N),
@@ -257,6 +276,7 @@ async function measureCost(context) {
 async function measurePersistence(context, cost) {
   const page = await openPage(context);
   let raw;
+  let rawLatency;
   try {
     await page.evaluate((name) => window.bench.rawIdb(1_000, name), `bench-raw-warm-${stamp}`);
     raw = [];
@@ -264,11 +284,15 @@ async function measurePersistence(context, cost) {
       const r = await page.evaluate(({ n, name }) => window.bench.rawIdb(n, name), { n: N, name: `bench-raw-${stamp}-${run}` });
       raw.push({ ...r, perSec: (N / r.durableMs) * 1000 });
     }
+    const r = await page.evaluate(({ ticks, perTick, name }) => window.bench.rawLatency(ticks, perTick, name),
+      { ...LATENCY, name: `bench-raw-latency-${stamp}` });
+    const sorted = r.latencies.sort((a, b) => a - b);
+    rawLatency = { p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99), maxMs: sorted.at(-1) };
   } finally {
     await page.close();
   }
   const rawPerSec = median(raw.map((r) => r.perSec));
-  log(`raw IndexedDB: ${raw.map((r) => r.perSec.toFixed(0)).join(' ')} events/s`);
+  log(`raw IndexedDB: ${raw.map((r) => r.perSec.toFixed(0)).join(' ')} events/s; a transaction per tick: p50 ${rawLatency.p50Ms.toFixed(1)} ms, p99 ${rawLatency.p99Ms.toFixed(1)} ms`);
 
   const lat = await openPage(context);
   let latency;
@@ -294,6 +318,7 @@ async function measurePersistence(context, cost) {
     rawRuns: raw,
     ratio: cost.summary.evbufDurablePerSec / rawPerSec,
     latency,
+    rawLatency,
   };
 }
 
@@ -457,8 +482,11 @@ async function measureMemory() {
       const allowance = Math.max(2 ** 20, 0.5 * (first[field] - base[field]));
       return { growth, allowance, ok: growth <= allowance };
     };
+    // The sample where wasm memory first reached its peak (it never shrinks), with what
+    // was queued then.
+    const peak = samples.reduce((p, x) => (x.wasmBytes > p.wasmBytes ? x : p));
     return {
-      samples, ms: r.ms, gcAvailable: r.gcAvailable, wasmMemoryFound: r.wasmMemoryFound,
+      samples, peak, ms: r.ms, gcAvailable: r.gcAvailable, wasmMemoryFound: r.wasmMemoryFound,
       maxStoredEvents: 10_000,
       wasm: bounded('wasmBytes'), jsHeap: bounded('jsHeapUsed'),
       storageLimitHeld: samples.every((s) => s.queued <= 10_000),
@@ -509,18 +537,21 @@ function buildRows(r) {
   const yes = (ok) => (ok ? 'yes' : 'NO');
   const mem0 = m.samples.find((x) => x.events === MEMORY_CHECKPOINTS[0]);
   const memN = m.samples.at(-1);
+  const peak = m.peak;
   return [
     { metric: 'logEvent, loop only (µs/call)', evbuf: fmt.us(c.evbufUsPerCall), baseline: `legacy fetch ${fmt.us(c.legacyUsPerCall)}`, ratio: fmt.x(c.ratioVsLegacy), target: '(info)', 'met?': '' },
+    { metric: 'logEvent, loop only vs serializing', evbuf: fmt.us(c.evbufUsPerCall), baseline: `JSON.stringify + push ${fmt.us(c.stringifyPushUsPerCall)} (same page)`, ratio: fmt.x(c.ratioVsStringifyPush), target: `≤ ${TARGETS.logEventVsStringify}×`, 'met?': yes(c.ratioVsStringifyPush <= TARGETS.logEventVsStringify) },
     { metric: 'logEvent, loop only vs floor', evbuf: fmt.us(c.evbufUsPerCall), baseline: `array.push ${fmt.us(c.pushUsPerCall)}`, ratio: fmt.x(c.ratioVsPush), target: '(info)', 'met?': '' },
     { metric: 'logEvent, main thread until durable (µs/call)', evbuf: fmt.us(c.evbufUsPerCallUntilDurable), baseline: `legacy fetch ${fmt.us(c.legacyUsPerCall)}`, ratio: fmt.x(c.untilDurableVsLegacy), target: `≤ ${TARGETS.logEventUs} µs`, 'met?': yes(c.evbufUsPerCallUntilDurable <= TARGETS.logEventUs) },
     { metric: 'durable events/s (10k burst)', evbuf: fmt.perSec(p.evbufDurablePerSec), baseline: `raw IDB put/event ${fmt.perSec(p.rawIdbPerSec)}`, ratio: fmt.x(p.ratio), target: `≥ ${TARGETS.durableVsRaw}× raw`, 'met?': yes(p.ratio >= TARGETS.durableVsRaw) },
-    { metric: 'logEvent → durable p50', evbuf: fmt.ms(p.latency.p50Ms), baseline: '', ratio: '', target: '(info)', 'met?': '' },
-    { metric: 'logEvent → durable p99', evbuf: fmt.ms(p.latency.p99Ms), baseline: '', ratio: '', target: `≤ ${TARGETS.p99DurableMs} ms`, 'met?': yes(p.latency.p99Ms <= TARGETS.p99DurableMs) },
+    { metric: 'logEvent → durable p50', evbuf: fmt.ms(p.latency.p50Ms), baseline: `raw IDB tx per tick ${fmt.ms(p.rawLatency.p50Ms)}`, ratio: fmt.x(p.latency.p50Ms / p.rawLatency.p50Ms), target: '(info)', 'met?': '' },
+    { metric: 'logEvent → durable p99', evbuf: fmt.ms(p.latency.p99Ms), baseline: `raw IDB tx per tick ${fmt.ms(p.rawLatency.p99Ms)}`, ratio: fmt.x(p.latency.p99Ms / p.rawLatency.p99Ms), target: `≤ ${TARGETS.p99DurableMs} ms`, 'met?': yes(p.latency.p99Ms <= TARGETS.p99DurableMs) },
     ...burstRows(e.burst, 'defaults', c, true),
     { metric: `steady ${e.steady.rate}/s × ${e.steady.durationMs / 1000} s: requests`, evbuf: fmt.n(e.steady.requests), baseline: `legacy ${fmt.n(e.steady.legacy.requests)}`, ratio: fmt.x(e.steady.requests / e.steady.legacy.requests), target: `≈ 1 per ${e.steady.maxBufferSize} events (≤ ${e.steady.expectedRequests + 1})`, 'met?': yes(e.steady.requests <= e.steady.expectedRequests + 1 && e.steady.delivered >= e.steady.events) },
     { metric: `steady ${e.steady.rate}/s × ${e.steady.durationMs / 1000} s: body bytes`, evbuf: fmt.bytes(e.steady.bytes), baseline: `legacy ${fmt.bytes(e.steady.legacy.bytes)}`, ratio: fmt.x(e.steady.bytes / e.steady.legacy.bytes), target: '(info)', 'met?': '' },
     { metric: `compression: 'gzip', ${r.compression.events} events: body bytes`, evbuf: fmt.bytes(r.compression.gzip.bytes), baseline: `plain ${fmt.bytes(r.compression.plain.bytes)}`, ratio: fmt.x(r.compression.ratio), target: '(info)', 'met?': '' },
-    { metric: 'shipped gzip (wasm + glue + wrapper)', evbuf: fmt.bytes(s.shipped.totalGzip), baseline: s.budget ? `budget ${fmt.bytes(s.budget)} (${s.shipped.totalGzip <= s.budget ? 'within' : 'OVER'})` : '', ratio: '', target: `≤ ${fmt.bytes(TARGETS.shippedGzip)}`, 'met?': yes(s.shipped.totalGzip <= TARGETS.shippedGzip) },
+    { metric: 'shipped gzip (wasm + glue + wrapper)', evbuf: fmt.bytes(s.shipped.totalGzip), baseline: s.budget ? `budget ${fmt.bytes(s.budget)} (${s.shipped.totalGzip <= s.budget ? 'within' : 'OVER'})` : '', ratio: s.budget ? fmt.x(s.shipped.totalGzip / s.budget) : '', target: `≤ ${fmt.bytes(TARGETS.shippedGzip)}`, 'met?': yes(s.shipped.totalGzip <= TARGETS.shippedGzip) },
+    { metric: `wasm memory peak ÷ queued bytes at peak (${fmt.n(peak.events)} events, server down)`, evbuf: fmt.bytes(peak.wasmBytes), baseline: `queued ${fmt.bytes(peak.queuedBytes)}`, ratio: fmt.x(peak.wasmBytes / peak.queuedBytes), target: `< ${TARGETS.memoryVsQueued}×`, 'met?': yes(peak.wasmBytes < TARGETS.memoryVsQueued * peak.queuedBytes) },
     { metric: `wasm memory ${fmt.n(mem0.events)} → ${fmt.n(memN.events)} events, server down`, evbuf: `${fmt.bytes(mem0.wasmBytes)} → ${fmt.bytes(memN.wasmBytes)}`, baseline: '', ratio: '', target: 'bounded', 'met?': yes(m.wasm.ok) },
     { metric: `JS heap ${fmt.n(mem0.events)} → ${fmt.n(memN.events)} events, server down`, evbuf: `${fmt.bytes(mem0.jsHeapUsed)} → ${fmt.bytes(memN.jsHeapUsed)}`, baseline: '', ratio: '', target: 'bounded', 'met?': yes(m.jsHeap.ok && m.storageLimitHeld) },
   ];
@@ -540,6 +571,7 @@ function report(r) {
   out.push('main thread per call (renderer main thread, CDP Performance metrics; median):');
   out.push(table([
     { variant: 'array.push (floor)', 'loop µs/call': c.pushUsPerCall.toFixed(2), 'main thread µs/call': `${c.pushMainThreadUsPerCall.toFixed(2)} (loop)`, 'long tasks': c.longTasks.push.count, 'blocking ms': round(c.longTasks.push.blockingMs, 0) },
+    { variant: 'JSON.stringify + push (in the evbuf pages)', 'loop µs/call': c.stringifyPushUsPerCall.toFixed(2), 'main thread µs/call': '', 'long tasks': '', 'blocking ms': '' },
     { variant: 'legacy fetch per event', 'loop µs/call': c.legacyUsPerCall.toFixed(2), 'main thread µs/call': `${c.legacyMainThreadUsPerCallUntilSent.toFixed(2)} (until all sent)`, 'long tasks': c.longTasks.legacy.count, 'blocking ms': round(c.longTasks.legacy.blockingMs, 0) },
     { variant: 'evbuf logEvent', 'loop µs/call': c.evbufUsPerCall.toFixed(2), 'main thread µs/call': `${c.evbufUsPerCallUntilDurable.toFixed(2)} (until durable; CPU ${c.evbufCpuUsPerCallUntilDurable.toFixed(2)})`, 'long tasks': c.longTasks.evbuf.count, 'blocking ms': round(c.longTasks.evbuf.blockingMs, 0) },
   ], ['variant', 'loop µs/call', 'main thread µs/call', 'long tasks', 'blocking ms']));

@@ -52,15 +52,19 @@ export function fallbackClient({ endpoint, headers, onError } = {}, why) {
   report(new Error(`evbuf runs in fallback mode: this page cannot run WebAssembly (${String(why).trim()}); events are posted ` +
     "as they are logged, without storage or retries. If the page's Content-Security-Policy blocks it, add " +
     "'wasm-unsafe-eval' to script-src"));
+  function logJson(json) {
+    const event = `{"id":"${crypto.randomUUID?.() ?? `${device}-${seq}`}","seq":${seq++},"ts":${Date.now()},"payload":${json}}`;
+    if (bytes + event.length > KEEPALIVE_BUDGET) post();
+    if (batch.length === 0) queueMicrotask(post);
+    batch.push(event);
+    bytes += event.length;
+    counts.logged++;
+  }
+
   return {
-    logJson: (json) => {
-      const event = `{"id":"${crypto.randomUUID?.() ?? `${device}-${seq}`}","seq":${seq++},"ts":${Date.now()},"payload":${json}}`;
-      if (bytes + event.length > KEEPALIVE_BUDGET) post();
-      if (batch.length === 0) queueMicrotask(post);
-      batch.push(event);
-      bytes += event.length;
-      counts.logged++;
-    },
+    logJson,
+    // The events of one tick, their JSON separated by newlines (JSON text has none).
+    logBatch: (payloads) => { for (const json of payloads.split('\n')) logJson(json); },
     flush,
     // Its failures went to onError; a re-init or shutdown() goes on.
     shutdown: () => flush().catch(() => {}),

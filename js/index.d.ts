@@ -100,9 +100,10 @@ export interface FallbackStats {
  *  at once, saying so. Where WebAssembly cannot run, it resolves in fallback mode
  *  (stats().mode 'fallback') and tells onError why and how to fix the CSP. */
 export function init(options: Options): Promise<void>;
-/** Resolves once the event is stored. Rejects for a payload JSON cannot serialize or one
- *  larger than maxBatchBytes, and after shutdown() (until init() again) with
- *  "failed to log event: evbuf was shut down; call init() again". */
+/** Resolves once the event is stored; the calls of one tick share one promise. Rejects at
+ *  once for a payload JSON cannot serialize, for one larger than maxBatchBytes, and after
+ *  shutdown() (until init() again) with "failed to log event: evbuf was shut down; call
+ *  init() again". */
 export function logEvent(payload: unknown): Promise<void>;
 /** Sends now; resolves once everything logged before is acknowledged, rejects with the
  *  reason otherwise. After shutdown(): "failed to flush: evbuf was shut down; …". */

@@ -1,8 +1,9 @@
 // evbuf: the npm entry. Loads the wasm module, serializes payloads with the browser's
-// JSON, and queues calls no client can take yet (before init() has finished, during a
-// re-init, after a failed one) for the next client, in order: none is lost. Importing it
-// touches no browser API, so that server-side rendering can import it anywhere. Where the
-// page cannot run WebAssembly, a fallback client posts events as the legacy call did.
+// JSON, stages the events of a tick and hands them to the client in one call, and queues
+// calls no client can take yet (before init() has finished, during a re-init, after a
+// failed one) for the next client, in order: none is lost. Importing it touches no browser
+// API, so that server-side rendering can import it anywhere. Where the page cannot run
+// WebAssembly, a fallback client posts events as the legacy call did.
 import loadWasm, * as wasm from './evbuf.js';
 
 const PASS_WASM = 'pass it as init({ endpoint, wasm }): a URL, a Response, the bytes or a WebAssembly.Module of evbuf_bg.wasm';
@@ -20,6 +21,15 @@ const waiting = [];
 // The client the calls go to when WebAssembly cannot run; null in full mode.
 let fallback = null;
 const client = () => fallback ?? wasm;
+// The events of this tick not yet handed to the client (their JSON), the promise their
+// calls share, and its resolve and reject. A call costs a serialization and a push; the
+// client stamps, stores and makes one durability promise per tick.
+let staged = [];
+let tick = null;
+let settleTick = null;
+// The longest payload (UTF-16 code units) the client takes in a batch, whatever its
+// characters; a longer one goes alone, so that only it is refused if it is too large.
+let batchPayloadLimit = 0;
 
 // What a page that cannot compile or instantiate WebAssembly throws: no WebAssembly at all,
 // a CSP without 'wasm-unsafe-eval' (CompileError in Chromium, EvalError in WebKit), a
@@ -42,6 +52,35 @@ function serialize(payload) {
     throw new TypeError(`failed to log event: the payload (${typeof payload}) cannot be serialized to JSON`);
   }
   return json;
+}
+
+/** Stages a serialized event for this tick's batch; returns the promise of its durability. */
+function stage(json) {
+  if (json.length > batchPayloadLimit) {
+    // Handed over after the events staged before it, to keep their order.
+    handOver();
+    return Promise.resolve(client().logJson(json));
+  }
+  if (tick === null) {
+    tick = new Promise((resolve, reject) => { settleTick = { resolve, reject }; });
+    queueMicrotask(handOver);
+  }
+  staged.push(json);
+  return tick;
+}
+
+/** Gives the staged events to the client; their promise follows the client's. */
+function handOver() {
+  if (tick === null) return;
+  const { resolve, reject } = settleTick;
+  const payloads = staged.join('\n');
+  staged = [];
+  tick = settleTick = null;
+  try {
+    resolve(client().logBatch(payloads));
+  } catch (error) {
+    reject(error);
+  }
 }
 
 function attempt(run) {
@@ -98,13 +137,16 @@ async function startClient(options) {
     if (!wasmUnavailable(cause)) throw error;
     const { fallbackClient } = await import('./fallback.js');
     fallback = fallbackClient(options, cause?.message ?? cause);
+    batchPayloadLimit = Infinity;
     return;
   }
-  await wasm.start(options);
+  batchPayloadLimit = await wasm.start(options);
 }
 
 /** Starts evbuf, or restarts it with new options; calls made meanwhile wait for it. */
 export function init(options) {
+  // The events of this tick go to the client they were logged with.
+  handOver();
   const mine = ++latest;
   started = shut = false;
   return inTurn(async () => {
@@ -134,16 +176,25 @@ export function logEvent(payload) {
     if (started) client().countInvalid();
     return Promise.reject(error);
   }
-  return call('log event', () => client().logJson(json));
+  if (!started) return call('log event', () => stage(json));
+  try {
+    return stage(json);
+  } catch (error) {
+    return Promise.reject(error);
+  }
 }
 
 /** Sends now; resolves once everything logged before is acknowledged. */
 export function flush() {
-  return call('flush', () => client().flush());
+  return call('flush', () => {
+    handOver();
+    return client().flush();
+  });
 }
 
 /** Flushes, stops the timer and releases this tab's role as sender. */
 export function shutdown() {
+  handOver();
   ++latest;
   started = false;
   shut = true;
@@ -158,5 +209,6 @@ export function shutdown() {
 
 /** Counters and gauges; without a running client, only how many calls wait for one. */
 export function stats() {
+  handOver();
   return started ? client().stats() : { started: false, waitingCalls: waiting.length };
 }

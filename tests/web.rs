@@ -417,6 +417,59 @@ async fn an_event_larger_than_a_batch_is_refused_with_a_clear_error() {
 }
 
 #[wasm_bindgen_test]
+async fn a_tick_of_events_is_stamped_once_and_durable_in_one_write() {
+    let run = unique("batch");
+    let client = Client::start(options(&run, &[])).await.unwrap();
+    let payloads: Vec<String> = (0..250)
+        .map(|i| format!(r#"{{"run":"{run}","i":{i}}}"#))
+        .collect();
+    let promise = client.log_batch(&payloads.join("\n")).unwrap();
+    assert_eq!(client.stats().0.logged, 250);
+    JsFuture::from(promise).await.unwrap();
+    assert_eq!(
+        client.stats().0.persisted,
+        250,
+        "one write: none went ahead alone"
+    );
+    // A payload as long as the entry hands over in a batch fits, in any characters.
+    let widest = format!(
+        r#"{{"pad":"{}"}}"#,
+        "\u{20ac}".repeat(client.safe_payload_len() - r#"{"pad":""}"#.len())
+    );
+    JsFuture::from(client.log_batch(&widest).unwrap())
+        .await
+        .unwrap();
+    // An oversize payload is refused (only the entry's check keeps it from a batch); its
+    // neighbours are kept.
+    let mixed = format!(
+        "{{\"run\":\"{run}\",\"i\":250}}\n\"{}\"\n{{\"run\":\"{run}\",\"i\":251}}",
+        "x".repeat(70_000)
+    );
+    let err = client.log_batch(&mixed).err().unwrap();
+    assert!(err.to_string().contains("maxBatchBytes"), "{err}");
+    flush(&client).await.unwrap();
+    let events = received(&run).await;
+    let order: Vec<f64> = events
+        .iter()
+        .map(|e| get(&get(e, "payload"), "i").as_f64().unwrap())
+        .collect();
+    assert_eq!(order, (0..252).map(f64::from).collect::<Vec<_>>());
+    let first_ts = get(&events[0], "ts");
+    assert!(
+        events[..250].iter().all(|e| get(e, "ts") == first_ts),
+        "one timestamp"
+    );
+    let ids: std::collections::BTreeSet<String> = events
+        .iter()
+        .map(|e| get(e, "id").as_string().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 252, "an id each");
+    let (stats, _) = client.stats();
+    assert_eq!((stats.logged, stats.dropped.oversize), (254, 1));
+    client.shutdown().await;
+}
+
+#[wasm_bindgen_test]
 async fn a_reloaded_page_keeps_the_backoff_of_the_last() {
     let run = unique("backoff");
     let first = Client::start(options(&run, &[("flushIntervalMs", 60_000.into())]))

@@ -57,6 +57,20 @@ window.bench = {
     return { loopMs, longTasks: await longTasks() };
   },
 
+  /**
+   * The floor for an SDK that must serialize at the call: JSON.stringify of the payload and
+   * an array.push of the string.
+   */
+  async stringifyPush(n) {
+    const longTasks = watchLongTasks();
+    const sink = [];
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) sink.push(JSON.stringify(makePayload(i)));
+    const loopMs = performance.now() - t0;
+    window.benchSink = sink;
+    return { loopMs, longTasks: await longTasks() };
+  },
+
   /** The legacy logEvent: one POST per event, not awaited (as call sites did). */
   async legacy(n, endpoint) {
     const logEvent = (payload) => { fetch(endpoint, { method: 'POST', body: JSON.stringify(payload) }); };
@@ -69,7 +83,7 @@ window.bench = {
 
   /**
    * evbuf's logEvent: times the synchronous loop, then until every returned promise
-   * resolved (all events durable). Promises are shared per write, so only distinct ones
+   * resolved (all events durable). Promises are shared per tick, so only distinct ones
    * are kept (an identity check per call, not an array push).
    */
   async evbuf(n) {
@@ -139,6 +153,45 @@ window.bench = {
     await Promise.all(done);
     const totalMs = performance.now() - t0;
     return { latencies: Array.from(latencies), loggedMs, totalMs };
+  },
+
+  /**
+   * The baseline of `latency`: the same ticks with plain IndexedDB, one transaction of
+   * `perTick` puts per tick, each event's latency from its put to the transaction's
+   * oncomplete.
+   */
+  rawLatency(ticks, perTick, name) {
+    return new Promise((resolve, reject) => {
+      const open = indexedDB.open(name, 1);
+      open.onupgradeneeded = () => open.result.createObjectStore('events');
+      open.onerror = () => reject(open.error);
+      open.onsuccess = async () => {
+        const db = open.result;
+        const latencies = new Float64Array(ticks * perTick);
+        const done = [];
+        for (let tick = 0; tick < ticks; tick++) {
+          const tx = db.transaction('events', 'readwrite');
+          const store = tx.objectStore('events');
+          const at = new Float64Array(perTick);
+          for (let j = 0; j < perTick; j++) {
+            at[j] = performance.now();
+            store.put(makePayload(tick * perTick + j), tick * perTick + j);
+          }
+          done.push(new Promise((ok, fail) => {
+            tx.oncomplete = () => {
+              const end = performance.now();
+              for (let j = 0; j < perTick; j++) latencies[tick * perTick + j] = end - at[j];
+              ok();
+            };
+            tx.onerror = () => fail(tx.error);
+          }));
+          await new Promise((r) => setTimeout(r, 0));
+        }
+        await Promise.all(done).catch(reject);
+        db.close();
+        resolve({ latencies: Array.from(latencies) });
+      };
+    });
   },
 
   /** `rate` events per second for `ms`, paced against the clock (no drift), then resolves. */

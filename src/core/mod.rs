@@ -140,6 +140,29 @@ impl Core {
         id: String,
         payload: String,
     ) -> Result<Ticket, LogError> {
+        let ticket = self.admit(now, id, payload)?;
+        self.drive(now);
+        Ok(ticket)
+    }
+
+    /// Events logged together at `now` (`(id, payload)`, in order): each as by
+    /// [`Core::handle_log`], but handed to storage in one write, not the first alone.
+    /// Returns the refusals; the other events are kept.
+    pub fn handle_logs(
+        &mut self,
+        now: u64,
+        events: impl IntoIterator<Item = (String, String)>,
+    ) -> Vec<LogError> {
+        let refused = events
+            .into_iter()
+            .filter_map(|(id, payload)| self.admit(now, id, payload).err())
+            .collect();
+        self.drive(now);
+        refused
+    }
+
+    /// Queues an event unpersisted, or refuses one that could never fit in a batch.
+    fn admit(&mut self, now: u64, id: String, payload: String) -> Result<Ticket, LogError> {
         self.stats.logged += 1;
         let bytes = self.envelope_bound + wire::event_len_bound(&id, now, &payload);
         if bytes > self.config.max_batch_bytes {
@@ -157,7 +180,6 @@ impl Core {
             ts: now,
             payload,
         });
-        self.drive(now);
         Ok(ticket)
     }
 

@@ -17,15 +17,24 @@ fn client() -> Result<Client, Error> {
 }
 
 /// Starts evbuf with these options, after shutting down an earlier start even if these
-/// fail: the wrapper counts a failed `init()` as nothing running.
+/// fail: the wrapper counts a failed `init()` as nothing running. Resolves to the longest
+/// payload (in UTF-16 code units) `logBatch` takes.
 #[wasm_bindgen]
-pub async fn start(options: JsValue) -> Result<(), JsValue> {
+pub async fn start(options: JsValue) -> Result<f64, JsValue> {
     if let Some(previous) = CLIENT.with(|c| c.borrow_mut().take()) {
         previous.shutdown().await;
     }
     let client = Client::start(Options::parse(&options)?).await?;
+    let safe_payload_len = client.safe_payload_len() as f64;
     CLIENT.with(|c| *c.borrow_mut() = Some(client));
-    Ok(())
+    Ok(safe_payload_len)
+}
+
+/// Logs the events of one tick, their JSON payloads separated by newlines; resolves when
+/// all are stored.
+#[wasm_bindgen(js_name = logBatch)]
+pub fn log_batch(payloads: &str) -> Result<js_sys::Promise, JsValue> {
+    Ok(client()?.log_batch(payloads)?)
 }
 
 /// Logs an event whose payload is JSON text; resolves when it is stored.

@@ -79,6 +79,61 @@ test('payloads that cannot be serialized are rejected by name; others are unaffe
   }
 });
 
+test('the calls of a tick share one promise; an oversize or unserializable payload is refused alone; flush() carries the tick', async () => {
+  const p = profile();
+  const context = await p.launch();
+  try {
+    const page = await openPage(context);
+    const run = `tick-${Date.now()}`;
+    const result = await page.evaluate(async ({ endpoint, run }) => {
+      const { init, logEvent, flush, stats } = window.evbuf;
+      await init({ endpoint, flushIntervalMs: 60_000, maxBufferSize: 100_000, maxBatchBytes: 8192 });
+      const settle = (p) => p.then(() => 'stored', (e) => e.message);
+      // Settled already when returned: its reaction runs before that of a resolved promise.
+      const atOnce = (p) => Promise.race([p, Promise.resolve('pending')]).then((v) => v ?? 'resolved', () => 'rejected');
+      const cyclic = {}; cyclic.self = cyclic;
+      const a = logEvent({ run, i: 0 });
+      const b = logEvent({ run, i: 1 });
+      const invalid = logEvent(cyclic);
+      const c = logEvent({ run, i: 2 });
+      // Before the tick's events reach the client: it must hand them over first.
+      const afterFlush = flush().then(() => stats());
+      // Too large for a batch: refused alone, its neighbours stored.
+      const oversize = logEvent({ run, i: 'oversize', pad: 'x'.repeat(9_000) });
+      // Longer in UTF-16 than any payload the tick's batch takes unchecked, and fits.
+      const near = logEvent({ run, i: 3, pad: 'é'.repeat(3_000) });
+      const d = logEvent({ run, i: 4 });
+      const e = logEvent({ run, i: 5 });
+      const invalidAtOnce = await atOnce(invalid);
+      const oversizeAtOnce = await atOnce(oversize);
+      const settled = await Promise.all([a, b, invalid, c, oversize, near, d, e].map(settle));
+      const next = logEvent({ run, i: 6 });
+      await next;
+      await flush();
+      return {
+        sharedFirst: a === b && b === c, sharedSecond: d === e, apart: c !== d && e !== next,
+        invalidAtOnce, oversizeAtOnce, settled, afterFlush: await afterFlush, stats: stats(),
+      };
+    }, { endpoint: collector.endpoint, run });
+    assert.ok(result.sharedFirst && result.sharedSecond, 'the calls of one batch share their promise');
+    assert.ok(result.apart, 'a batch ends where an event goes alone, and with the tick');
+    assert.equal(result.invalidAtOnce, 'rejected');
+    assert.equal(result.oversizeAtOnce, 'rejected');
+    const [a, b, invalid, c, oversize, near, d, e] = result.settled;
+    assert.deepEqual([a, b, c, near, d, e], Array(6).fill('stored'));
+    assert.match(invalid, /^failed to log event: the payload cannot be serialized to JSON \(.*circular/i);
+    assert.match(oversize, /^failed to log event: it takes \d+ bytes on the wire, more than maxBatchBytes \(8192\)$/);
+    assert.ok(result.afterFlush.acknowledged >= 3, 'flush() in the tick of the calls carries them');
+    assert.equal(result.stats.dropped.oversize, 1);
+    assert.equal(result.stats.dropped.invalid, 1);
+    const events = await delivered(run);
+    assert.deepEqual(events.map((x) => x.payload.i), [0, 1, 2, 3, 4, 5, 6], 'stored in the order of the calls');
+  } finally {
+    await context.close();
+    p.dispose();
+  }
+});
+
 test('init with a bad option fails with a message naming it', async () => {
   const p = profile();
   const context = await p.launch();

@@ -55,6 +55,9 @@ struct Inner {
     tab_id: String,
     channel: RefCell<Option<Channel>>,
     stopped: Cell<bool>,
+    /// The longest payload (in UTF-16 code units, as JS counts) that fits in a batch
+    /// whatever its characters, id and timestamp: the entry stages these in bulk.
+    safe_payload_len: usize,
 }
 
 impl Client {
@@ -71,6 +74,14 @@ impl Client {
         let tab_id = wire::uuid_v4(random.take16());
         let (store, device, storage_error) =
             Store::open(&options.storage_name, new_device, options.force_memory).await;
+        // A UTF-16 code unit takes at most 3 bytes of UTF-8; the tab's id is a uuid, as
+        // every event id is.
+        let safe_payload_len = options
+            .config
+            .max_batch_bytes
+            .saturating_sub(wire::envelope_len_bound(&device))
+            .saturating_sub(wire::event_len_bound(&tab_id, u64::MAX, ""))
+            / 3;
         let core = Core::new(options.config, device).map_err(|e| Error::Options(e.to_string()))?;
         let inner = Rc::new(Inner {
             core: RefCell::new(core),
@@ -91,6 +102,7 @@ impl Client {
             tab_id,
             channel: RefCell::new(None),
             stopped: Cell::new(false),
+            safe_payload_len,
         });
         if let Some(err) = storage_error {
             inner.report(&format!("{err}; keeping events in memory for this page"));
@@ -124,6 +136,37 @@ impl Client {
         let promise = inner.writes.next_durable();
         inner.pump();
         Ok(promise)
+    }
+
+    /// Stamps and stores the events of one tick, their JSON payloads separated by
+    /// newlines (JSON text has none): one timestamp, ids in bulk, one write. The promise
+    /// resolves once all are durable; it rejects if one was refused (the entry hands over
+    /// only payloads of at most [`Client::safe_payload_len`], so none is), the others
+    /// being kept.
+    pub fn log_batch(&self, payloads: &str) -> Result<Promise, Error> {
+        let inner = &self.inner;
+        if inner.stopped.get() {
+            return Err(Error::NotStarted);
+        }
+        let refused = {
+            let mut random = inner.random.borrow_mut();
+            let events = payloads
+                .split('\n')
+                .map(|payload| (wire::uuid_v4(random.take16()), payload.to_owned()));
+            inner.core.borrow_mut().handle_logs(inner.now(), events)
+        };
+        let promise = inner.writes.next_durable();
+        inner.pump();
+        match refused.into_iter().next() {
+            Some(err) => Err(Error::Log(err)),
+            None => Ok(promise),
+        }
+    }
+
+    /// The longest payload, in UTF-16 code units, that no id or timestamp can make too
+    /// large for a batch.
+    pub fn safe_payload_len(&self) -> usize {
+        self.inner.safe_payload_len
     }
 
     /// Counts a payload the wrapper could not serialize.

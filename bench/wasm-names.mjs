@@ -209,26 +209,26 @@ function sectionSummary(parsed) {
  * and analyses its evbuf_bg.wasm; also gives the section sizes of the shipped pkg/ wasm and
  * whether wasm-opt of it with scripts/wasm-opt-flags.txt (as scripts/build.sh does) is byte for byte pkg/evbuf_bg.wasm.
  */
-export function analyzeBuild({ top = 20 } = {}) {
-  // What scripts/build.sh gives wasm-bindgen: the cargo output without reference types.
-  const input = join(root, 'target/evbuf-for-bindgen.wasm');
+export function analyzeBuild({ top = 20, name = 'evbuf', shippedWasm = join(root, 'pkg/evbuf_bg.wasm') } = {}) {
+  // What scripts/bindgen.sh gives wasm-bindgen: the cargo output without reference types.
+  const input = join(root, `target/${name}-for-bindgen.wasm`);
   const dir = mkdtempSync(join(tmpdir(), 'evbuf-names-'));
   try {
     const bindgen = process.env.WASM_BINDGEN || join(homedir(), '.cargo/bin/wasm-bindgen');
-    execFileSync(bindgen, ['--target', 'web', '--out-dir', dir, '--out-name', 'evbuf', input], {
+    execFileSync(bindgen, ['--target', 'web', '--out-dir', dir, '--out-name', name, input], {
       stdio: ['ignore', 'ignore', 'pipe'],
       env: { ...process.env, PATH: `${join(homedir(), '.cargo/bin')}:${process.env.PATH}` },
     });
-    const bytes = readFileSync(join(dir, 'evbuf_bg.wasm'));
+    const bytes = readFileSync(join(dir, `${name}_bg.wasm`));
     const parsed = parseWasm(bytes);
-    const shippedBytes = readFileSync(join(root, 'pkg/evbuf_bg.wasm'));
+    const shippedBytes = readFileSync(shippedWasm);
     const shipped = parseWasm(shippedBytes);
     // Is this the build that pkg/ ships? Redo build.sh's wasm-opt step and compare bytes.
     let matchesShipped = null;
     const wasmOpt = join(root, 'node_modules/.bin/wasm-opt');
     if (existsSync(wasmOpt)) {
       const flags = readFileSync(join(root, 'scripts/wasm-opt-flags.txt'), 'utf8').trim().split(/\s+/);
-      execFileSync(wasmOpt, [...flags, join(dir, 'evbuf_bg.wasm'), '-o', join(dir, 'opt.wasm')], { stdio: ['ignore', 'ignore', 'pipe'] });
+      execFileSync(wasmOpt, [...flags, join(dir, `${name}_bg.wasm`), '-o', join(dir, 'opt.wasm')], { stdio: ['ignore', 'ignore', 'pipe'] });
       matchesShipped = readFileSync(join(dir, 'opt.wasm')).equals(shippedBytes);
     }
     return {

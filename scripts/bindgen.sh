@@ -1,13 +1,25 @@
 #!/usr/bin/env bash
 # The steps after cargo, shared by the package build and the size floor (bench/floor), so
-# that both are measured alike: scripts/bindgen.sh IN.wasm OUT_DIR NAME writes
-# OUT_DIR/NAME.js and OUT_DIR/NAME_bg.wasm, optimized for size.
+# that both are built alike: scripts/bindgen.sh IN.wasm OUT_DIR NAME writes OUT_DIR/NAME.js
+# and OUT_DIR/NAME_bg.wasm, and keeps target/NAME-for-bindgen.wasm (function names intact)
+# for bench/wasm-names.mjs.
 set -euo pipefail
 in=$1 out=$2 name=$3
 root="$(cd "$(dirname "$0")/.." && pwd)"
 export PATH="$HOME/.cargo/bin:$PATH"
+for_bindgen="$root/target/$name-for-bindgen.wasm"
 # Built without reference types (.cargo/config.toml) for Safari 16; the features the
 # precompiled std claims go too, or wasm-bindgen would still emit its externref table.
-node "$root/scripts/drop-features.mjs" "$in" "${in%.wasm}-for-bindgen.wasm" reference-types call-indirect-overlong
-wasm-bindgen --target web --out-dir "$out" --out-name "$name" "${in%.wasm}-for-bindgen.wasm"
-"$root/node_modules/.bin/wasm-opt" -Oz "$out/${name}_bg.wasm" -o "$out/${name}_bg.wasm"
+node "$root/scripts/drop-features.mjs" "$in" "$for_bindgen" reference-types call-indirect-overlong
+# TextEncoder.encodeInto is in every engine evbuf supports (Safari 14.1+), so the glue
+# needs no fallback for it.
+wasm-bindgen --target web --encode-into always --out-dir "$out" --out-name "$name" "$for_bindgen"
+# wasm-opt's flags live in scripts/wasm-opt-flags.txt (bench/wasm-names.mjs redoes this
+# step with them). -Os --converge came out smallest after gzip (measured against -Oz,
+# -Oz --converge, -O3). The low 1 KiB of memory is the bottom of the stack (rustc lays the
+# stack first and it never gets 1 MiB deep) and memory starts zeroed (the module creates
+# its own): both let wasm-opt fold more. The producers and target-features sections are
+# for tools only.
+# shellcheck disable=SC2046 # the flags are meant to split into words
+"$root/node_modules/.bin/wasm-opt" $(cat "$root/scripts/wasm-opt-flags.txt") \
+  "$out/${name}_bg.wasm" -o "$out/${name}_bg.wasm"

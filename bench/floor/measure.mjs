@@ -1,13 +1,15 @@
 // The floor of evbuf's size: this probe (src/lib.rs, no evbuf logic: rexie opening a
 // database, adding, reading and deleting one record from an async wasm-bindgen export),
 // built with evbuf's release profile and target flags, through the same steps after cargo
-// (scripts/bindgen.sh). Prints the gzip -9 sizes; with --json, as JSON for the bench.
+// (scripts/bindgen.sh). Prints the gzip -9 sizes; with --json, as JSON for the bench, with
+// the code of each crate before wasm-opt (bench/wasm-names.mjs).
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
+import { analyzeBuild } from '../wasm-names.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -23,7 +25,8 @@ export function measureFloor() {
       const bytes = readFileSync(join(out, name));
       return { name, bytes: bytes.length, gzip: gzipSync(bytes, { level: 9 }).length };
     });
-    return { files, totalGzip: files.reduce((sum, f) => sum + f.gzip, 0) };
+    const { crates } = analyzeBuild({ name: 'floor', shippedWasm: join(out, 'floor_bg.wasm') });
+    return { files, totalGzip: files.reduce((sum, f) => sum + f.gzip, 0), crates };
   } finally {
     rmSync(out, { recursive: true, force: true });
   }

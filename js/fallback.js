@@ -61,8 +61,8 @@ export function fallbackClient({ endpoint, headers, onError } = {}, why) {
     counts.logged++;
   }
 
+  // No logJson: the entry batches every payload here (nothing is too large to post).
   return {
-    logJson,
     // The events of one tick, their JSON separated by newlines (JSON text has none).
     logBatch: (payloads) => { for (const json of payloads.split('\n')) logJson(json); },
     flush,

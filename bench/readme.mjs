@@ -1,6 +1,6 @@
 // `npm run readme`: writes the measured figures of README.md and CONTRIBUTING.md from the
 // committed results, so every figure there traces to a file:
-//   - the performance table (README), from bench/results.json (`npm run bench`)
+//   - the performance and size tables (README), from bench/results.json (`npm run bench`)
 //   - the scenario tables (CONTRIBUTING), from bench/figures/<file>.json (`npm run
 //     figures`, which runs the delivery scenarios with EVBUF_FIGURES=bench/figures)
 // Each goes between `<!-- figures:<name> -->` and `<!-- /figures:<name> -->`.
@@ -20,10 +20,6 @@ function markdownTable(columns, rows) {
 function performance() {
   const r = read('bench/results.json');
   const m = r.machine;
-  const crates = r.size.crates
-    .slice(0, 8)
-    .map((c) => `\`${c.crate}\` ${c.shareOfCode.toFixed(0)}%`)
-    .join(', ');
   return [
     `Run of ${day(r.date)}${r.quick ? ' (--quick)' : ''} (\`bench/results.json\`): ${m.os}, ${m.cpu}, ${m.cores} cores, ` +
       `${m.chromium}, load average ${m.loadAverageAtStart.join(' ')} at the start; payload ` +
@@ -31,8 +27,34 @@ function performance() {
     '',
     markdownTable(['metric', 'evbuf', 'baseline (same run)', 'ratio', 'target', 'met'],
       r.table.map((x) => [x.metric, x.evbuf, x.baseline, x.ratio, x.target, x['met?']])),
+  ].join('\n');
+}
+
+// What ships beside the floor: the same probe-built rexie + wasm-bindgen module with no
+// evbuf logic (bench/floor), and the code of each crate before wasm-opt in both.
+function size() {
+  const { size: s, date } = read('bench/results.json');
+  const kib = (n) => `${(n / 1024).toFixed(1)} KiB`;
+  const gz = (files, name) => files.find((f) => f.name === name)?.gzip ?? 0;
+  const shipped = s.shipped.files;
+  const floor = s.floor.files;
+  const above = s.shipped.totalGzip - s.floor.totalGzip;
+  const floorCode = new Map(s.floor.crates.map((c) => [c.crate, c.size]));
+  return [
+    `Run of ${day(date)} (\`bench/results.json\`), gzip -9 of what the package ships; \`npm test\` fails above the ` +
+      `budget of ${s.budget.toLocaleString('en-US')} B (\`bench/size-budget.json\`).`,
     '',
-    `Where the code goes (before wasm-opt, by crate): ${crates}.`,
+    markdownTable(['', 'wasm', 'glue (evbuf.js)', 'entry (index.js)', 'total'], [
+      ['floor: rexie + wasm-bindgen, no evbuf logic (`bench/floor`)', kib(gz(floor, 'floor_bg.wasm')), kib(gz(floor, 'floor.js')), '', kib(s.floor.totalGzip)],
+      ['evbuf', kib(gz(shipped, 'evbuf_bg.wasm')), kib(gz(shipped, 'evbuf.js')), kib(gz(shipped, 'index.js')), kib(s.shipped.totalGzip)],
+      ['evbuf above the floor', '', '', '', kib(above)],
+    ]),
+    '',
+    'Code by crate before wasm-opt (bytes of function bodies; the floor built the same way):',
+    '',
+    markdownTable(['crate', 'evbuf', 'floor', 'above the floor'],
+      s.crates.slice(0, 14).map((c) => [`\`${c.crate}\``, c.size.toLocaleString('en-US'), (floorCode.get(c.crate) ?? 0).toLocaleString('en-US'),
+        (c.size - (floorCode.get(c.crate) ?? 0)).toLocaleString('en-US')])),
   ].join('\n');
 }
 
@@ -48,6 +70,7 @@ function scenarios(name) {
 
 const sections = {
   performance,
+  size,
   scenarios: () => scenarios('scenarios'),
   delivery: () => scenarios('delivery'),
 };

@@ -16,6 +16,7 @@ import { CHROMIUM_ARGS, profile } from '../tests/e2e/harness.mjs';
 import { sizes } from '../scripts/sizes.mjs';
 import { startCollector } from '../tests/e2e/harness.mjs';
 import { analyzeBuild } from './wasm-names.mjs';
+import { measureFloor } from './floor/measure.mjs';
 
 const QUICK = process.argv.includes('--quick');
 
@@ -453,7 +454,13 @@ function measureSize() {
   }
   let budget = null;
   try { budget = JSON.parse(readFileSync(new URL('./size-budget.json', import.meta.url), 'utf8')).maxShippedGzipBytes; } catch { /* none */ }
-  return { shipped, budget, ...analysis, notes };
+  let floor = null;
+  try {
+    floor = measureFloor();
+  } catch (error) {
+    notes.push(`no floor: ${error.message.split('\n')[0]} (bench/floor/measure.mjs builds it with cargo)`);
+  }
+  return { shipped, budget, floor, ...analysis, notes };
 }
 
 // --- 5. memory -------------------------------------------------------------------------
@@ -550,7 +557,7 @@ function buildRows(r) {
     { metric: `steady ${e.steady.rate}/s × ${e.steady.durationMs / 1000} s: requests`, evbuf: fmt.n(e.steady.requests), baseline: `legacy ${fmt.n(e.steady.legacy.requests)}`, ratio: fmt.x(e.steady.requests / e.steady.legacy.requests), target: `≈ 1 per ${e.steady.maxBufferSize} events (≤ ${e.steady.expectedRequests + 1})`, 'met?': yes(e.steady.requests <= e.steady.expectedRequests + 1 && e.steady.delivered >= e.steady.events) },
     { metric: `steady ${e.steady.rate}/s × ${e.steady.durationMs / 1000} s: body bytes`, evbuf: fmt.bytes(e.steady.bytes), baseline: `legacy ${fmt.bytes(e.steady.legacy.bytes)}`, ratio: fmt.x(e.steady.bytes / e.steady.legacy.bytes), target: '(info)', 'met?': '' },
     { metric: `compression: 'gzip', ${r.compression.events} events: body bytes`, evbuf: fmt.bytes(r.compression.gzip.bytes), baseline: `plain ${fmt.bytes(r.compression.plain.bytes)}`, ratio: fmt.x(r.compression.ratio), target: '(info)', 'met?': '' },
-    { metric: 'shipped gzip (wasm + glue + wrapper)', evbuf: fmt.bytes(s.shipped.totalGzip), baseline: s.budget ? `budget ${fmt.bytes(s.budget)} (${s.shipped.totalGzip <= s.budget ? 'within' : 'OVER'})` : '', ratio: s.budget ? fmt.x(s.shipped.totalGzip / s.budget) : '', target: `≤ ${fmt.bytes(TARGETS.shippedGzip)}`, 'met?': yes(s.shipped.totalGzip <= TARGETS.shippedGzip) },
+    { metric: 'shipped gzip (wasm + glue + wrapper)', evbuf: fmt.bytes(s.shipped.totalGzip), baseline: s.floor ? `floor ${fmt.bytes(s.floor.totalGzip)} (rexie + wasm-bindgen)` : '', ratio: s.floor ? fmt.x(s.shipped.totalGzip / s.floor.totalGzip) : '', target: `≤ ${fmt.bytes(TARGETS.shippedGzip)}`, 'met?': yes(s.shipped.totalGzip <= TARGETS.shippedGzip) },
     { metric: `wasm memory peak ÷ queued bytes at peak (${fmt.n(peak.events)} events, server down)`, evbuf: fmt.bytes(peak.wasmBytes), baseline: `queued ${fmt.bytes(peak.queuedBytes)}`, ratio: fmt.x(peak.wasmBytes / peak.queuedBytes), target: `< ${TARGETS.memoryVsQueued}×`, 'met?': yes(peak.wasmBytes < TARGETS.memoryVsQueued * peak.queuedBytes) },
     { metric: `wasm memory ${fmt.n(mem0.events)} → ${fmt.n(memN.events)} events, server down`, evbuf: `${fmt.bytes(mem0.wasmBytes)} → ${fmt.bytes(memN.wasmBytes)}`, baseline: '', ratio: '', target: 'bounded', 'met?': yes(m.wasm.ok) },
     { metric: `JS heap ${fmt.n(mem0.events)} → ${fmt.n(memN.events)} events, server down`, evbuf: `${fmt.bytes(mem0.jsHeapUsed)} → ${fmt.bytes(memN.jsHeapUsed)}`, baseline: '', ratio: '', target: 'bounded', 'met?': yes(m.jsHeap.ok && m.storageLimitHeld) },

@@ -284,6 +284,11 @@ impl Core {
             .min()
     }
 
+    /// Whether this tab is the one that sends (what [`Stats::leader`] reports).
+    pub fn is_leader(&self) -> bool {
+        self.leader
+    }
+
     /// Counters and gauges as of `now`.
     pub fn stats(&self, now: u64) -> Stats {
         let mut stats = self.stats.clone();

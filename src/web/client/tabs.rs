@@ -26,7 +26,7 @@ impl Inner {
         let weak = Rc::downgrade(self);
         let channel = Channel::open(&format!("evbuf:{storage_name}"), move |message| {
             let Some(inner) = weak.upgrade() else { return };
-            let leader = inner.core.borrow().stats(inner.now()).leader;
+            let leader = inner.core.borrow().is_leader();
             match message {
                 Message::Stored { first, last } if shared && leader => {
                     spawn_local(async move {

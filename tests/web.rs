@@ -128,8 +128,10 @@ async fn indexeddb_round_trip_keeps_what_was_not_deleted() {
     // Reopen, as a reloaded page does: the device id and the rest are still there.
     let (again, device) = IdbStorage::open(&name, "other".into()).await.unwrap();
     assert_eq!(device, "new-device", "the device id is stable");
-    let (loaded, next_seq) = again.load().await.unwrap();
+    let snapshot = again.load().await.unwrap();
+    let (loaded, next_seq) = (snapshot.events, snapshot.below);
     assert_eq!(next_seq, 251);
+    assert_eq!(snapshot.backoff, None, "no sender backed off");
     let loaded_keys: Vec<u64> = loaded.iter().map(|e| e.key).collect();
     assert_eq!(loaded_keys, (151..=249).collect::<Vec<u64>>());
     assert_eq!(loaded[0].id, "id-150");
@@ -139,7 +141,7 @@ async fn indexeddb_round_trip_keeps_what_was_not_deleted() {
     // transaction (a delete never waits for logging to pause).
     let more = again.put_all(&[new_event(999)], &[151, 152]).await.unwrap();
     assert_eq!(more, vec![251]);
-    let (loaded, _) = again.load().await.unwrap();
+    let loaded = again.load().await.unwrap().events;
     assert_eq!(loaded[0].key, 153, "deleted with the write");
     assert_eq!(loaded.len(), 98);
     // What another tab wrote can be read by its seq range.

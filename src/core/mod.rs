@@ -23,6 +23,7 @@ mod queue;
 mod recovery;
 mod retry;
 mod stats;
+mod storage_inputs;
 mod tabs;
 mod types;
 mod unload;
@@ -35,7 +36,6 @@ pub use retry::{backoff_bound_ms, parse_retry_after, SendOutcome, MIN_WAIT_MS};
 pub use stats::{DropCounts, DropReason, Stats};
 pub use types::{Action, Batch, FlushError, Key, LogError, NewEvent, Report, StoredEvent, Ticket};
 
-use keyed::KeyedVec;
 use queue::{Queue, Queued};
 use recovery::Recovery;
 use waiters::FlushWaiters;
@@ -130,7 +130,7 @@ impl Core {
         &self.config
     }
 
-    // ---- inputs: events and storage ------------------------------------------------
+    // ---- inputs: events (storage's answers: `storage_inputs`) ----------------------
 
     /// An event was logged. `payload` is its JSON. Refuses an event that could never fit
     /// in a batch; otherwise it will be persisted and sent.
@@ -187,110 +187,6 @@ impl Core {
     pub fn handle_invalid_payload(&mut self) {
         self.stats.logged += 1;
         self.stats.dropped.add(DropReason::Invalid, 1);
-    }
-
-    /// The last [`Action::Persist`] is durable; `keys` are in the order of its events.
-    ///
-    /// # Panics
-    /// If the number of keys differs from the number of events handed out: the driver is broken.
-    pub fn handle_persisted(&mut self, now: u64, keys: &[Key]) {
-        assert!(
-            keys.len() == self.persisting.len(),
-            "storage must return one key per persisted event"
-        );
-        let persisted = std::mem::take(&mut self.persisting);
-        self.stats.persisted += persisted.len() as u64;
-        self.confirm_adopted(&persisted);
-        for (event, &key) in persisted.into_iter().zip(keys) {
-            let ticket = event.ticket;
-            self.enqueue(
-                now,
-                key,
-                ticket,
-                &StoredEvent {
-                    key,
-                    id: event.id,
-                    ts: event.ts,
-                    payload: event.payload,
-                },
-            );
-        }
-        self.enforce_limits(now);
-        if !self.leader {
-            self.hand_over(keys);
-        }
-        self.drive(now);
-    }
-
-    /// The last [`Action::Persist`] failed. Its events go back to the front of the line,
-    /// to be handed to storage again (the driver may have switched to memory).
-    pub fn handle_persist_failed(&mut self, now: u64, detail: String) {
-        let mut failed = std::mem::take(&mut self.persisting);
-        failed.append(&mut self.unpersisted);
-        self.unpersisted = failed;
-        self.actions
-            .push(Action::Report(Report::StorageFailed { detail }));
-        self.drive(now);
-    }
-
-    /// Events found in storage (left by an earlier page, or written by another tab).
-    /// Keys already known are ignored.
-    pub fn handle_loaded(&mut self, now: u64, events: Vec<StoredEvent>) {
-        let added = self.queue.load(events, &mut self.next_ticket);
-        self.stats.loaded += added as u64;
-        if added > 0 && self.flush_at.is_none() {
-            self.flush_at = Some(now + self.config.flush_interval_ms);
-        }
-        self.enforce_limits(now);
-        self.drive(now);
-    }
-
-    /// A full read of storage, taken when every key below `below` had been assigned: a
-    /// queued key below it that storage no longer holds was acknowledged (or dropped) by
-    /// another tab, so it leaves the queue without being counted here. Then as
-    /// [`Core::handle_loaded`].
-    pub fn handle_snapshot(&mut self, now: u64, events: Vec<StoredEvent>, below: Key) {
-        let mut present = KeyedVec::default();
-        for event in &events {
-            present.insert(event.key, ());
-        }
-        let gone = self
-            .queue
-            .free_keys(&|k, _| k < below && !present.contains_key(k));
-        self.forget(&gone);
-        self.handle_loaded(now, events);
-    }
-
-    /// Another tab deleted these keys (it acknowledged or dropped them): forget them
-    /// without counting them here. Keys from [`Core::handle_memory_fallback`] on name
-    /// IndexedDB events this tab never held, not its memory events.
-    pub fn handle_removed_elsewhere(&mut self, now: u64, keys: &[Key]) {
-        let memory_from = self.memory_from;
-        let gone = self
-            .queue
-            .free_among(keys, &|k| memory_from.is_none_or(|from| k < from));
-        self.forget(&gone);
-        self.drive(now);
-    }
-
-    /// The backoff storage remembers (what [`Action::RememberBackoff`] last wrote, by this
-    /// tab or the sender before it), read as a page starts or takes over sending: wait it
-    /// out (never longer than `retry.maxMs` from now, in case the clock moved); none
-    /// remembered ends any backoff this tab guessed. A send already out decides for itself.
-    pub fn handle_backoff_restored(&mut self, now: u64, remembered: Option<(u64, u32)>) {
-        if self.in_flight.is_none() {
-            let (retry_at, attempt) = remembered.unwrap_or((0, 0));
-            self.retry_at = (retry_at > now).then(|| retry_at.min(now + self.config.retry_max_ms));
-            self.attempt = attempt;
-        }
-        self.drive(now);
-    }
-
-    /// Storage deleted (or failed to delete: the next page sends them again) `count` keys
-    /// of earlier [`Action::Delete`]s.
-    pub fn handle_deleted(&mut self, now: u64, count: usize) {
-        self.awaiting_delete = self.awaiting_delete.saturating_sub(count);
-        self.drive(now);
     }
 
     // ---- inputs: time and flushes (answers: `answers`; tabs: `tabs`; unload: `unload`)
@@ -386,6 +282,11 @@ impl Core {
             .into_iter()
             .flatten()
             .min()
+    }
+
+    /// Whether this tab is the one that sends (what [`Stats::leader`] reports).
+    pub fn is_leader(&self) -> bool {
+        self.leader
     }
 
     /// Counters and gauges as of `now`.

@@ -81,7 +81,9 @@ impl Options {
         }
         for key in Object::keys(raw.unchecked_ref::<Object>()).iter() {
             let key = key.as_string().unwrap_or_default();
-            if !KNOWN.split(", ").any(|known| known == key) {
+            // Split at the comma (a char: no substring searcher linked), then the space.
+            let mut known = KNOWN.split(',').map(|name| name.trim_start_matches(' '));
+            if !known.any(|name| name == key) {
                 return Err(Error::Options(format!(
                     "unknown option `{key}` (known: {KNOWN})"
                 )));

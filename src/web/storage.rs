@@ -201,13 +201,18 @@ impl Storage {
         }
     }
 
-    /// Everything stored, and the first seq not yet assigned when it was read.
-    pub async fn load(&self) -> Result<(Vec<StoredEvent>, Key), Error> {
+    /// Everything stored, the first seq not yet assigned when it was read, and the
+    /// backoff an earlier page remembered (memory remembers none).
+    pub async fn load(&self) -> Result<Snapshot, Error> {
         match self {
             Storage::IndexedDb(idb) => idb.load().await,
             Storage::Memory(memory) => {
                 let memory = memory.borrow();
-                Ok((memory.load(), memory.next_key()))
+                Ok(Snapshot {
+                    events: memory.load(),
+                    below: memory.next_key(),
+                    backoff: None,
+                })
             }
         }
     }
@@ -220,14 +225,6 @@ impl Storage {
         }
     }
 
-    /// The backoff an earlier page remembered.
-    pub async fn remembered_backoff(&self) -> Result<Option<(u64, u32)>, Error> {
-        match self {
-            Storage::IndexedDb(idb) => idb.remembered_backoff().await,
-            Storage::Memory(_) => Ok(None),
-        }
-    }
-
     /// The events another tab wrote with seqs `first..=last`.
     pub async fn load_range(&self, first: Key, last: Key) -> Result<Vec<StoredEvent>, Error> {
         match self {
@@ -236,6 +233,15 @@ impl Storage {
             Storage::Memory(_) => Ok(Vec::new()),
         }
     }
+}
+
+/// A full read of storage, what a tab starts sending from.
+pub struct Snapshot {
+    pub events: Vec<StoredEvent>,
+    /// The first seq not yet assigned when it was read.
+    pub below: Key,
+    /// The sender's backoff an earlier page remembered.
+    pub backoff: Option<(u64, u32)>,
 }
 
 /// The IndexedDB store of one `storageName`.
@@ -306,25 +312,6 @@ impl IdbStorage {
         }
         tx.done().await.map_err(fail)?;
         Ok(())
-    }
-
-    async fn remembered_backoff(&self) -> Result<Option<(u64, u32)>, Error> {
-        let fail = |e| storage_error("read the backoff", e);
-        let tx = self
-            .db
-            .transaction(&[META], TransactionMode::ReadOnly)
-            .map_err(fail)?;
-        let value = tx
-            .store(META)
-            .map_err(fail)?
-            .get(JsValue::from_str("backoff"))
-            .await
-            .map_err(fail)?;
-        tx.done().await.map_err(fail)?;
-        Ok(value.and_then(|v| {
-            let pair = v.dyn_into::<Array>().ok()?;
-            Some((pair.get(0).as_f64()? as u64, pair.get(1).as_f64()? as u32))
-        }))
     }
 
     /// Writes the events and deletes `deletes` in one transaction; returns the events'
@@ -433,16 +420,24 @@ impl IdbStorage {
         }
     }
 
-    /// Everything stored, oldest first, and `next_seq` as of the same transaction.
-    pub async fn load(&self) -> Result<(Vec<StoredEvent>, Key), Error> {
+    /// Everything stored, oldest first, with `next_seq` and the remembered backoff as of
+    /// the same transaction (one transaction where the backoff had one of its own).
+    pub async fn load(&self) -> Result<Snapshot, Error> {
         let fail = |e| storage_error("load stored events", e);
         let tx = self
             .db
             .transaction(&[EVENTS, META], TransactionMode::ReadOnly)
             .map_err(fail)?;
-        let next_seq = tx
-            .store(META)
+        let meta = tx.store(META).map_err(fail)?;
+        let backoff = meta
+            .get(JsValue::from_str("backoff"))
+            .await
             .map_err(fail)?
+            .and_then(|v| {
+                let pair = v.dyn_into::<Array>().ok()?;
+                Some((pair.get(0).as_f64()? as u64, pair.get(1).as_f64()? as u32))
+            });
+        let next_seq = meta
             .get(JsValue::from_str("next_seq"))
             .await
             .map_err(fail)?
@@ -451,7 +446,11 @@ impl IdbStorage {
         let store = tx.store(EVENTS).map_err(fail)?;
         let pairs = store.scan(None, None, None, None).await.map_err(fail)?;
         tx.done().await.map_err(fail)?;
-        Ok((self.index(pairs), next_seq))
+        Ok(Snapshot {
+            events: self.index(pairs),
+            below: next_seq,
+            backoff,
+        })
     }
 
     /// The records whose first seq is in `first..=last`: what one write of another tab made.

@@ -26,7 +26,7 @@ impl Inner {
         let weak = Rc::downgrade(self);
         let channel = Channel::open(&format!("evbuf:{storage_name}"), move |message| {
             let Some(inner) = weak.upgrade() else { return };
-            let leader = inner.core.borrow().stats(inner.now()).leader;
+            let leader = inner.core.borrow().is_leader();
             match message {
                 Message::Stored { first, last } if shared && leader => {
                     spawn_local(async move {
@@ -91,22 +91,16 @@ impl Inner {
         self.broadcast(Message::Tab(true));
     }
 
-    /// Reads the backoff an earlier sender left, then all of storage, forgetting what
-    /// other tabs deleted (the backoff first, so loaded events do not go out at once to a
-    /// server that is down).
+    /// Reads all of storage with the backoff an earlier sender left, forgetting what
+    /// other tabs deleted (the backoff goes to the core first, so loaded events do not go
+    /// out at once to a server that is down).
     pub(super) async fn load_snapshot(self: &Rc<Self>) {
-        let storage = self.store.get();
-        match storage.remembered_backoff().await {
-            Ok(remembered) => self
-                .core
-                .borrow_mut()
-                .handle_backoff_restored(self.now(), remembered),
-            Err(err) => self.report(&err.to_string()),
-        }
-        match storage.load().await {
-            Ok((events, below)) => {
+        match self.store.get().load().await {
+            Ok(snapshot) => {
                 let now = self.now();
-                self.core.borrow_mut().handle_snapshot(now, events, below)
+                let mut core = self.core.borrow_mut();
+                core.handle_backoff_restored(now, snapshot.backoff);
+                core.handle_snapshot(now, snapshot.events, snapshot.below)
             }
             Err(err) => self.report(&err.to_string()),
         }

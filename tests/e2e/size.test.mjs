@@ -2,8 +2,9 @@
 // files the package ships (pkg/evbuf_bg.wasm, pkg/evbuf.js, pkg/index.js), as
 // `npm run build` prints them. No browser; needs a built pkg/.
 //
-// The goal is 40 KiB; until it is reached the budget is the size at the time it was set
-// plus 5%, so that nothing grows unnoticed. Lower it when the package shrinks.
+// The goal is 56 KiB; until it is reached the budget is the size reached, plus a few
+// hundred bytes for what another toolchain release may change, so that nothing grows
+// unnoticed. Lower it when the package shrinks.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';

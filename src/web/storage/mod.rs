@@ -1,0 +1,173 @@
+//! The storage driver: IndexedDB through rexie, or the memory twin when IndexedDB fails
+//! (`Store` owns that switch).
+//!
+//! Schema (version 1):
+//! - `events`: records of up to 100 events, keyed by the `seq` of their first event; the
+//!   value is one line per event, the event as it goes on the wire. Many events per record
+//!   keep a burst's write to a handful of requests, so events are durable within a tick or
+//!   two. ARCHITECTURE.md has the whole schema.
+//! - `meta`: `"device"` (the stable id of this browser profile) and `"next_seq"`.
+//!
+//! `seq` comes from `next_seq`, read and advanced inside the write's own read-write
+//! transaction; IndexedDB runs overlapping read-write transactions one after another, so
+//! several tabs never hand out the same `seq`.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use crate::core::{Key, MemoryStore, NewEvent, StoredEvent};
+
+use super::Error;
+
+mod idb;
+
+pub use idb::IdbStorage;
+
+/// A client's storage: IndexedDB until it cannot open or a write fails, then memory for
+/// the rest of the page, with keys above every key IndexedDB handed out (none is reused).
+pub struct Store {
+    current: RefCell<Rc<Storage>>,
+}
+
+/// A write that did not happen: why, and the first memory key when it made the store
+/// switch to memory.
+pub struct WriteFailed {
+    pub error: Error,
+    pub memory_from: Option<Key>,
+}
+
+impl Store {
+    /// The IndexedDB database `name` and the device id kept there (`new_device` on its
+    /// first use), or memory and `new_device` when it cannot open (with why) or
+    /// `force_memory`.
+    pub async fn open(
+        name: &str,
+        new_device: String,
+        force_memory: bool,
+    ) -> (Store, String, Option<Error>) {
+        let (storage, device, error) = if force_memory {
+            (Storage::memory(1), new_device, None)
+        } else {
+            match IdbStorage::open(name, new_device.clone()).await {
+                Ok((idb, device)) => (Storage::IndexedDb(idb), device, None),
+                Err(err) => (Storage::memory(1), new_device, Some(err)),
+            }
+        };
+        let store = Store {
+            current: RefCell::new(Rc::new(storage)),
+        };
+        (store, device, error)
+    }
+
+    /// The storage in use; kept across an `await` even if the store switches meanwhile.
+    pub fn get(&self) -> Rc<Storage> {
+        self.current.borrow().clone()
+    }
+
+    pub fn is_memory(&self) -> bool {
+        self.get().is_memory()
+    }
+
+    /// [`Storage::put_all`]; when IndexedDB fails, the store goes on in memory from the
+    /// key `first_free()` gives at that moment (above every key the client holds).
+    pub async fn put_all(
+        &self,
+        events: &[NewEvent],
+        deletes: &[Key],
+        first_free: impl FnOnce() -> Key,
+    ) -> Result<Vec<Key>, WriteFailed> {
+        let storage = self.get();
+        let error = match storage.put_all(events, deletes).await {
+            Ok(keys) => return Ok(keys),
+            Err(error) => error,
+        };
+        let memory_from = (!storage.is_memory()).then(|| {
+            let first = first_free();
+            *self.current.borrow_mut() = Rc::new(Storage::memory(first));
+            first
+        });
+        Err(WriteFailed { error, memory_from })
+    }
+}
+
+/// Where events live.
+pub enum Storage {
+    IndexedDb(IdbStorage),
+    Memory(RefCell<MemoryStore>),
+}
+
+impl Storage {
+    fn memory(first_key: Key) -> Storage {
+        Storage::Memory(RefCell::new(MemoryStore::new(first_key)))
+    }
+
+    pub fn is_memory(&self) -> bool {
+        matches!(self, Storage::Memory(_))
+    }
+
+    /// Writes `events` and, in the same transaction, deletes `deletes` (acknowledged
+    /// keys waiting for storage): under sustained logging writes run back to back, and a
+    /// delete that waited for a pause would never run.
+    pub async fn put_all(&self, events: &[NewEvent], deletes: &[Key]) -> Result<Vec<Key>, Error> {
+        match self {
+            Storage::IndexedDb(idb) => idb.put_all(events, deletes).await,
+            Storage::Memory(memory) => {
+                let mut memory = memory.borrow_mut();
+                memory.delete(deletes);
+                Ok(memory.put_all(events))
+            }
+        }
+    }
+
+    pub async fn delete(&self, keys: &[Key]) -> Result<(), Error> {
+        match self {
+            Storage::IndexedDb(idb) => idb.delete(keys).await,
+            Storage::Memory(memory) => {
+                memory.borrow_mut().delete(keys);
+                Ok(())
+            }
+        }
+    }
+
+    /// Everything stored, the first seq not yet assigned when it was read, and the
+    /// backoff an earlier page remembered (memory remembers none).
+    pub async fn load(&self) -> Result<Snapshot, Error> {
+        match self {
+            Storage::IndexedDb(idb) => idb.load().await,
+            Storage::Memory(memory) => {
+                let memory = memory.borrow();
+                Ok(Snapshot {
+                    events: memory.load(),
+                    below: memory.next_key(),
+                    backoff: None,
+                })
+            }
+        }
+    }
+
+    /// Keeps (or clears) the sender's backoff for the next page.
+    pub async fn remember_backoff(&self, backoff: Option<(u64, u32)>) -> Result<(), Error> {
+        match self {
+            Storage::IndexedDb(idb) => idb.remember_backoff(backoff).await,
+            Storage::Memory(_) => Ok(()),
+        }
+    }
+
+    /// The events another tab wrote with seqs `first..=last`.
+    pub async fn load_range(&self, first: Key, last: Key) -> Result<Vec<StoredEvent>, Error> {
+        match self {
+            Storage::IndexedDb(idb) => idb.load_range(first, last).await,
+            // Memory is this tab's alone: no other tab writes there.
+            Storage::Memory(_) => Ok(Vec::new()),
+        }
+    }
+}
+
+/// A full read of storage, what a tab starts sending from.
+pub struct Snapshot {
+    pub events: Vec<StoredEvent>,
+    /// The first seq not yet assigned when it was read.
+    pub below: Key,
+    /// The sender's backoff an earlier page remembered.
+    pub backoff: Option<(u64, u32)>,
+}

@@ -34,6 +34,7 @@ function performance() {
 // evbuf logic (bench/floor), and the code of each crate before wasm-opt in both.
 function size() {
   const { size: s, date } = read('bench/results.json');
+  const budget = read('bench/size-budget.json').maxShippedGzipBytes;
   const kib = (n) => `${(n / 1024).toFixed(1)} KiB`;
   const gz = (files, name) => files.find((f) => f.name === name)?.gzip ?? 0;
   const shipped = s.shipped.files;
@@ -42,7 +43,7 @@ function size() {
   const floorCode = new Map(s.floor.crates.map((c) => [c.crate, c.size]));
   return [
     `Run of ${day(date)} (\`bench/results.json\`), gzip -9 of what the package ships; \`npm test\` fails above the ` +
-      `budget of ${s.budget.toLocaleString('en-US')} B (\`bench/size-budget.json\`).`,
+      `budget of ${budget.toLocaleString('en-US')} B (\`bench/size-budget.json\`).`,
     '',
     markdownTable(['', 'wasm', 'glue (evbuf.js)', 'entry (index.js)', 'total'], [
       ['floor: rexie + wasm-bindgen, no evbuf logic (`bench/floor`)', kib(gz(floor, 'floor_bg.wasm')), kib(gz(floor, 'floor.js')), '', kib(s.floor.totalGzip)],

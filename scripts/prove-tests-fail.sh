@@ -63,7 +63,7 @@ case_ headers-not-sent src/web/transport.rs 's/request_headers\.set\(name, value
 # Leaked, as dropping the client would release it anyway.
 case_ shutdown-keeps-the-role src/web/client/mod.rs 's/(self\.inner\.listeners\.borrow_mut\(\)\.clear\(\);\s*)self\.inner\.leadership\.borrow_mut\(\)\.take\(\);/$1std::mem::forget(self.inner.leadership.borrow_mut().take());/' \
   e2e 'robustness.test.mjs:^shutdown\(\) hands'
-case_ acknowledged-also-dropped src/core/mod.rs 's/(self\.stats\.acknowledged \+= keys\.len\(\) as u64;\s*)self\.forget\(&keys\);/${1}let ids = self.forget(&keys); self.actions.push_back(Action::Report(Report::Dropped { reason: DropReason::Age, ids, detail: String::new() }));/' \
+case_ acknowledged-also-dropped src/core/mod.rs 's/(self\.stats\.acknowledged \+= keys\.len\(\) as u64;\s*)self\.forget\(&keys\);/${1}let ids: Vec<String> = self.forget(&keys).iter().map(Queued::id).collect(); self.actions.push(Action::Report(Report::Dropped { reason: DropReason::Age, ids, detail: String::new() }));/' \
   cargo 'core_properties:no_event_disappears'
 case_ timer-armed-while-unable-to-send src/core/mod.rs 's/let send = if self\.can_send\(\) && self\.queue/let send = if self.queue/' \
   cargo 'core_decisions:'

@@ -23,3 +23,7 @@ wasm-bindgen --target web --encode-into always --out-dir "$out" --out-name "$nam
 # shellcheck disable=SC2046 # the flags are meant to split into words
 "$root/node_modules/.bin/wasm-opt" $(cat "$root/scripts/wasm-opt-flags.txt") \
   "$out/${name}_bg.wasm" -o "$out/${name}_bg.wasm"
+# The glue minified (names of imports and exports, strings and `new URL('…', import.meta.url)`,
+# which bundlers look for, stay as they are): about 2 KB less gzip.
+"$root/node_modules/.bin/esbuild" "$out/$name.js" --minify --format=esm --target=es2021 \
+  --log-level=warning --allow-overwrite --outfile="$out/$name.js"

@@ -8,5 +8,9 @@ export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --release --target wasm32-unknown-unknown -p evbuf
 rm -rf pkg
 bash scripts/bindgen.sh target/wasm32-unknown-unknown/release/evbuf.wasm pkg evbuf
-cp js/index.js js/index.d.ts js/fallback.js pkg/
+# The entry and the fallback client minified like the glue; the types as they are.
+for f in index.js fallback.js; do
+  node_modules/.bin/esbuild "js/$f" --minify --format=esm --target=es2021 --log-level=warning --outfile="pkg/$f"
+done
+cp js/index.d.ts pkg/
 node scripts/sizes.mjs

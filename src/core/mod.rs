@@ -36,6 +36,8 @@ pub use retry::{backoff_bound_ms, parse_retry_after, SendOutcome, MIN_WAIT_MS};
 pub use stats::{DropCounts, DropReason, Stats};
 pub use types::{Action, Batch, FlushError, Key, LogError, NewEvent, Report, StoredEvent, Ticket};
 
+use std::rc::Rc;
+
 use queue::{Queue, Queued};
 use recovery::Recovery;
 use waiters::FlushWaiters;
@@ -59,8 +61,9 @@ pub struct Core {
     next_batch_id: u64,
     /// Logged, not yet handed to storage.
     unpersisted: Vec<NewEvent>,
-    /// Handed to storage, not yet confirmed.
-    persisting: Vec<NewEvent>,
+    /// Handed to storage, not yet confirmed: shared with the `Persist` action, so that a
+    /// write copies no event.
+    persisting: Rc<Vec<NewEvent>>,
     /// Stored and not yet acknowledged or dropped.
     queue: Queue,
     in_flight: Option<InFlight>,
@@ -105,7 +108,7 @@ impl Core {
             next_ticket: 1,
             next_batch_id: 1,
             unpersisted: Vec::new(),
-            persisting: Vec::new(),
+            persisting: Rc::default(),
             queue: Queue::default(),
             in_flight: None,
             awaiting_delete: 0,
@@ -321,8 +324,9 @@ impl Core {
     /// send when one is due.
     fn drive(&mut self, now: u64) {
         if self.persisting.is_empty() && !self.unpersisted.is_empty() {
-            self.persisting = std::mem::take(&mut self.unpersisted);
-            self.actions.push(Action::Persist(self.persisting.clone()));
+            self.persisting = Rc::new(std::mem::take(&mut self.unpersisted));
+            self.actions
+                .push(Action::Persist(Rc::clone(&self.persisting)));
         }
         if self.in_flight.is_none() {
             self.finish_recovery(now);
@@ -401,8 +405,8 @@ impl Core {
 
     // ---- internals ----------------------------------------------------------------
 
-    fn enqueue(&mut self, now: u64, key: Key, ticket: Ticket, event: &StoredEvent) {
-        if self.queue.insert(key, ticket, event) && self.flush_at.is_none() {
+    fn enqueue(&mut self, now: u64, key: Key, event: &NewEvent) {
+        if self.queue.insert(key, event.ticket, event) && self.flush_at.is_none() {
             self.flush_at = Some(now + self.config.flush_interval_ms);
         }
     }
@@ -479,7 +483,7 @@ impl Core {
         let oldest_pending = self
             .unpersisted
             .iter()
-            .chain(&self.persisting)
+            .chain(self.persisting.iter())
             .map(|e| e.ticket)
             .chain(self.queue.all().map(|(_, q)| q.ticket))
             .min();

@@ -6,7 +6,7 @@
 use std::num::NonZeroU64;
 
 use super::keyed::KeyedVec;
-use super::types::{Key, StoredEvent, Ticket};
+use super::types::{Key, NewEvent, StoredEvent, Ticket};
 use super::wire;
 
 /// One queued event, as small as it can be: a long outage holds thousands of them.
@@ -22,13 +22,12 @@ pub(super) struct Queued {
 }
 
 impl Queued {
-    fn new(ticket: Ticket, key: Key, event: &StoredEvent) -> Queued {
-        let mut encoded =
-            String::with_capacity(wire::event_len(&event.id, key, event.ts, &event.payload));
-        wire::push_event(&mut encoded, &event.id, key, event.ts, &event.payload);
+    fn new(ticket: Ticket, key: Key, id: &str, ts: u64, payload: &str) -> Queued {
+        let mut encoded = String::with_capacity(wire::event_len(id, key, ts, payload));
+        wire::push_event(&mut encoded, id, key, ts, payload);
         Queued {
             ticket,
-            ts: event.ts,
+            ts,
             encoded: encoded.into_boxed_str(),
             carried_by: None,
         }
@@ -52,11 +51,11 @@ pub(super) struct Queue {
 
 impl Queue {
     /// Adds a stored event; false if its key is already known.
-    pub fn insert(&mut self, key: Key, ticket: Ticket, event: &StoredEvent) -> bool {
+    pub fn insert(&mut self, key: Key, ticket: Ticket, event: &NewEvent) -> bool {
         if self.events.contains_key(key) {
             return false;
         }
-        let queued = Queued::new(ticket, key, event);
+        let queued = Queued::new(ticket, key, &event.id, event.ts, &event.payload);
         self.bytes += queued.encoded.len();
         self.events.insert(key, queued)
     }
@@ -70,7 +69,7 @@ impl Queue {
             if self.events.contains_key(event.key) || fresh.contains_key(event.key) {
                 continue;
             }
-            let queued = Queued::new(*next_ticket, event.key, &event);
+            let queued = Queued::new(*next_ticket, event.key, &event.id, event.ts, &event.payload);
             *next_ticket += 1;
             self.bytes += queued.encoded.len();
             fresh.insert(event.key, queued);

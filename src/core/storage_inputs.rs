@@ -2,6 +2,8 @@
 //! page's events, another tab's), what other tabs removed, the backoff a sender left and
 //! what was deleted.
 
+use std::rc::Rc;
+
 use super::keyed::KeyedVec;
 use super::types::{Action, Key, Report, StoredEvent};
 use super::Core;
@@ -19,19 +21,8 @@ impl Core {
         let persisted = std::mem::take(&mut self.persisting);
         self.stats.persisted += persisted.len() as u64;
         self.confirm_adopted(&persisted);
-        for (event, &key) in persisted.into_iter().zip(keys) {
-            let ticket = event.ticket;
-            self.enqueue(
-                now,
-                key,
-                ticket,
-                &StoredEvent {
-                    key,
-                    id: event.id,
-                    ts: event.ts,
-                    payload: event.payload,
-                },
-            );
+        for (event, &key) in persisted.iter().zip(keys) {
+            self.enqueue(now, key, event);
         }
         self.enforce_limits(now);
         if !self.leader {
@@ -43,7 +34,8 @@ impl Core {
     /// The last [`Action::Persist`] failed. Its events go back to the front of the line,
     /// to be handed to storage again (the driver may have switched to memory).
     pub fn handle_persist_failed(&mut self, now: u64, detail: String) {
-        let mut failed = std::mem::take(&mut self.persisting);
+        // A copy only where the driver still holds the write's events.
+        let mut failed = Rc::unwrap_or_clone(std::mem::take(&mut self.persisting));
         failed.append(&mut self.unpersisted);
         self.unpersisted = failed;
         self.actions

@@ -1,6 +1,7 @@
 //! What goes in and out of the core: events, batches, actions, reports and errors.
 
 use std::fmt;
+use std::rc::Rc;
 
 use super::retry::SendOutcome;
 use super::stats::DropReason;
@@ -50,7 +51,7 @@ pub struct Batch {
 pub enum Action {
     /// Write these events in one go; answer with [`super::Core::handle_persisted`] (keys in
     /// the same order) or [`super::Core::handle_persist_failed`].
-    Persist(Vec<NewEvent>),
+    Persist(Rc<Vec<NewEvent>>),
     /// Remove these keys from storage (acknowledged or dropped); answer with
     /// [`super::Core::handle_deleted`] once they are gone.
     Delete(Vec<Key>),

@@ -97,7 +97,7 @@ pub struct Sim {
     pub stepped_down: usize,
     /// Adoptions confirmed to other tabs ([`Action::ConfirmAdopted`]).
     pub confirmed: Vec<(String, Vec<evbuf::core::Key>)>,
-    pending_persist: Option<Vec<evbuf::core::NewEvent>>,
+    pending_persist: Option<std::rc::Rc<Vec<evbuf::core::NewEvent>>>,
     next_id: u64,
     next_waiter: u64,
 }

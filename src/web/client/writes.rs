@@ -52,7 +52,7 @@ impl Writes {
 impl Inner {
     /// Writes `events` (and the deletes waiting) in one transaction, then tells the core
     /// and the other tabs; a failed write leaves storage in memory and is retried there.
-    pub(super) fn persist(self: &Rc<Self>, events: Vec<NewEvent>) {
+    pub(super) fn persist(self: &Rc<Self>, events: Rc<Vec<NewEvent>>) {
         let writes = &self.writes;
         writes.next_write.borrow_mut().take();
         let waiting = std::mem::take(&mut *writes.waiting.borrow_mut());
@@ -70,6 +70,9 @@ impl Inner {
                     .map_or(1, |k| k + 1)
             };
             let result = inner.store.put_all(&events, &deletes, first_free).await;
+            // The core holds these events too: let go first, so that it can move them
+            // back on a failure instead of copying them.
+            drop(events);
             let writes = &inner.writes;
             match result {
                 Ok(keys) => {

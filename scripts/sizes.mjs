@@ -5,8 +5,8 @@ import { gzipSync } from 'node:zlib';
 
 export const shipped = ['evbuf_bg.wasm', 'evbuf.js', 'index.js'];
 
-export function sizes(dir = new URL('../pkg/', import.meta.url)) {
-  const files = shipped.map((name) => {
+export function sizes(dir = new URL('../pkg/', import.meta.url), names = shipped) {
+  const files = names.map((name) => {
     const bytes = readFileSync(new URL(name, dir));
     return { name, bytes: bytes.length, gzip: gzipSync(bytes, { level: 9 }).length };
   });

@@ -4,11 +4,11 @@
 // (scripts/bindgen.sh). Prints the gzip -9 sizes; with --json, as JSON for the bench, with
 // the code of each crate before wasm-opt (bench/wasm-names.mjs).
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { gzipSync } from 'node:zlib';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { sizes } from '../../scripts/sizes.mjs';
 import { analyzeBuild } from '../wasm-names.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -21,12 +21,8 @@ export function measureFloor() {
   const out = mkdtempSync(join(tmpdir(), 'evbuf-floor-'));
   try {
     execFileSync('bash', [join(root, 'scripts/bindgen.sh'), join(target, 'wasm32-unknown-unknown/release/evbuf_floor.wasm'), out, 'floor'], quiet);
-    const files = ['floor_bg.wasm', 'floor.js'].map((name) => {
-      const bytes = readFileSync(join(out, name));
-      return { name, bytes: bytes.length, gzip: gzipSync(bytes, { level: 9 }).length };
-    });
     const { crates } = analyzeBuild({ name: 'floor', shippedWasm: join(out, 'floor_bg.wasm') });
-    return { files, totalGzip: files.reduce((sum, f) => sum + f.gzip, 0), crates };
+    return { ...sizes(pathToFileURL(`${out}/`), ['floor_bg.wasm', 'floor.js']), crates };
   } finally {
     rmSync(out, { recursive: true, force: true });
   }

@@ -54,8 +54,7 @@ fn an_answered_keepalive_post_gives_its_bytes_back_to_the_budget_and_one_still_o
     sim.unload.clear();
     // The page lives: the big post fails, the small one is still out.
     let failed = SendOutcome::NetworkError("keepalive failed".into());
-    sim.core
-        .handle_unload_result(sim.now, big.id, &big.keys, &failed);
+    sim.core.handle_unload_result(sim.now, big.id, &failed);
     sim.pump();
     // A second hide may spend what the big post gave back, not what the small one holds.
     assert_eq!(sim.post_on_hide(), 1);

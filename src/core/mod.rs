@@ -40,6 +40,7 @@ use std::rc::Rc;
 
 use queue::{Queue, Queued};
 use recovery::Recovery;
+use unload::UnloadPost;
 use waiters::FlushWaiters;
 
 /// The normal request out (at most one: the in-flight guard).
@@ -71,9 +72,11 @@ pub struct Core {
     /// are: a page killed at any moment has at most one acknowledged batch still stored,
     /// which the next page sends again.
     awaiting_delete: usize,
-    /// Keepalive posts not yet answered: batch id and body bytes, which count against the
-    /// page's keepalive budget.
-    unload_out: Vec<(u64, usize)>,
+    /// Keepalive posts not yet answered.
+    unload_out: Vec<UnloadPost>,
+    /// Events a keepalive post carried before their write completed: the post, or `None`
+    /// once its 2xx acknowledged them (they are deleted as soon as they are stored).
+    posted_unstored: Vec<(Ticket, Option<u64>)>,
     recovery: Recovery,
     /// When the interval flush is due; set while the queue is not empty.
     flush_at: Option<u64>,
@@ -113,6 +116,7 @@ impl Core {
             in_flight: None,
             awaiting_delete: 0,
             unload_out: Vec::new(),
+            posted_unstored: Vec::new(),
             recovery: Recovery::default(),
             flush_at: None,
             retry_at: None,
@@ -359,7 +363,7 @@ impl Core {
         self.flush_now = false;
         self.retry_at = None;
         self.flush_at = Some(now + self.config.flush_interval_ms);
-        let batch = self.batch(now, keys);
+        let batch = self.batch(now, keys, &[]);
         self.stats.in_flight_events = batch.keys.len() as u64;
         self.in_flight = Some(InFlight {
             batch_id: batch.id,
@@ -385,21 +389,23 @@ impl Core {
         )
     }
 
-    /// Builds the request for these free keys; the request carries them until its answer.
-    fn batch(&mut self, now: u64, keys: Vec<Key>) -> Batch {
+    /// Builds the request for these free keys and, after them, the `unstored` event lines
+    /// (the unload path's); the request carries the keys until its answer.
+    fn batch(&mut self, now: u64, keys: Vec<Key>, unstored: &[(Ticket, String)]) -> Batch {
         let body = wire::body(
             now,
             &self.device,
             // Every key was just taken from the queue.
             keys.iter()
-                .map(|&k| self.queue.encoded(k).expect("a queued key")),
+                .map(|&k| self.queue.encoded(k).expect("a queued key"))
+                .chain(unstored.iter().map(|(_, line)| line.as_str())),
         );
         debug_assert!(body.len() <= self.config.max_batch_bytes || keys.len() == 1);
         let id = self.next_batch_id;
         self.next_batch_id += 1;
         self.queue.carry(&keys, id);
         self.stats.requests += 1;
-        self.stats.sent += keys.len() as u64;
+        self.stats.sent += (keys.len() + unstored.len()) as u64;
         Batch { id, keys, body }
     }
 
@@ -428,6 +434,9 @@ impl Core {
 
     /// Hands keys to storage to delete; [`Core::handle_deleted`] says when they are gone.
     pub(super) fn delete(&mut self, keys: Vec<Key>) {
+        if keys.is_empty() {
+            return;
+        }
         self.awaiting_delete += keys.len();
         self.actions.push(Action::Delete(keys));
     }

@@ -24,6 +24,7 @@ impl Core {
         for (event, &key) in persisted.iter().zip(keys) {
             self.enqueue(now, key, event);
         }
+        self.store_posted(&persisted, keys);
         self.enforce_limits(now);
         if !self.leader {
             self.hand_over(keys);

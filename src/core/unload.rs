@@ -2,48 +2,130 @@
 
 use super::config::KEEPALIVE_BUDGET_BYTES;
 use super::retry::{verdict, SendOutcome, Verdict};
-use super::types::{Action, Key};
-use super::Core;
+use super::types::{Action, Batch, Key, NewEvent, Ticket};
+use super::{wire, Core};
+
+/// A keepalive post not yet answered.
+#[derive(Debug)]
+pub(super) struct UnloadPost {
+    batch_id: u64,
+    /// Its body's bytes, which count against the page's keepalive budget.
+    bytes: usize,
+    /// The stored events it carries (those it carried unstored join as they are stored).
+    keys: Vec<Key>,
+}
 
 impl Core {
     /// The page was hidden or is being closed (`visibilitychange` to hidden, `pagehide`).
-    /// If no other tab could take over, the sending tab posts with keepalive, oldest
-    /// first and within the page's keepalive budget, the stored events that no request
-    /// carries yet; they stay stored until an answer acknowledges them (a closed page
-    /// never hears back, and the next page sends them again: the server deduplicates by
-    /// id). A later hide or `pagehide` posts only what no earlier post carried. Tabs that
-    /// do not send, and a sender another tab can replace, leave their events to the sender.
+    ///
+    /// If no other tab could take over, the sending tab posts with keepalive the stored
+    /// events that no request carries yet, oldest first. Then any tab posts the events
+    /// whose write has not completed: a closing page may never see it complete. All within
+    /// the page's keepalive budget. Posted events stay stored (or are stored when their
+    /// write completes) until an answer acknowledges them: a closed page never hears back,
+    /// and the next page sends them again (the server deduplicates by id). A later hide or
+    /// `pagehide` posts only what no earlier post carried. Tabs that do not send, and a
+    /// sender another tab can replace, leave their stored events to the sender.
     pub fn handle_page_hidden(&mut self, now: u64) {
-        if !self.leader || !self.online || self.others_alive {
+        if !self.online {
             return;
         }
-        let out: usize = self.unload_out.iter().map(|(_, bytes)| bytes).sum();
+        let out: usize = self.unload_out.iter().map(|post| post.bytes).sum();
         let mut budget = KEEPALIVE_BUDGET_BYTES.saturating_sub(out);
-        loop {
-            let keys = self.fill(budget.min(self.config.max_batch_bytes), false);
-            if keys.is_empty() {
+        let max_bytes = self.config.max_batch_bytes;
+        if self.leader && !self.others_alive {
+            loop {
+                let keys = self.fill(budget.min(max_bytes), false);
+                if keys.is_empty() {
+                    break;
+                }
+                let batch = self.batch(now, keys, &[]);
+                budget -= batch.body.len().min(budget);
+                self.post(batch);
+            }
+        }
+        let mut bytes = self.envelope_bound;
+        let mut lines = Vec::new();
+        for event in self.persisting.iter().chain(&self.unpersisted) {
+            if self.posted_unstored.iter().any(|&(t, _)| t == event.ticket) {
+                continue;
+            }
+            let mut line = String::new();
+            wire::push_unstored_event(&mut line, &event.id, event.ts, &event.payload);
+            bytes += line.len() + 1;
+            if bytes > budget.min(max_bytes) || lines.len() == self.config.max_batch_events {
                 break;
             }
-            let batch = self.batch(now, keys);
-            self.stats.unload_requests += 1;
-            budget -= batch.body.len().min(budget);
-            self.unload_out.push((batch.id, batch.body.len()));
-            self.actions.push(Action::SendUnload(batch));
+            lines.push((event.ticket, line));
         }
+        if lines.is_empty() {
+            return;
+        }
+        let batch = self.batch(now, Vec::new(), &lines);
+        for &(ticket, _) in &lines {
+            self.posted_unstored.push((ticket, Some(batch.id)));
+        }
+        self.post(batch);
+    }
+
+    fn post(&mut self, batch: Batch) {
+        self.stats.unload_requests += 1;
+        self.unload_out.push(UnloadPost {
+            batch_id: batch.id,
+            bytes: batch.body.len(),
+            keys: batch.keys.clone(),
+        });
+        self.actions.push(Action::SendUnload(batch));
+    }
+
+    /// Events just stored (`keys` in their order) that a keepalive post carried before
+    /// their write completed: carried by it while it is unanswered, acknowledged if its
+    /// 2xx came first.
+    pub(super) fn store_posted(&mut self, events: &[NewEvent], keys: &[Key]) {
+        if self.posted_unstored.is_empty() {
+            return;
+        }
+        let mut acknowledged = Vec::new();
+        for (event, &key) in events.iter().zip(keys) {
+            let Some(at) = self
+                .posted_unstored
+                .iter()
+                .position(|&(t, _)| t == event.ticket)
+            else {
+                continue;
+            };
+            match self.posted_unstored.swap_remove(at).1 {
+                None => acknowledged.push(key),
+                Some(batch_id) => {
+                    // A post leaves `unload_out` only with its tickets.
+                    let post = self.unload_out.iter_mut().find(|p| p.batch_id == batch_id);
+                    post.expect("the post is out").keys.push(key);
+                    self.queue.carry(&[key], batch_id);
+                }
+            }
+        }
+        self.acknowledge(acknowledged);
     }
 
     /// The answer (or failure, or timeout) of an [`Action::SendUnload`] arrived: the page
-    /// lived on. A 2xx acknowledges its events; otherwise they are free for the next send.
-    pub fn handle_unload_result(
-        &mut self,
-        now: u64,
-        batch_id: u64,
-        keys: &[Key],
-        outcome: &SendOutcome,
-    ) {
-        self.unload_out.retain(|(id, _)| *id != batch_id);
-        let keys = self.queue.release(keys, batch_id);
-        if verdict(outcome, now) == Verdict::Acknowledged {
+    /// lived on. A 2xx acknowledges its events (those still being written as they are
+    /// stored); otherwise they are free for the next send.
+    pub fn handle_unload_result(&mut self, now: u64, batch_id: u64, outcome: &SendOutcome) {
+        let acknowledged = verdict(outcome, now) == Verdict::Acknowledged;
+        let mut keys = Vec::new();
+        if let Some(at) = self.unload_out.iter().position(|p| p.batch_id == batch_id) {
+            keys = self
+                .queue
+                .release(&self.unload_out.remove(at).keys, batch_id);
+        }
+        let post = Some(batch_id);
+        self.posted_unstored.retain_mut(|(_, by)| {
+            if *by == post && acknowledged {
+                *by = None;
+            }
+            *by != post
+        });
+        if acknowledged {
             self.acknowledge(keys);
         } else {
             self.stats.failed_requests += 1;

@@ -89,6 +89,19 @@ pub fn push_event(out: &mut String, id: &str, seq: u64, ts: u64, payload: &str) 
     push_json_string(out, id);
     out.push_str(",\"seq\":");
     push_u64(out, seq);
+    push_event_end(out, ts, payload);
+}
+
+/// Appends one event object for an event whose write has not completed, so without the
+/// `seq` that storage assigns: only the unload path posts one (a closing page may never
+/// see its write complete), and if the write did complete, the id comes again with it.
+pub fn push_unstored_event(out: &mut String, id: &str, ts: u64, payload: &str) {
+    out.push_str("{\"id\":");
+    push_json_string(out, id);
+    push_event_end(out, ts, payload);
+}
+
+fn push_event_end(out: &mut String, ts: u64, payload: &str) {
     out.push_str(",\"ts\":");
     push_u64(out, ts);
     out.push_str(",\"payload\":");

@@ -58,8 +58,13 @@ pub fn batch_ids(batch: &Batch) -> Vec<String> {
         .as_array()
         .expect("events is an array")
         .iter()
-        .map(|e| {
-            assert!(e["seq"].is_u64() && e["ts"].is_u64(), "{e}");
+        .enumerate()
+        .map(|(i, e)| {
+            // The stored events first, each with its key as seq; then (the unload path
+            // only) events whose write had not completed, without one.
+            let seq = batch.keys.get(i).map(|&key| key.into());
+            assert_eq!(e.get("seq"), seq.as_ref(), "{e}");
+            assert!(e["ts"].is_u64(), "{e}");
             assert!(!e["payload"].is_null(), "{e}");
             e["id"].as_str().expect("id is a string").to_owned()
         })
@@ -165,6 +170,7 @@ impl Sim {
                     }
                 }
                 Action::Delete(keys) => {
+                    assert!(!keys.is_empty(), "a delete of nothing");
                     self.pending_deletes.extend(keys);
                     if self.pending_persist.is_none() {
                         self.complete_deletes();
@@ -227,8 +233,7 @@ impl Sim {
                 } else {
                     SendOutcome::NetworkError("keepalive failed".into())
                 };
-                self.core
-                    .handle_unload_result(self.now, batch.id, &batch.keys, &outcome);
+                self.core.handle_unload_result(self.now, batch.id, &outcome);
                 self.pump();
             }
         }

@@ -171,7 +171,7 @@ fn open_db(path: &str) -> rusqlite::Result<Connection> {
          CREATE TABLE IF NOT EXISTS events (
              id TEXT PRIMARY KEY NOT NULL,
              device TEXT NOT NULL,
-             seq INTEGER NOT NULL,
+             seq INTEGER,
              ts INTEGER NOT NULL,
              sent_at INTEGER NOT NULL,
              received_at INTEGER NOT NULL,
@@ -515,7 +515,9 @@ struct Batch {
 #[derive(Deserialize)]
 struct Event {
     id: String,
-    seq: i64,
+    /// Absent for an event posted on the unload path before its write completed; if the
+    /// write did complete, the same id comes again with it.
+    seq: Option<i64>,
     ts: i64,
     #[serde(default)]
     payload: Value,
@@ -661,6 +663,8 @@ fn store(db: &mut Connection, batch: &Batch, received_at: i64) -> rusqlite::Resu
             "INSERT OR IGNORE INTO events (id, device, seq, ts, sent_at, received_at, payload)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
+        let mut fill_seq =
+            tx.prepare_cached("UPDATE events SET seq = ?1 WHERE id = ?2 AND seq IS NULL")?;
         for e in &batch.events {
             let payload = e.payload.to_string();
             let row = params![
@@ -673,7 +677,12 @@ fn store(db: &mut Connection, batch: &Batch, received_at: i64) -> rusqlite::Resu
                 payload
             ];
             match insert.execute(row)? {
-                0 => duplicates += 1,
+                0 => {
+                    duplicates += 1;
+                    if let Some(seq) = e.seq {
+                        fill_seq.execute(params![seq, e.id])?;
+                    }
+                }
                 _ => accepted += 1,
             }
         }
@@ -732,7 +741,7 @@ fn report(inner: &Inner, summary: bool) -> rusqlite::Result<Value> {
                 Ok(json!({
                     "id": r.get::<_, String>(0)?,
                     "device": r.get::<_, String>(1)?,
-                    "seq": r.get::<_, i64>(2)?,
+                    "seq": r.get::<_, Option<i64>>(2)?,
                     "ts": r.get::<_, i64>(3)?,
                     "sent_at": r.get::<_, i64>(4)?,
                     "received_at": r.get::<_, i64>(5)?,
@@ -749,7 +758,9 @@ fn report(inner: &Inner, summary: bool) -> rusqlite::Result<Value> {
 /// Per device, the seqs missing between the lowest and highest seen. Walks
 /// consecutive seen seqs so a huge hole costs nothing beyond the listed cap.
 fn gaps(db: &Connection) -> rusqlite::Result<Value> {
-    let mut stmt = db.prepare("SELECT DISTINCT device, seq FROM events ORDER BY device, seq")?;
+    let mut stmt = db.prepare(
+        "SELECT DISTINCT device, seq FROM events WHERE seq IS NOT NULL ORDER BY device, seq",
+    )?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
     let mut out: Vec<Value> = Vec::new();
     let mut current: Option<(String, i64, Vec<i64>, u64)> = None;

@@ -176,6 +176,26 @@ async fn stores_and_counts_duplicates() {
 }
 
 #[tokio::test]
+async fn an_event_posted_before_it_was_stored_gets_its_seq_when_it_comes_again() {
+    let addr = start().await;
+    // The unload path: "b"'s write had not completed, so it has no seq yet.
+    let mut unload = batch("dev-1", &[("a", 1), ("b", 0)]);
+    unload["events"][1].as_object_mut().unwrap().remove("seq");
+    let resp = post(addr, "/bulk/event", &unload).await;
+    assert_eq!(resp.json(), json!({"accepted": 2, "duplicates": 0}));
+    let report = get(addr, "/events").await;
+    assert_eq!(report["events"][1]["seq"], Value::Null);
+    assert_eq!(report["gaps"], json!([]), "no seq, no gap");
+
+    // The write completed after all: the next page sends "b" again, with seq 3.
+    let resp = post(addr, "/bulk/event", &batch("dev-1", &[("b", 3)])).await;
+    assert_eq!(resp.json(), json!({"accepted": 0, "duplicates": 1}));
+    let report = get(addr, "/events").await;
+    assert_eq!(report["events"][1]["seq"], 3);
+    assert_eq!(report["gaps"][0]["missing"], json!([2]));
+}
+
+#[tokio::test]
 async fn accepts_text_plain_and_rejects_garbage() {
     let addr = start().await;
     let body = batch("dev-1", &[("a", 1)]).to_string();

@@ -354,12 +354,12 @@ impl Inner {
                     outcome,
                     js_sys::Math::random(),
                 ),
-                Mode::Unload => inner.core.borrow_mut().handle_unload_result(
-                    inner.now(),
-                    batch.id,
-                    &batch.keys,
-                    &outcome,
-                ),
+                Mode::Unload => {
+                    inner
+                        .core
+                        .borrow_mut()
+                        .handle_unload_result(inner.now(), batch.id, &outcome)
+                }
             }
             inner.pump();
         });

@@ -1,0 +1,281 @@
+//! The unload path, one named test per decision: keepalive posts as the page hides or
+//! closes, within the budget, what they carry and their answers; and the events whose
+//! write has not completed, which go out too (a closing page may never see it complete).
+#![cfg(not(target_arch = "wasm32"))]
+
+mod sim;
+
+use evbuf::core::Config;
+use sim::{batch_ids, Sim};
+
+// ---- stored events ----------------------------------------------------------------
+
+#[test]
+fn hiding_the_page_sends_what_is_stored_within_the_keepalive_budget() {
+    let mut sim = Sim::with_defaults();
+    sim.core.handle_online(sim.now, false); // nothing goes out on the normal path
+    sim.core.handle_online(sim.now, true);
+    sim.pump();
+    let ids: Vec<String> = (0..200).map(|_| sim.log_sized(900).unwrap()).collect();
+    // 200 events of ~1 kB: the normal path has one batch in flight, the rest is stored.
+    sim.core.handle_page_hidden(sim.now);
+    sim.pump();
+    let total: usize = sim.unload.iter().map(|b| b.body.len()).sum();
+    assert!(total <= 64 * 1024, "{total} bytes of keepalive bodies");
+    assert!(sim.unload.len() >= 2, "a budget's worth goes out in chunks");
+    let in_flight = batch_ids(sim.in_flight.as_ref().expect("a normal send is out"));
+    let first = batch_ids(&sim.unload[0]);
+    assert_eq!(
+        first[0],
+        ids[in_flight.len()],
+        "oldest first, after those in flight"
+    );
+    assert!(sim
+        .unload
+        .iter()
+        .flat_map(batch_ids)
+        .all(|id| !in_flight.contains(&id)));
+    // A second hide sends nothing that an earlier post carries.
+    let count = sim.unload.len();
+    sim.core.handle_page_hidden(sim.now);
+    sim.pump();
+    assert_eq!(sim.unload.len(), count);
+    // The events stay stored: no answer has acknowledged them.
+    assert_eq!(sim.store.len(), 200);
+}
+
+#[test]
+fn an_answered_unload_send_deletes_its_events() {
+    let mut sim = Sim::with_defaults();
+    let ids = sim.log_many(5);
+    assert_eq!(sim.hide(true, true), 1);
+    assert!(sim.store.is_empty());
+    assert_eq!(sim.core.stats(sim.now).acknowledged, 5);
+    assert!(ids.iter().all(|id| sim.collector.acknowledged[id] == 1));
+    sim.advance(10_000);
+    assert!(sim.sent.is_empty(), "nothing is left to send");
+}
+
+#[test]
+fn an_unanswered_unload_send_is_sent_again_by_the_next_page() {
+    let mut sim = Sim::with_defaults();
+    let ids = sim.log_many(5);
+    sim.hide(true, false);
+    sim.crash_and_reload(false);
+    sim.advance(3_000);
+    sim.ok();
+    assert!(
+        ids.iter().all(|id| sim.collector.acknowledged[id] == 2),
+        "at least once; the server dedups"
+    );
+}
+
+#[test]
+fn a_tab_that_is_not_the_sender_sends_nothing_on_hide() {
+    let mut sim = Sim::with_defaults();
+    sim.core.handle_leadership(sim.now, false);
+    sim.log_many(5);
+    assert_eq!(sim.hide(true, true), 0);
+}
+
+#[test]
+fn a_hide_while_a_send_is_out_posts_only_what_it_does_not_carry() {
+    let mut sim = Sim::new(Config {
+        max_buffer_size: 10,
+        ..Config::default()
+    });
+    sim.log_many(10); // the early flush sends these ten
+    let in_flight = batch_ids(sim.in_flight.as_ref().expect("sent"));
+    let later = sim.log_many(5);
+    assert_eq!(sim.post_on_hide(), 1);
+    assert_eq!(batch_ids(&sim.unload[0]), later);
+    // The normal send's answer comes after the hide; nothing was posted twice.
+    sim.ok();
+    sim.answer_unload(true, true);
+    assert_eq!(sim.collector.distinct(), 15);
+    assert_eq!(sim.collector.duplicates(), 0);
+    assert!(in_flight
+        .iter()
+        .all(|id| sim.collector.acknowledged[id] == 1));
+    assert!(sim.store.is_empty());
+}
+
+#[test]
+fn events_a_keepalive_post_carries_are_not_sent_again_before_its_answer() {
+    let mut sim = Sim::with_defaults();
+    let ids = sim.log_many(5);
+    assert_eq!(sim.post_on_hide(), 1);
+    sim.advance(10_000);
+    assert!(
+        sim.sent.is_empty(),
+        "the timer leaves them to the keepalive answer"
+    );
+    sim.answer_unload(true, true);
+    assert!(sim.store.is_empty());
+    assert!(ids.iter().all(|id| sim.collector.acknowledged[id] == 1));
+}
+
+#[test]
+fn a_keepalive_post_that_fails_leaves_its_events_to_the_next_send() {
+    let mut sim = Sim::with_defaults();
+    sim.log_many(5);
+    sim.post_on_hide();
+    sim.answer_unload(false, true); // the page lives, the post failed
+    sim.advance(3_000);
+    assert_eq!(batch_ids(&sim.sent[0]).len(), 5);
+    sim.ok();
+    assert!(sim.store.is_empty());
+}
+
+#[test]
+fn pagehide_after_a_hide_posts_what_was_logged_since() {
+    let mut sim = Sim::with_defaults();
+    sim.log_many(5);
+    assert_eq!(sim.post_on_hide(), 1);
+    let since = sim.log_many(3);
+    assert_eq!(sim.post_on_hide(), 1, "pagehide");
+    assert_eq!(batch_ids(&sim.unload[1]), since);
+}
+
+#[test]
+fn tab_switches_with_slow_answers_send_each_event_once() {
+    let mut sim = Sim::with_defaults();
+    for _ in 0..40 {
+        sim.log_many(45); // 1.5 s at 30/s
+        sim.post_on_hide();
+        sim.advance(400);
+        if sim.in_flight.is_some() {
+            sim.ok();
+        }
+        sim.answer_unload(true, true);
+        sim.advance(1_100);
+        if sim.in_flight.is_some() {
+            sim.ok();
+        }
+    }
+    sim.advance(3_000);
+    if sim.in_flight.is_some() {
+        sim.ok();
+    }
+    assert_eq!(sim.collector.distinct(), 1_800);
+    assert_eq!(sim.collector.duplicates(), 0);
+}
+
+#[test]
+fn a_sender_another_tab_can_replace_posts_nothing_on_hide() {
+    let mut sim = Sim::with_defaults();
+    sim.log_many(5);
+    sim.core.handle_other_tabs(true);
+    assert_eq!(sim.post_on_hide(), 0);
+    sim.core.handle_other_tabs(false);
+    assert_eq!(sim.post_on_hide(), 1, "the last tab posts");
+}
+
+// ---- events whose write has not completed ------------------------------------------
+
+/// A sim whose writes wait for `complete_persist`, with `n` events logged into one write.
+fn writing(n: usize) -> (Sim, Vec<String>) {
+    let mut sim = Sim::with_defaults();
+    sim.persist_at_once = false;
+    let ids = sim.log_many(n);
+    (sim, ids)
+}
+
+/// Completes the write out and every one after it.
+fn finish_writes(sim: &mut Sim) {
+    sim.persist_at_once = true;
+    sim.complete_persist_if_pending();
+}
+
+#[test]
+fn a_page_closed_while_its_write_is_out_posts_those_events() {
+    let (mut sim, ids) = writing(5);
+    let later = sim.log_many(3); // waiting behind the write
+    assert_eq!(sim.post_on_hide(), 1);
+    assert_eq!(
+        batch_ids(&sim.unload[0]),
+        [ids.clone(), later.clone()].concat()
+    );
+    // The page is gone before the write completes: the write is lost, the post got there.
+    sim.crash_and_reload(true);
+    assert!(sim.store.is_empty());
+    assert!(ids
+        .iter()
+        .chain(&later)
+        .all(|id| sim.collector.acknowledged[id] == 1));
+}
+
+#[test]
+fn a_tab_that_does_not_send_posts_its_unstored_events_but_not_its_stored_ones() {
+    let mut sim = Sim::with_defaults();
+    sim.core.handle_leadership(sim.now, false);
+    sim.pump();
+    sim.log_many(2); // stored: the sending tab reads them from storage
+    sim.persist_at_once = false;
+    let writing = sim.log_many(3);
+    assert_eq!(sim.post_on_hide(), 1);
+    assert_eq!(batch_ids(&sim.unload[0]), writing);
+    // So does a sender that another tab could replace.
+    let mut sim = Sim::with_defaults();
+    sim.core.handle_other_tabs(true);
+    sim.persist_at_once = false;
+    let writing = sim.log_many(3);
+    assert_eq!(sim.post_on_hide(), 1);
+    assert_eq!(batch_ids(&sim.unload[0]), writing);
+}
+
+#[test]
+fn unstored_events_go_in_a_post_after_the_stored_ones() {
+    let mut sim = Sim::with_defaults();
+    let stored = sim.log_many(2);
+    sim.persist_at_once = false;
+    let writing = sim.log_many(2);
+    assert_eq!(sim.post_on_hide(), 2);
+    assert_eq!(batch_ids(&sim.unload[0]), stored);
+    assert_eq!(batch_ids(&sim.unload[1]), writing);
+}
+
+#[test]
+fn a_posted_event_stored_later_is_carried_by_the_post_until_its_answer() {
+    let (mut sim, ids) = writing(5);
+    sim.post_on_hide();
+    assert_eq!(sim.post_on_hide(), 0, "a second hide posts nothing again");
+    finish_writes(&mut sim); // the page lived on
+    sim.advance(10_000);
+    assert!(sim.sent.is_empty(), "left to the keepalive answer");
+    sim.answer_unload(true, true);
+    assert!(sim.store.is_empty(), "its 2xx acknowledged them");
+    assert!(ids.iter().all(|id| sim.collector.acknowledged[id] == 1));
+    assert_eq!(sim.core.stats(sim.now).acknowledged, 5);
+}
+
+#[test]
+fn a_2xx_that_comes_before_the_write_completes_deletes_the_events_once_stored() {
+    let (mut sim, ids) = writing(5);
+    sim.hide(true, true);
+    assert_eq!(sim.store.len(), 0, "not stored yet");
+    finish_writes(&mut sim);
+    assert!(sim.store.is_empty(), "deleted as they were stored");
+    sim.advance(10_000);
+    assert!(sim.sent.is_empty(), "never sent again");
+    assert!(ids.iter().all(|id| sim.collector.acknowledged[id] == 1));
+    assert_eq!(sim.core.stats(sim.now).acknowledged, 5);
+}
+
+#[test]
+fn a_failed_post_of_unstored_events_leaves_them_to_the_next_send() {
+    let (mut sim, ids) = writing(5);
+    sim.hide(false, true);
+    finish_writes(&mut sim);
+    sim.advance(3_000);
+    assert_eq!(batch_ids(&sim.sent[0]), ids);
+    sim.ok();
+    assert!(sim.store.is_empty());
+}
+
+#[test]
+fn offline_nothing_is_posted() {
+    let (mut sim, _) = writing(5);
+    sim.core.handle_online(sim.now, false);
+    assert_eq!(sim.post_on_hide(), 0);
+}

@@ -20,7 +20,8 @@ export interface Options {
    *  100..2^31-1. Default 30000. */
   sendTimeoutMs?: number;
   /** Extra request headers (normal sends only; the unload path cannot carry them). A name
-   *  or value the browser's `Headers` refuses fails init(). */
+   *  or value the browser's `Headers` refuses, or a name a page may not set (Cookie, Host,
+   *  Origin, ...), fails init(). */
   headers?: Record<string, string>;
   /** 'gzip' compresses normal sends (`Content-Encoding: gzip`, the server must decode it)
    *  where the browser has `CompressionStream`, plain elsewhere; the unload path always

@@ -126,9 +126,26 @@ function inTurn(step) {
   return run;
 }
 
+// The browser's rules for request headers, asked before any send: it throws for a name or
+// value it refuses, and drops without a word a name a page may not set (Cookie, Host,
+// Origin, ...), which would never reach the server.
+function checkHeaders(headers) {
+  if (headers === null || typeof headers !== 'object') return; // the client names the type
+  for (const [name, value] of Object.entries(headers)) {
+    let kept;
+    try {
+      kept = new Request('data:,', { headers: { [name]: value } }).headers.has(name);
+    } catch (cause) {
+      throw new TypeError(`invalid option \`headers\`: \`${name}\`: not a valid header name or value`, { cause });
+    }
+    if (!kept) throw new TypeError(`invalid option \`headers\`: \`${name}\` is a header a page may not set`);
+  }
+}
+
 /** Loads the module and starts the core; where WebAssembly cannot run, the fallback. */
 async function startClient(options) {
   browserScope();
+  checkHeaders(options?.headers);
   try {
     await load(options?.wasm);
   } catch (error) {

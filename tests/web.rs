@@ -555,7 +555,7 @@ fn endpoint_and_headers_are_checked_and_the_endpoint_is_made_absolute() {
     let timeout = parse(&[("endpoint", "/e".into()), ("sendTimeoutMs", 5_000.into())]).unwrap();
     assert_eq!(timeout.config.send_timeout_ms, 5_000);
 
-    let cases: [(&[(&str, JsValue)], &str); 7] = [
+    let cases: [(&[(&str, JsValue)], &str); 6] = [
         (
             &[("endpoint", 123.into())],
             "`endpoint`: expected a string URL (http or https, absolute or relative to the page), got 123",
@@ -565,19 +565,13 @@ fn endpoint_and_headers_are_checked_and_the_endpoint_is_made_absolute() {
             "`endpoint`: expected a string URL (http or https, absolute or relative to the page), got \"ftp://example.com/e\"",
         ),
         (&[("endpoint", "http://[::1/e".into())], "`endpoint`: "),
+        // The browser's rules for header names and values are the entry's (package tests).
         (
             &[
                 ("endpoint", "/e".into()),
-                ("headers", obj(&[("bad header", "x".into())])),
+                ("headers", obj(&[("x-ok", 5.into())])),
             ],
-            "`headers`: `bad header`: not a valid header name or value",
-        ),
-        (
-            &[
-                ("endpoint", "/e".into()),
-                ("headers", obj(&[("x-ok", "a\nb".into())])),
-            ],
-            "`headers`: `x-ok`",
+            "`headers`: the value of `x-ok` must be a string",
         ),
         (
             &[("endpoint", "/e".into()), ("sendTimeoutMs", 10.into())],

@@ -2,7 +2,7 @@
 
 use super::config::KEEPALIVE_BUDGET_BYTES;
 use super::retry::{verdict, SendOutcome, Verdict};
-use super::types::{Action, Batch, Key, NewEvent, Ticket};
+use super::types::{Action, Batch, Key, NewEvent};
 use super::{wire, Core};
 
 /// A keepalive post not yet answered.

@@ -324,7 +324,7 @@ test('after shutdown(), logEvent and flush reject until init() is called again',
   }
 });
 
-test('init checks endpoint and headers, and resolves a relative endpoint against the page', async () => {
+test('init checks endpoint and headers (a header a page may not set too), and resolves a relative endpoint against the page', async () => {
   const p = profile();
   const context = await p.launch();
   try {
@@ -339,6 +339,8 @@ test('init checks endpoint and headers, and resolves a relative endpoint against
         await fails({ endpoint: '/bulk/event', headers: { 'bad header': 'x' } }),
         await fails({ endpoint: '/bulk/event', headers: { 'x-ok': 'line\nbreak' } }),
         await fails({ endpoint: '/bulk/event', sendTimeoutMs: 10 }),
+        await fails({ endpoint: '/bulk/event', headers: { 'X-Api-Key': 'k', Cookie: 'a=1' } }),
+        await fails({ endpoint: '/bulk/event', headers: { 'x-ok': 5 } }),
       ];
       await init({ endpoint: '/bulk/event', flushIntervalMs: 60_000, sendTimeoutMs: 5_000 });
       await logEvent({ run });
@@ -350,6 +352,8 @@ test('init checks endpoint and headers, and resolves a relative endpoint against
     assert.match(result[2], /invalid option `headers`: .*`bad header`/);
     assert.match(result[3], /invalid option `headers`: .*`x-ok`/);
     assert.match(result[4], /invalid option `sendTimeoutMs`/);
+    assert.equal(result[5], 'failed to start evbuf: invalid option `headers`: `Cookie` is a header a page may not set');
+    assert.equal(result[6], 'failed to start evbuf: invalid option `headers`: the value of `x-ok` must be a string');
     assert.equal((await delivered(run)).length, 1, 'the relative endpoint reached the collector');
   } finally {
     await context.close();

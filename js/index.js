@@ -91,10 +91,67 @@ function attempt(run) {
   }
 }
 
-function call(verb, run) {
+// `log` ({ json, at }) marks a logEvent call, which the unload path may post before any
+// client takes it.
+function call(verb, run, log) {
   if (started) return attempt(run);
   if (shut) return Promise.reject(new Error(`failed to ${verb}: ${SHUT_DOWN}`));
-  return new Promise((resolve, reject) => waiting.push({ verb, run, resolve, reject }));
+  return new Promise((resolve, reject) => waiting.push({ verb, run, log, resolve, reject }));
+}
+
+// Under the 64 KiB a page may have in keepalive requests at once.
+const KEEPALIVE_BUDGET = 60_000;
+// The endpoint of the latest init(), while no client runs.
+let endpoint = null;
+let watching = false;
+
+/**
+ * The page hides (or closes) before any client runs: the logEvent calls waiting for one
+ * would die with it, so they go out now with keepalive, in the wire format, as the
+ * client's unload path posts events not yet stored: no seq, plain text, no custom header.
+ * The device is this page's (the client's id is in storage, not read yet). A 2xx settles
+ * the calls; if the post fails and the page lives on, they wait for the client again.
+ */
+// crypto.randomUUID only exists in secure contexts.
+const uuid = () => crypto.randomUUID?.()
+  ?? '10000000-1000-4000-8000-100000000000'.replace(/[018]/g, (c) => (c ^ (crypto.getRandomValues(new Uint8Array(1))[0] & (15 >> (c / 4)))).toString(16));
+
+function postWaiting() {
+  if (started || endpoint === null) return;
+  const posted = [];
+  const lines = [];
+  let bytes = 100;
+  for (const c of waiting) {
+    if (!c.log) continue;
+    const line = `{"id":"${uuid()}","ts":${c.log.at},"payload":${c.log.json}}`;
+    bytes += line.length + 1;
+    if (bytes > KEEPALIVE_BUDGET) break;
+    posted.push(c);
+    lines.push(line);
+  }
+  if (posted.length === 0) return;
+  for (const c of posted) waiting.splice(waiting.indexOf(c), 1);
+  const body = `{"sent_at":${Date.now()},"device":"unstarted-${uuid()}","events":[${lines.join(',')}]}`;
+  fetch(endpoint, { method: 'POST', body, keepalive: true, headers: { 'content-type': 'text/plain;charset=UTF-8' } })
+    .then((response) => response.ok)
+    .catch(() => false)
+    .then((ok) => {
+      for (const c of posted) {
+        if (ok) c.resolve();
+        else call(c.verb, c.run, c.log).then(c.resolve, c.reject);
+      }
+    });
+}
+
+function watchUnload() {
+  if (watching) return;
+  watching = true;
+  addEventListener('pagehide', postWaiting);
+  if (typeof document === 'object') {
+    document.addEventListener('visibilitychange', () => {
+      if (document.visibilityState === 'hidden') postWaiting();
+    });
+  }
 }
 
 function refuse(why, cause) {
@@ -166,6 +223,12 @@ export function init(options) {
   handOver();
   const mine = ++latest;
   started = shut = false;
+  try {
+    endpoint = new URL(options.endpoint, location.href).href;
+    watchUnload();
+  } catch {
+    endpoint = null; // the client names what is wrong with it
+  }
   return inTurn(async () => {
     // What a fallback client posted goes out before the next client starts.
     await fallback?.shutdown();
@@ -180,6 +243,7 @@ export function init(options) {
     }
     if (mine !== latest) return;
     started = true;
+    endpoint = null;
     for (const c of waiting.splice(0)) attempt(c.run).then(c.resolve, c.reject);
   });
 }
@@ -193,7 +257,7 @@ export function logEvent(payload) {
     if (started) client().countInvalid();
     return Promise.reject(error);
   }
-  if (!started) return call('log event', () => stage(json));
+  if (!started) return call('log event', () => stage(json), { json, at: Date.now() });
   try {
     return stage(json);
   } catch (error) {

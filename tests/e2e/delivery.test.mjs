@@ -224,6 +224,57 @@ for (const leave of ['navigates away', 'is closed']) {
   }, { unloadPath: true }));
 }
 
+// The same before the client has started: init() is called and not awaited, as an app
+// boots, and the page leaves while the module loads and storage opens. The calls wait in
+// the entry; before they went out on the unload path, every run lost them all.
+test('log and leave before init finished: 20 events logged right after init(), then the page navigates away: all delivered', { timeout: 60_000 }, scenario(async ({ t, launch, run }) => {
+  const N = 20;
+  const context = await launch();
+  const page = await openPage(context);
+  const since = await collector().summary();
+  const statsAtLeave = await page.evaluate(({ run, N, endpoint }) => {
+    window.evbuf.init({ endpoint, flushIntervalMs: 60_000 });
+    for (let i = 0; i < N; i++) window.evbuf.logEvent({ run, i, kind: 'boot' });
+    const at = window.evbuf.stats();
+    location.href = 'about:blank';
+    return at;
+  }, { run, N, endpoint: collector().endpoint });
+  await page.waitForURL('about:blank');
+  assert.equal(statsAtLeave.started, false, 'precondition: the page left before init() finished');
+  await deliveredCount(since, N, 10_000, `${N} events from the unload path`);
+  await context.close();
+  const { d } = await nextPageDelivers(launch, since, 0);
+  report(t, 'log before init and navigate', d, { waiting_at_leave: statsAtLeave.waitingCalls });
+  await assertExactly(run, [N]);
+}, { unloadPath: true }));
+
+test('a tab switch before init finished: the waiting calls are posted on hide, then not stored again', { timeout: 60_000 }, scenario(async ({ t, launch, run }) => {
+  const N = 20;
+  const context = await launch();
+  const page = await openPage(context);
+  await fakeVisibility(page);
+  const since = await collector().summary();
+  const started = await page.evaluate(async ({ run, N, endpoint }) => {
+    const starting = window.evbuf.init({ endpoint, flushIntervalMs: 500 });
+    const logged = [];
+    for (let i = 0; i < N; i++) logged.push(window.evbuf.logEvent({ run, i, kind: 'switch-boot' }));
+    const before = window.evbuf.stats().started;
+    window.setVisibility('hidden');
+    window.setVisibility('visible');
+    await starting;
+    await Promise.all(logged);
+    return before;
+  }, { run, N, endpoint: collector().endpoint });
+  assert.equal(started, false, 'precondition: hidden before init() finished');
+  await deliveredCount(since, N, 10_000, `${N} events`);
+  const s = await drained(page);
+  const d = await deltas(since);
+  report(t, 'tab switch before init', d, { stored: s.persisted });
+  await assertExactly(run, [N]);
+  assert.equal(d.duplicates, 0, 'posted once, not stored and sent again');
+  assert.equal(s.persisted, 0, 'the posted calls did not reach storage');
+}, { unloadPath: true }));
+
 test('five tabs at 50/s, the sender closed three times in a row, answers take 100 ms: all delivered, at most one batch again per closed sender', { timeout: 90_000 }, scenario(async ({ t, launch, run }) => {
   const TABS = 5;
   const perTab = 250; // 5 s at 50/s

@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 
-use serde::Serialize;
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use wasm_bindgen::prelude::*;
 
 use super::{Client, Error, Options};
@@ -65,83 +65,88 @@ pub async fn shutdown() -> Result<(), JsValue> {
     Ok(())
 }
 
-/// The numbers `stats()` returns (JS numbers: counts stay far below 2^53). `started` is
-/// always true: it tells them apart from what the wrapper returns without a client.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
+/// What `stats()` returns, as JS numbers (counts stay far below 2^53). `started` is always
+/// true: it tells them apart from what the wrapper returns without a client. Written as
+/// maps with string keys: serde's struct path would cache every field name in a hash map
+/// (serde-wasm-bindgen's `static_str_to_js`), code that weighs more than the names.
 struct JsStats {
-    started: bool,
-    mode: &'static str,
-    leader: bool,
-    online: bool,
-    logged: f64,
-    stored: f64,
-    persisted: f64,
-    loaded: f64,
-    sent: f64,
-    acknowledged: f64,
-    requests: f64,
-    unload_requests: f64,
-    failed: f64,
-    retries: f64,
-    dropped: JsDropped,
-    queued: f64,
-    queued_bytes: f64,
-    unpersisted: f64,
-    in_flight: f64,
-    oldest_age_ms: Option<f64>,
-    next_flush_at: Option<f64>,
-    retry_at: Option<f64>,
-    backoff_attempt: u32,
+    stats: crate::core::Stats,
+    memory: bool,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct JsDropped {
-    oversize: f64,
-    invalid: f64,
-    poison: f64,
-    storage_limit: f64,
-    age: f64,
-    total: f64,
+struct JsDropped<'a>(&'a crate::core::DropCounts);
+
+fn n(v: u64) -> f64 {
+    v as f64
+}
+
+impl Serialize for JsStats {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let s = &self.stats;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("started", &true)?;
+        map.serialize_entry("mode", if self.memory { "memory" } else { "indexeddb" })?;
+        map.serialize_entry("leader", &s.leader)?;
+        map.serialize_entry("online", &s.online)?;
+        for (name, value) in [
+            ("logged", s.logged),
+            ("stored", s.queued + s.unpersisted),
+            ("persisted", s.persisted),
+            ("loaded", s.loaded),
+            ("sent", s.sent),
+            ("acknowledged", s.acknowledged),
+            ("requests", s.requests),
+            ("unloadRequests", s.unload_requests),
+            ("failed", s.failed_requests),
+            ("retries", s.retries),
+        ] {
+            map.serialize_entry(name, &n(value))?;
+        }
+        map.serialize_entry("dropped", &JsDropped(&s.dropped))?;
+        for (name, value) in [
+            ("queued", s.queued),
+            ("queuedBytes", s.queued_bytes),
+            ("unpersisted", s.unpersisted),
+            ("inFlight", s.in_flight_events),
+        ] {
+            map.serialize_entry(name, &n(value))?;
+        }
+        // The types promise `null` for a figure that has no value, not a missing property.
+        for (name, value) in [
+            ("oldestAgeMs", s.oldest_age_ms),
+            ("nextFlushAt", s.next_flush_at),
+            ("retryAt", s.retry_at),
+        ] {
+            map.serialize_entry(name, &value.map(n))?;
+        }
+        map.serialize_entry("backoffAttempt", &n(s.backoff_attempt.into()))?;
+        map.end()
+    }
+}
+
+impl Serialize for JsDropped<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let d = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        for (name, value) in [
+            ("oversize", d.oversize),
+            ("invalid", d.invalid),
+            ("poison", d.poison),
+            ("storageLimit", d.storage_limit),
+            ("age", d.age),
+            ("total", d.total()),
+        ] {
+            map.serialize_entry(name, &n(value))?;
+        }
+        map.end()
+    }
 }
 
 #[wasm_bindgen]
 pub fn stats() -> Result<JsValue, JsValue> {
-    let (s, memory) = client()?.stats();
-    let n = |v: u64| v as f64;
-    let stats = JsStats {
-        started: true,
-        mode: if memory { "memory" } else { "indexeddb" },
-        leader: s.leader,
-        online: s.online,
-        logged: n(s.logged),
-        stored: n(s.queued + s.unpersisted),
-        persisted: n(s.persisted),
-        loaded: n(s.loaded),
-        sent: n(s.sent),
-        acknowledged: n(s.acknowledged),
-        requests: n(s.requests),
-        unload_requests: n(s.unload_requests),
-        failed: n(s.failed_requests),
-        retries: n(s.retries),
-        dropped: JsDropped {
-            oversize: n(s.dropped.oversize),
-            invalid: n(s.dropped.invalid),
-            poison: n(s.dropped.poison),
-            storage_limit: n(s.dropped.storage_limit),
-            age: n(s.dropped.age),
-            total: n(s.dropped.total()),
-        },
-        queued: n(s.queued),
-        queued_bytes: n(s.queued_bytes),
-        unpersisted: n(s.unpersisted),
-        in_flight: n(s.in_flight_events),
-        oldest_age_ms: s.oldest_age_ms.map(n),
-        next_flush_at: s.next_flush_at.map(n),
-        retry_at: s.retry_at.map(n),
-        backoff_attempt: s.backoff_attempt,
-    };
-    // The types promise `null` for a figure that has no value, not a missing property.
-    Ok(stats.serialize(&serde_wasm_bindgen::Serializer::new().serialize_missing_as_null(true))?)
+    let (stats, memory) = client()?.stats();
+    let serializer = serde_wasm_bindgen::Serializer::new()
+        .serialize_missing_as_null(true)
+        .serialize_maps_as_objects(true);
+    Ok(JsStats { stats, memory }.serialize(&serializer)?)
 }

@@ -473,6 +473,13 @@ test('stats() says started, and a figure without a value is null', async () => {
     assert.deepEqual(result.before, { started: false, waitingCalls: 0 });
     assert.equal(result.idle.started, true);
     assert.equal(result.idle.queued, 0);
+    // Every figure of the Stats type (js/index.d.ts), named as there, in its order.
+    assert.deepEqual(Object.keys(result.idle), ['started', 'mode', 'leader', 'online', 'logged', 'stored',
+      'persisted', 'loaded', 'sent', 'acknowledged', 'requests', 'unloadRequests', 'failed', 'retries', 'dropped',
+      'queued', 'queuedBytes', 'unpersisted', 'inFlight', 'oldestAgeMs', 'nextFlushAt', 'retryAt', 'backoffAttempt']);
+    assert.deepEqual(result.busy.dropped, { oversize: 0, invalid: 0, poison: 0, storageLimit: 0, age: 0, total: 0 });
+    assert.equal(result.busy.logged, 1);
+    assert.equal(result.busy.mode, 'indexeddb');
     for (const figure of ['oldestAgeMs', 'nextFlushAt', 'retryAt']) {
       assert.ok(figure in result.idle, `${figure} is present`);
       assert.equal(result.idle[figure], null, `${figure} is null with nothing queued`);

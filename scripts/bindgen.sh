@@ -18,7 +18,8 @@ wasm-bindgen --target web --encode-into always --out-dir "$out" --out-name "$nam
 # step with them). -Os --converge came out smallest after gzip (measured against -Oz,
 # -Oz --converge, -O3). -ocimfs 15 inlines a function with one caller only up to 15 bytes:
 # inlining the large ones too makes fewer, larger functions that gzip compresses worse
-# (87,380 -> 84,239 B gzip although 6.5 KB larger raw; 5..30 all within 200 B of it). The low 1 KiB of memory is the bottom of the stack (rustc lays the
+# (87,478 -> 83,823 B gzip -9 by node's zlib, as scripts/sizes.mjs measures, although
+# 6.5 KB larger raw; 8..25 all within 150 B of it, GNU gzip -9 agrees). The low 1 KiB of memory is the bottom of the stack (rustc lays the
 # stack first and it never gets 1 MiB deep) and memory starts zeroed (the module creates
 # its own): both let wasm-opt fold more. The producers and target-features sections are
 # for tools only.

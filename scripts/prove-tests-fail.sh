@@ -21,7 +21,7 @@ survived=0
 case_() {
   local name=$1 file=$2 edit=$3 kind=$4 test=$5
   if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then return; fi
-  git -C "$work" checkout -q -- src tests
+  git -C "$work" checkout -q -- src tests js
   perl -0pi -e "$edit" "$work/$file"
   if git -C "$work" diff --quiet; then
     echo "$name: the edit no longer applies to $file (update this script)"; survived=1; return
@@ -48,7 +48,7 @@ case_ offline-ignored src/core/mod.rs 's/self\.leader && self\.online && self\.i
   e2e 'scenarios.test.mjs:^offline'
 case_ fixed-retry-250ms src/core/retry.rs 's/(let bound = backoff_bound_ms\(base_ms, max_ms, attempt\);)/$1 if bound > 0 { return 250; }/' \
   e2e 'scenarios.test.mjs:^outage'
-case_ no-unload-send src/core/unload.rs 's/if !self\.leader \|\|/if true || !self.leader ||/' \
+case_ no-unload-send src/core/unload.rs 's/if !self\.online \{/if true {/' \
   e2e 'delivery.test.mjs:^unload path alone'
 case_ no-early-flush src/core/mod.rs 's/\|\| queue\.free_len\(\) >= self\.config\.max_buffer_size/|| false/' \
   e2e 'scenarios.test.mjs:^steady with default'
@@ -71,4 +71,12 @@ case_ no-backoff-floor src/core/retry.rs 's/pub const MIN_WAIT_MS: u64 = 50;/pub
   cargo 'core_decisions:no_wait_is_shorter_than_the_50_ms_floor'
 case_ snapshot-before-backoff tests/sim/mod.rs 's/(\s*self\.core\s*\.handle_backoff_restored\(self\.now, self\.remembered_backoff\);)(\s*let stored = self\.store\.load\(\);\s*let below = self\.store\.next_key\(\);\s*self\.core\.handle_snapshot\(self\.now, stored, below\);)/$2$1/' \
   cargo 'core_decisions:a_reloaded_page_with_a_full_buffer'
+case_ unstored-not-posted src/core/unload.rs 's/\.chain\(&self\.unpersisted\)/.chain(&self.unpersisted).take(0)/' \
+  e2e 'delivery.test.mjs:^log and leave: 100'
+case_ posted-unstored-sent-again src/core/storage_inputs.rs 's/\s*self\.store_posted\(&persisted, keys\);//' \
+  cargo 'core_unload:'
+case_ waiting-calls-not-posted js/index.js 's/if \(started \|\| endpoint === null\) return;/return;/' \
+  e2e 'delivery.test.mjs:before init'
+case_ forbidden-header-accepted js/index.js 's/if \(!kept\) throw/if (false) throw/' \
+  e2e 'package.test.mjs:^init checks endpoint'
 exit $survived

@@ -54,10 +54,11 @@ export function fallbackClient({ endpoint, headers, onError } = {}, why) {
     "'wasm-unsafe-eval' to script-src"));
   function logJson(json) {
     const event = `{"id":"${crypto.randomUUID?.() ?? `${device}-${seq}`}","seq":${seq++},"ts":${Date.now()},"payload":${json}}`;
-    if (bytes + event.length > KEEPALIVE_BUDGET) post();
+    const size = new Blob([event]).size; // UTF-8 bytes: what the keepalive budget counts
+    if (bytes + size > KEEPALIVE_BUDGET) post();
     if (batch.length === 0) queueMicrotask(post);
     batch.push(event);
-    bytes += event.length;
+    bytes += size;
     counts.logged++;
   }
 

@@ -124,7 +124,7 @@ function postWaiting() {
   for (const c of waiting) {
     if (!c.log) continue;
     const line = `{"id":"${uuid()}","ts":${c.log.at},"payload":${c.log.json}}`;
-    bytes += line.length + 1;
+    bytes += new Blob([line]).size + 1; // UTF-8 bytes: what the keepalive budget counts
     if (bytes > KEEPALIVE_BUDGET) break;
     posted.push(c);
     lines.push(line);

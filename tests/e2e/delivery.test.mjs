@@ -248,6 +248,27 @@ test('log and leave before init finished: 20 events logged right after init(), t
   await assertExactly(run, [N]);
 }, { unloadPath: true }));
 
+test('log and leave before init finished, beyond the keepalive budget in UTF-8: what fits goes out, not nothing', { timeout: 60_000 }, scenario(async ({ t, launch, run }) => {
+  // 40 events of 1,000 '€' (3 bytes each in UTF-8, 1 code unit in JS): ~120 KB on the wire
+  // but ~40,000 code units. Counted in code units, all go in one post the browser refuses.
+  const N = 40;
+  const context = await launch();
+  const page = await openPage(context);
+  const since = await collector().summary();
+  await page.evaluate(({ run, N, endpoint }) => {
+    window.evbuf.init({ endpoint, flushIntervalMs: 60_000 });
+    for (let i = 0; i < N; i++) window.evbuf.logEvent({ run, i, kind: 'boot-wide', pad: '€'.repeat(1_000) });
+    location.href = 'about:blank';
+  }, { run, N, endpoint: collector().endpoint });
+  await page.waitForURL('about:blank');
+  const d = await eventually(async () => {
+    const now = await deltas(since);
+    return now.count > 0 && now;
+  }, 10_000, 'events from the unload path');
+  report(t, 'log before init beyond the budget', d);
+  assert.ok(d.count >= 15 && d.count < N, `${d.count} of ${N} delivered: a budget's worth (about 19)`);
+}, { unloadPath: true }));
+
 test('a tab switch before init finished: the waiting calls are posted on hide, then not stored again', { timeout: 60_000 }, scenario(async ({ t, launch, run }) => {
   const N = 20;
   const context = await launch();

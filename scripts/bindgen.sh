@@ -30,6 +30,6 @@ wasm-bindgen --target web --encode-into always --out-dir "$out" --out-name "$nam
 # which bundlers look for, stay as they are): about 2 KB less gzip.
 "$root/node_modules/.bin/esbuild" "$out/$name.js" --minify --format=esm --target=es2021 \
   --log-level=warning --allow-overwrite --outfile="$out/$name.js"
-# Then the imports' names, hashes included, shortened in the module and the glue alike:
-# 4.6 KB less gzip.
+# Then the names wasm-bindgen gives a hash (imports, exported closure shims) shortened in
+# the module and the glue alike: 4.9 KB less gzip.
 node "$root/scripts/short-imports.mjs" "$out" "$name"

@@ -1,9 +1,11 @@
 // Gives short names to what wasm-bindgen names with a hash, in the module and in its JS
 // glue alike: each imported JS function (`__wbg_<name>_<16 hex digits>`) and each exported
-// closure shim (`…__invoke__h<16 hex digits>`). Those hashes, once in the wasm and again in
-// the glue, are noise gzip cannot compress. Usage: node scripts/short-imports.mjs OUT_DIR
-// NAME (rewrites OUT_DIR/NAME_bg.wasm and OUT_DIR/NAME.js in place). Only those names
-// change: the import object keeps its shape, and the API's exports keep theirs.
+// closure shim (`…__invoke__h<16 hex digits>`, with `_<n>` after it when two share a hash).
+// Those hashes, once in the wasm and again in the glue, are noise gzip cannot compress.
+// Usage: node scripts/short-imports.mjs OUT_DIR NAME (rewrites OUT_DIR/NAME_bg.wasm and
+// OUT_DIR/NAME.js in place). Only those names change: the import object keeps its shape,
+// and the API's exports keep theirs. A name not found where expected, or found anywhere
+// else in the glue, fails the build.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -113,7 +115,7 @@ export function shorten(wasm, glue) {
   const result = renameEntries(wasm, (section, name) => {
     if (section === 2) return shortName(imports++);
     // Exported closure shims: `_` and a letter cannot meet an API export or wasm-bindgen's.
-    if (/__invoke__h[0-9a-f]{16}$/.test(name)) return `_${shortName(shims++)}`;
+    if (/__invoke__h[0-9a-f]{16}(_\d+)?$/.test(name)) return `_${shortName(shims++)}`;
     return name;
   });
   // An import is a key of the glue's import object (`name:` once minified); a shim is
@@ -124,7 +126,7 @@ export function shorten(wasm, glue) {
     const hits = js.match(new RegExp(pattern, 'g'))?.length ?? 0;
     if (section === 2 ? hits !== 1 : hits === 0) throw new Error(`${from}: ${hits} uses in the glue`);
     js = js.replace(new RegExp(pattern, 'g'), to);
-    if (js.includes(from)) throw new Error(`${from}: named elsewhere in the glue too`);
+    if (new RegExp(`(?<![\\w$])${from}(?![\\w$])`).test(js)) throw new Error(`${from}: named elsewhere in the glue too`);
   }
   return { wasm: result.wasm, glue: js };
 }

@@ -5,6 +5,7 @@
 //! keys. A counting allocator sees every byte the core and its inputs hold; the peak must
 //! stay under twice the bytes the core reports queued. Then the page after that outage:
 //! loading what storage holds must not cost more either.
+#![cfg(not(target_arch = "wasm32"))] // the lib brings its own global allocator there
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};

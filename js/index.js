@@ -105,6 +105,10 @@ const KEEPALIVE_BUDGET = 60_000;
 let endpoint = null;
 let watching = false;
 
+// crypto.randomUUID only exists in secure contexts.
+const uuid = () => crypto.randomUUID?.()
+  ?? '10000000-1000-4000-8000-100000000000'.replace(/[018]/g, (c) => (c ^ (crypto.getRandomValues(new Uint8Array(1))[0] & (15 >> (c / 4)))).toString(16));
+
 /**
  * The page hides (or closes) before any client runs: the logEvent calls waiting for one
  * would die with it, so they go out now with keepalive, in the wire format, as the
@@ -112,10 +116,6 @@ let watching = false;
  * The device is this page's (the client's id is in storage, not read yet). A 2xx settles
  * the calls; if the post fails and the page lives on, they wait for the client again.
  */
-// crypto.randomUUID only exists in secure contexts.
-const uuid = () => crypto.randomUUID?.()
-  ?? '10000000-1000-4000-8000-100000000000'.replace(/[018]/g, (c) => (c ^ (crypto.getRandomValues(new Uint8Array(1))[0] & (15 >> (c / 4)))).toString(16));
-
 function postWaiting() {
   if (started || endpoint === null) return;
   const posted = [];
@@ -223,12 +223,13 @@ export function init(options) {
   handOver();
   const mine = ++latest;
   started = shut = false;
+  endpoint = null; // unless the options name one: the client says what is wrong with them
   try {
-    endpoint = new URL(options.endpoint, location.href).href;
-    watchUnload();
-  } catch {
-    endpoint = null; // the client names what is wrong with it
-  }
+    if (typeof options?.endpoint === 'string') {
+      endpoint = new URL(options.endpoint, location.href).href;
+      watchUnload();
+    }
+  } catch { /* not a URL */ }
   return inTurn(async () => {
     // What a fallback client posted goes out before the next client starts.
     await fallback?.shutdown();

@@ -40,7 +40,9 @@ export interface Options {
   wasm?: string | URL | Request | Response | PromiseLike<Response> | BufferSource | WebAssembly.Module;
 }
 
-/** What stats() returns while a client runs. */
+/** What stats() returns while a client runs. The books of this tab always balance:
+ *  `logged + loaded + adopted` equals `acknowledged + dropped.total + handedOver +
+ *  settledElsewhere + queued + unpersisted`. */
 export interface Stats {
   started: true;
   mode: 'indexeddb' | 'memory';
@@ -50,6 +52,12 @@ export interface Stats {
   stored: number;
   persisted: number;
   loaded: number;
+  /** Events another tab could keep in memory only and handed to this one, the sender. */
+  adopted: number;
+  /** Events this tab kept in memory only and handed to the sending tab. */
+  handedOver: number;
+  /** Events this tab held that the sending tab acknowledged or dropped. */
+  settledElsewhere: number;
   sent: number;
   acknowledged: number;
   requests: number;

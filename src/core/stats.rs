@@ -85,8 +85,12 @@ pub struct Stats {
     pub persisted: u64,
     /// Events found in storage, left by an earlier page or another tab.
     pub loaded: u64,
+    /// Events another tab held in memory only and handed to this one, the sender.
+    pub adopted: u64,
     /// Events held in memory only that the sending tab took over.
     pub handed_over: u64,
+    /// Events this tab held that another tab acknowledged or dropped (it deleted them).
+    pub settled_elsewhere: u64,
     /// Events put on the wire (an event sent twice counts twice).
     pub sent: u64,
     /// Events acknowledged by a 2xx.
@@ -113,4 +117,20 @@ pub struct Stats {
     pub backoff_attempt: u32,
     pub leader: bool,
     pub online: bool,
+}
+
+impl Stats {
+    /// Events that came in (logged, loaded, adopted) minus those accounted for (settled
+    /// here or elsewhere, handed over, still held): zero unless one vanished. Every
+    /// state keeps it zero; `stats()` shows each term, so a page can check it too.
+    pub fn unaccounted(&self) -> i64 {
+        let came_in = self.logged + self.loaded + self.adopted;
+        let accounted = self.acknowledged
+            + self.dropped.total()
+            + self.handed_over
+            + self.settled_elsewhere
+            + self.queued
+            + self.unpersisted;
+        came_in as i64 - accounted as i64
+    }
 }

@@ -68,7 +68,7 @@ impl Core {
         let gone = self
             .queue
             .free_keys(&|k, _| k < below && !present.contains_key(k));
-        self.forget(&gone);
+        self.stats.settled_elsewhere += self.forget(&gone).len() as u64;
         self.handle_loaded(now, events);
     }
 
@@ -80,7 +80,7 @@ impl Core {
         let gone = self
             .queue
             .free_among(keys, &|k| memory_from.is_none_or(|from| k < from));
-        self.forget(&gone);
+        self.stats.settled_elsewhere += self.forget(&gone).len() as u64;
         self.drive(now);
     }
 

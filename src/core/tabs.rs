@@ -53,6 +53,7 @@ impl Core {
         for (id, their_key, ts, payload) in lines.iter().filter_map(|l| wire::parse_event(l)) {
             let ticket = self.next_ticket;
             self.next_ticket += 1;
+            self.stats.adopted += 1;
             self.adopting.push((ticket, tab.clone(), their_key));
             self.unpersisted.push(NewEvent {
                 ticket,

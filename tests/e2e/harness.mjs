@@ -71,6 +71,22 @@ export function profile() {
   };
 }
 
+/**
+ * The books of every page of `context` whose evbuf runs (full mode): each event that came
+ * in (logged, loaded, adopted) is acknowledged, dropped with a counted reason, handed to
+ * or settled by the sending tab, or still held. A vanished event shows as a difference.
+ */
+export async function assertBooksBalance(context) {
+  for (const page of context.pages()) {
+    // A killed browser's page may never answer.
+    const s = await Promise.race([page.evaluate(() => window.evbuf?.stats()).catch(() => null), sleep(5_000)]);
+    if (!s?.started || s.mode === 'fallback') continue;
+    const cameIn = s.logged + s.loaded + s.adopted;
+    const accounted = s.acknowledged + s.dropped.total + s.handedOver + s.settledElsewhere + s.queued + s.unpersisted;
+    assert.equal(cameIn, accounted, `the books of ${page.url()} do not balance: ${JSON.stringify(s)}`);
+  }
+}
+
 /** Polls `check` until it returns a truthy value or `ms` pass. */
 export async function eventually(check, ms = 15_000, what = 'condition') {
   const end = Date.now() + ms;
@@ -250,6 +266,7 @@ function scenarioHelpers(collector, figures) {
       try {
         await body({ t, p, launch, run });
         await assertOrderly(expect);
+        for (const context of contexts) await assertBooksBalance(context);
       } finally {
         await collector().control({});
         for (const context of contexts) {

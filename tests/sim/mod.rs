@@ -209,6 +209,12 @@ impl Sim {
                 Action::ConfirmAdopted { tab, keys } => self.confirmed.push((tab, keys)),
             }
         }
+        let stats = self.core.stats(self.now);
+        assert_eq!(
+            stats.unaccounted(),
+            0,
+            "the books do not balance: {stats:?}"
+        );
     }
 
     /// The page is hidden (or closed): returns how many keepalive posts it made; they

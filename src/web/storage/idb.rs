@@ -36,6 +36,21 @@ fn storage_error(action: &str, err: rexie::Error) -> Error {
     Error::Storage(message)
 }
 
+/// Waits until `tx` ends and fails unless it committed. A full disk fails late: every
+/// request of a write succeeds, then the transaction aborts at commit
+/// (`QuotaExceededError` on the transaction, no request error), and rexie reports an
+/// abort as a result, not an error.
+async fn committed(tx: rexie::Transaction, action: &str) -> Result<(), Error> {
+    match tx.done().await {
+        Ok(result) if result.is_committed() => Ok(()),
+        Ok(_) => Err(Error::Storage(format!(
+            "failed to {action}: IndexedDB aborted the transaction as it committed \
+             (QuotaExceededError: the origin's storage is full, or the disk failed)"
+        ))),
+        Err(err) => Err(storage_error(action, err)),
+    }
+}
+
 /// The JS value an IndexedDB failure carries, where it carries one.
 fn idb_cause(err: &rexie::Error) -> Option<&JsValue> {
     use idb::Error::*;
@@ -131,7 +146,7 @@ impl IdbStorage {
                 new_device_id
             }
         };
-        tx.done().await.map_err(fail)?;
+        committed(tx, "read the device id").await?;
         Ok(device)
     }
 
@@ -150,7 +165,7 @@ impl IdbStorage {
             }
             None => meta.delete(key).await.map_err(fail)?,
         }
-        tx.done().await.map_err(fail)?;
+        committed(tx, "remember the backoff").await?;
         Ok(())
     }
 
@@ -205,7 +220,7 @@ impl IdbStorage {
         for result in all_at_once(requests).await {
             result.map_err(fail)?;
         }
-        tx.done().await.map_err(fail)?;
+        committed(tx, "store events").await?;
         self.forget_records(touched);
         let mut records = self.records.borrow_mut();
         for (first, seqs) in new_records {
@@ -227,7 +242,7 @@ impl IdbStorage {
             .map_err(fail)?;
         let store = tx.store(EVENTS).map_err(fail)?;
         delete_in(&store, &touched).await.map_err(fail)?;
-        tx.done().await.map_err(fail)?;
+        committed(tx, "delete events").await?;
         self.forget_records(touched);
         Ok(())
     }
@@ -285,7 +300,7 @@ impl IdbStorage {
             .map_or(1, |n| n as Key);
         let store = tx.store(EVENTS).map_err(fail)?;
         let pairs = store.scan(None, None, None, None).await.map_err(fail)?;
-        tx.done().await.map_err(fail)?;
+        committed(tx, "load stored events").await?;
         Ok(Snapshot {
             events: self.index(pairs),
             below: next_seq,
@@ -312,7 +327,7 @@ impl IdbStorage {
             .scan(Some(range), None, None, None)
             .await
             .map_err(fail)?;
-        tx.done().await.map_err(fail)?;
+        committed(tx, "load stored events").await?;
         Ok(self.index(pairs))
     }
 

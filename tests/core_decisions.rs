@@ -302,6 +302,23 @@ fn retry_after_is_capped_by_retry_max() {
 }
 
 #[test]
+fn a_retry_max_below_the_floor_caps_retry_after_too() {
+    // The cap wins over the 50 ms floor, for a server's wait as for a backoff.
+    let mut sim = Sim::new(Config {
+        retry_base_ms: 10,
+        retry_max_ms: 20,
+        ..Config::default()
+    });
+    sim.log();
+    sim.advance(3_000);
+    sim.answer(with_retry_after(429, "3"));
+    assert_eq!(sim.core.stats(sim.now).retry_at, Some(sim.now + 20));
+    sim.advance(20);
+    sim.answer(with_retry_after(503, "0"));
+    assert_eq!(sim.core.stats(sim.now).retry_at, Some(sim.now + 20));
+}
+
+#[test]
 fn transient_failures_back_off_exponentially_with_full_jitter() {
     for outcome in [
         status(500),

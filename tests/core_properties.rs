@@ -6,7 +6,10 @@
 
 mod sim;
 
-use evbuf::core::{backoff_bound_ms, Action, Config, Core, SendOutcome, StoredEvent, MIN_WAIT_MS};
+use evbuf::core::{
+    backoff_bound_ms, Action, Config, Core, SendOutcome, StoredEvent, KEEPALIVE_BUDGET_BYTES,
+    MAX_TIMER_MS, MIN_WAIT_MS,
+};
 use proptest::prelude::*;
 use sim::Sim;
 
@@ -110,6 +113,53 @@ fn config() -> impl Strategy<Value = Config> {
     )
 }
 
+/// The largest whole number `init()` takes for an option (JS's `Number.MAX_SAFE_INTEGER`).
+const MAX_OPTION: u64 = (1 << 53) - 1;
+
+/// Any config `init()` accepts, edges included: tiny and huge times, one-event batches,
+/// the smallest and largest batch bytes. Built valid (each option at or above the one it
+/// must not undercut) rather than filtered, so that every edge comes up often.
+fn any_config() -> impl Strategy<Value = Config> {
+    fn ms() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            0u64..60,
+            60u64..200,
+            200u64..100_000,
+            Just(MAX_TIMER_MS),
+            Just(MAX_OPTION / 2)
+        ]
+    }
+    fn count() -> impl Strategy<Value = usize> {
+        prop_oneof![1usize..4, 4usize..500, Just(MAX_OPTION as usize)]
+    }
+    let sizes = (
+        count(),
+        count(),
+        1_024usize..=KEEPALIVE_BUDGET_BYTES,
+        count(),
+        count(),
+    );
+    let base = prop_oneof![1u64..50, 50u64..2_000];
+    let times = (10u64..100_000, ms(), base, ms(), 100..=MAX_TIMER_MS);
+    (sizes, times).prop_map(
+        |(
+            (max_buffer_size, max_batch_events, max_batch_bytes, max_stored_events, extra_bytes),
+            (flush_interval_ms, extra_age, retry_base_ms, extra_retry, send_timeout_ms),
+        )| Config {
+            flush_interval_ms,
+            max_buffer_size,
+            max_batch_events,
+            max_batch_bytes,
+            max_stored_events,
+            max_stored_bytes: max_batch_bytes.saturating_add(extra_bytes),
+            max_event_age_ms: flush_interval_ms + extra_age,
+            retry_base_ms,
+            retry_max_ms: retry_base_ms + extra_retry,
+            send_timeout_ms,
+        },
+    )
+}
+
 /// Applies one step.
 fn apply(sim: &mut Sim, step: &Step) {
     match step {
@@ -205,7 +255,12 @@ fn drain(sim: &mut Sim) {
         } else if sim.store.is_empty() && sim.core.stats(sim.now).unpersisted == 0 {
             break;
         } else {
-            sim.advance(sim.config.retry_max_ms);
+            // To the core's next deadline, however far a config puts it.
+            let next = sim
+                .core
+                .poll_timeout()
+                .map(|at| at.saturating_sub(sim.now).max(1));
+            sim.advance(next.unwrap_or(sim.config.retry_max_ms));
         }
         rounds += 1;
         assert!(rounds < 10_000, "storage never drains");
@@ -330,5 +385,20 @@ fn crash_with_an_answer_lost_resends_and_the_server_dedups() {
             sim.collector.acknowledged[id], 2,
             "sent again after the lost answer"
         );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+
+    /// No option value init() accepts and no server answer panics the core: random
+    /// configs, edges included, through random steps and a drain.
+    #[test]
+    fn no_accepted_config_and_no_answer_panics(config in any_config(), steps in prop::collection::vec(step(), 1..40)) {
+        let mut sim = Sim::new(config);
+        for step in &steps {
+            apply(&mut sim, step);
+        }
+        drain(&mut sim);
     }
 }

@@ -2,7 +2,7 @@
 //! keep everything and back off.
 
 use super::recovery::Ending;
-use super::retry::{backoff_ms, verdict, SendOutcome, Verdict, MIN_WAIT_MS};
+use super::retry::{backoff_ms, verdict, within_limits, SendOutcome, Verdict};
 use super::stats::DropReason;
 use super::types::{concat, number, Action, FlushError, Key, Report};
 use super::Core;
@@ -40,7 +40,7 @@ impl Core {
             Verdict::Rejected => self.refused_for_content(keys, DropReason::Poison),
             Verdict::Retry { server_wait_ms } => {
                 let wait = match server_wait_ms {
-                    Some(ms) => ms.clamp(MIN_WAIT_MS, self.config.retry_max_ms),
+                    Some(ms) => within_limits(ms, self.config.retry_max_ms),
                     None => backoff_ms(
                         self.config.retry_base_ms,
                         self.config.retry_max_ms,

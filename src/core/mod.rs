@@ -224,8 +224,11 @@ impl Core {
                 result: Err(error),
             }),
             None => {
-                let patience = (!self.leader)
-                    .then(|| self.config.send_timeout_ms + self.config.flush_interval_ms);
+                let patience = (!self.leader).then(|| {
+                    self.config
+                        .send_timeout_ms
+                        .saturating_add(self.config.flush_interval_ms)
+                });
                 self.waiters
                     .add(waiter, self.next_ticket - 1, now, patience);
             }
@@ -280,11 +283,10 @@ impl Core {
         };
         // Keys are assigned in time order, so the first free key expires first (a clock
         // that jumped back only makes the check early, never late: it re-arms).
-        let expiry = self
-            .queue
-            .free()
-            .next()
-            .map(|(_, q)| q.ts.saturating_add(self.config.max_event_age_ms) + 1);
+        let expiry = self.queue.free().next().map(|(_, q)| {
+            q.ts.saturating_add(self.config.max_event_age_ms)
+                .saturating_add(1)
+        });
         [send, expiry, self.waiters.next_deadline()]
             .into_iter()
             .flatten()
@@ -362,7 +364,7 @@ impl Core {
         }
         self.flush_now = false;
         self.retry_at = None;
-        self.flush_at = Some(now + self.config.flush_interval_ms);
+        self.flush_at = Some(now.saturating_add(self.config.flush_interval_ms));
         let batch = self.batch(now, keys, &[]);
         self.stats.in_flight_events = batch.keys.len() as u64;
         self.in_flight = Some(InFlight {
@@ -413,7 +415,7 @@ impl Core {
 
     fn enqueue(&mut self, now: u64, key: Key, event: &NewEvent) {
         if self.queue.insert(key, event.ticket, event) && self.flush_at.is_none() {
-            self.flush_at = Some(now + self.config.flush_interval_ms);
+            self.flush_at = Some(now.saturating_add(self.config.flush_interval_ms));
         }
     }
 

@@ -84,8 +84,13 @@ pub fn backoff_ms(base_ms: u64, max_ms: u64, attempt: u32, jitter: f64) -> u64 {
     } else {
         0.0
     };
-    let wait = (bound as f64 * jitter) as u64;
-    wait.max(MIN_WAIT_MS.min(bound))
+    within_limits((bound as f64 * jitter) as u64, bound)
+}
+
+/// `wait` floored at [`MIN_WAIT_MS`] and capped at `cap`; the cap wins where it is below
+/// the floor (a `retry.maxMs` of 10 means 10).
+pub(super) fn within_limits(wait: u64, cap: u64) -> u64 {
+    wait.max(MIN_WAIT_MS).min(cap)
 }
 
 /// `min(max, base * 2^attempt)`, saturating.

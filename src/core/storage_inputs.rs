@@ -50,7 +50,7 @@ impl Core {
         let added = self.queue.load(events, &mut self.next_ticket);
         self.stats.loaded += added as u64;
         if added > 0 && self.flush_at.is_none() {
-            self.flush_at = Some(now + self.config.flush_interval_ms);
+            self.flush_at = Some(now.saturating_add(self.config.flush_interval_ms));
         }
         self.enforce_limits(now);
         self.drive(now);
@@ -91,7 +91,8 @@ impl Core {
     pub fn handle_backoff_restored(&mut self, now: u64, remembered: Option<(u64, u32)>) {
         if self.in_flight.is_none() {
             let (retry_at, attempt) = remembered.unwrap_or((0, 0));
-            self.retry_at = (retry_at > now).then(|| retry_at.min(now + self.config.retry_max_ms));
+            self.retry_at = (retry_at > now)
+                .then(|| retry_at.min(now.saturating_add(self.config.retry_max_ms)));
             self.attempt = attempt;
         }
         self.drive(now);

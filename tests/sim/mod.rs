@@ -278,7 +278,7 @@ impl Sim {
 
     /// Moves the clock, firing the core's timer whenever it is due.
     pub fn advance(&mut self, ms: u64) {
-        let target = self.now + ms;
+        let target = self.now.saturating_add(ms);
         let mut fired = 0;
         while let Some(at) = self.core.poll_timeout() {
             if at > target {

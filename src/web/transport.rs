@@ -1,5 +1,10 @@
 //! The transport driver: one POST of a bulk body with `fetch`, from a window or a worker.
 
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::task::Poll;
+
+use gloo_timers::future::TimeoutFuture;
 use js_sys::{Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -14,9 +19,14 @@ extern "C" {
     #[wasm_bindgen(js_name = fetch)]
     fn global_fetch(url: &str, init: &Object) -> Promise;
 
-    /// `AbortSignal.timeout(ms)`; throws in engines that lack it.
-    #[wasm_bindgen(catch, js_namespace = AbortSignal, js_name = timeout)]
-    fn abort_after(ms: f64) -> Result<JsValue, JsValue>;
+    /// Constructing it throws in engines that lack it (before Safari 12.1).
+    type AbortController;
+    #[wasm_bindgen(constructor, catch)]
+    fn new() -> Result<AbortController, JsValue>;
+    #[wasm_bindgen(method, getter)]
+    fn signal(this: &AbortController) -> JsValue;
+    #[wasm_bindgen(method)]
+    fn abort(this: &AbortController);
 
     /// Constructing it throws in engines that lack it.
     type CompressionStream;
@@ -54,15 +64,6 @@ pub async fn send(
 ) -> SendOutcome {
     match try_send(endpoint, headers, body, mode, gzip, timeout_ms).await {
         Ok(outcome) => outcome,
-        Err(err)
-            if Reflect::get(&err, &"name".into())
-                .ok()
-                .and_then(|n| n.as_string())
-                .as_deref()
-                == Some("TimeoutError") =>
-        {
-            SendOutcome::NetworkError(format!("no answer within {timeout_ms} ms (sendTimeoutMs)"))
-        }
         Err(err) => SendOutcome::NetworkError(describe(&err)),
     }
 }
@@ -100,18 +101,42 @@ async fn try_send(
         }
     }
     set("headers", &request_headers)?;
-    // Where the engine lacks AbortSignal.timeout, requests go without a timeout. Started
-    // after compressing, so that the whole budget is the server's.
-    if let Ok(signal) = abort_after(timeout_ms as f64) {
-        set("signal", &signal)?;
+    // The timeout is this driver's own timer, not `AbortSignal.timeout`, which older
+    // engines lack: without it a hung request would hold the in-flight guard for good.
+    // The abort only frees the connection. Started after compressing, so that the whole
+    // budget is the server's.
+    let controller = AbortController::new().ok();
+    if let Some(controller) = &controller {
+        set("signal", &controller.signal())?;
     }
-    let response: Response = JsFuture::from(global_fetch(endpoint, &init))
-        .await?
-        .dyn_into()?;
+    let fetch = JsFuture::from(global_fetch(endpoint, &init));
+    // Validated to fit a browser timer (at most 2^31 - 1 ms).
+    let Some(answer) = within(fetch, timeout_ms as u32).await else {
+        if let Some(controller) = controller {
+            controller.abort();
+        }
+        return Ok(SendOutcome::NetworkError(format!(
+            "no answer within {timeout_ms} ms (sendTimeoutMs)"
+        )));
+    };
+    let response: Response = answer?.dyn_into()?;
     Ok(SendOutcome::Status {
         status: response.status(),
         retry_after: response.headers().get("Retry-After")?,
     })
+}
+
+/// What `fetch` settles with, or `None` if `ms` pass first.
+async fn within(fetch: JsFuture, ms: u32) -> Option<Result<JsValue, JsValue>> {
+    let mut fetch = fetch;
+    let mut timer = TimeoutFuture::new(ms);
+    poll_fn(|cx| {
+        if let Poll::Ready(settled) = Pin::new(&mut fetch).poll(cx) {
+            return Poll::Ready(Some(settled));
+        }
+        Pin::new(&mut timer).poll(cx).map(|()| None)
+    })
+    .await
 }
 
 /// `body` gzipped by the engine's `CompressionStream`, where it has one; a body it cannot

@@ -241,3 +241,23 @@ test('hiding the page sends stored events with keepalive, text/plain, no preflig
   assert.equal(stats.requests, 1, 'only the keepalive request');
   assert.deepEqual(sent, ['text/plain;charset=UTF-8'], 'a CORS-safelisted content type');
 }, { unloadPath: true }));
+
+test('an engine without AbortSignal.timeout still times out a request that never gets an answer, and delivers once the server answers', scenario(async ({ t, launch, run }) => {
+  const context = await launch();
+  // As in engines before AbortSignal.timeout (Safari before 16, Chrome before 103).
+  await context.addInitScript(() => { delete AbortSignal.timeout; });
+  const page = await openPage(context);
+  assert.equal(await page.evaluate(() => typeof AbortSignal.timeout), 'undefined', 'precondition: no AbortSignal.timeout');
+  await init(page, { flushIntervalMs: 60_000, sendTimeoutMs: 1_000, retry: { baseMs: 200, maxMs: 500 } });
+  const since = await collector().summary();
+  await collector().control({ hang_count: 1 });
+  const flushed = await page.evaluate(async (run) => {
+    await window.evbuf.logEvent({ run, i: 0 });
+    const outcome = window.evbuf.flush().then(() => 'resolved', (e) => `rejected: ${e.message}`);
+    return Promise.race([outcome, new Promise((r) => setTimeout(() => r('still pending after 5 s'), 5_000))]);
+  }, run);
+  assert.match(flushed, /rejected: .*no answer within 1000 ms/, 'the held request timed out');
+  await eventually(async () => (await delivered(run)).length === 1, 10_000, 'the event, retried');
+  const d = await deltas(since);
+  report(t, 'no AbortSignal.timeout', d, { flush: flushed });
+}));

@@ -225,14 +225,14 @@ fn a_tab_that_does_not_send_posts_its_unstored_events_but_not_its_stored_ones() 
 }
 
 #[test]
-fn unstored_events_go_in_a_post_after_the_stored_ones() {
+fn unstored_events_go_in_a_post_before_the_stored_ones() {
     let mut sim = Sim::with_defaults();
     let stored = sim.log_many(2);
     sim.persist_at_once = false;
     let writing = sim.log_many(2);
     assert_eq!(sim.post_on_hide(), 2);
-    assert_eq!(batch_ids(&sim.unload[0]), stored);
-    assert_eq!(batch_ids(&sim.unload[1]), writing);
+    assert_eq!(batch_ids(&sim.unload[0]), writing);
+    assert_eq!(batch_ids(&sim.unload[1]), stored);
 }
 
 #[test]
@@ -278,4 +278,27 @@ fn offline_nothing_is_posted() {
     let (mut sim, _) = writing(5);
     sim.core.handle_online(sim.now, false);
     assert_eq!(sim.post_on_hide(), 0);
+}
+
+#[test]
+fn events_at_risk_take_the_keepalive_budget_before_stored_ones() {
+    let mut sim = Sim::with_defaults();
+    // ~100 kB of small events stored: beyond the budget, whatever the normal send in
+    // flight carries, and packed so tightly that no larger event fits in what they leave.
+    sim.log_many(1_000);
+    sim.persist_at_once = false;
+    let click = sim.log_sized(300).unwrap(); // its write is still out as the page hides
+    sim.post_on_hide();
+    sim.post_on_hide(); // pagehide: the hide's posts are unanswered and still count
+    let total: usize = sim.unload.iter().map(|b| b.body.len()).sum();
+    assert!(total <= 64 * 1024, "{total} bytes of keepalive bodies");
+    let first = batch_ids(&sim.unload[0]);
+    assert!(sim.unload.len() >= 2, "stored events fill what is left");
+    sim.crash_and_reload(true); // the write is lost with the page
+    assert_eq!(
+        sim.collector.acknowledged.get(&click),
+        Some(&1),
+        "the click"
+    );
+    assert_eq!(first, [click], "the event only a post can save goes first");
 }

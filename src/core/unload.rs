@@ -29,6 +29,7 @@ impl Core {
     /// that do not send, and a sender another tab can replace, leave their stored events
     /// to the sender.
     pub fn handle_page_hidden(&mut self, now: u64) {
+        self.hidden = true;
         if !self.online {
             return;
         }
@@ -42,6 +43,22 @@ impl Core {
                 let batch = self.batch(now, keys, &[]);
                 self.post(batch);
             }
+        }
+    }
+
+    /// The page is visible again (`visibilitychange` to visible, `pageshow` after the
+    /// back-forward cache): events logged from now on wait for their write and the normal
+    /// send.
+    pub fn handle_page_visible(&mut self) {
+        self.hidden = false;
+    }
+
+    /// While the page is hidden, events just logged are posted at once, as well as written:
+    /// an app's own `pagehide` or `visibilitychange` handler runs after evbuf's, and no
+    /// later event comes to post what it logs before the page dies with the write.
+    pub(super) fn post_if_hidden(&mut self, now: u64) {
+        if self.hidden && self.online {
+            self.post_unstored(now);
         }
     }
 

@@ -73,6 +73,8 @@ case_ snapshot-before-backoff tests/sim/mod.rs 's/(\s*self\.core\s*\.handle_back
   cargo 'core_decisions:a_reloaded_page_with_a_full_buffer'
 case_ unstored-not-posted src/core/unload.rs 's/\.chain\(&self\.unpersisted\)/.chain(&self.unpersisted).take(0)/' \
   e2e 'delivery.test.mjs:^log and leave: 100'
+case_ logged-while-hidden-not-posted src/core/unload.rs 's/if self\.hidden && self\.online \{/if false {/' \
+  e2e 'delivery.test.mjs:^the app logs last'
 case_ posted-unstored-sent-again src/core/storage_inputs.rs 's/\s*self\.store_posted\(&persisted, keys\);//' \
   cargo 'core_unload:'
 case_ waiting-calls-not-posted js/index.js 's/if \(started \|\| endpoint === null\) return;/return;/' \

@@ -344,6 +344,7 @@ fn every_request_has_its_own_id_and_is_counted_with_its_events() {
     sim.advance(3_000);
     sim.ok();
     assert_eq!(sim.post_on_hide(), 0);
+    sim.core.handle_page_visible();
     sim.log_many(4);
     assert_eq!(sim.post_on_hide(), 1);
     let ids: Vec<u64> = sim.sent.iter().chain(&sim.unload).map(|b| b.id).collect();

@@ -44,6 +44,7 @@ enum Step {
         delivered: bool,
     },
     Hide,
+    Show,
     AnswerUnload {
         delivered: bool,
     },
@@ -94,6 +95,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => any::<bool>().prop_map(Step::PersistLater),
         1 => any::<bool>().prop_map(|delivered| Step::CrashAndReload { delivered }),
         2 => Just(Step::Hide),
+        2 => Just(Step::Show),
         2 => any::<bool>().prop_map(|delivered| Step::AnswerUnload { delivered }),
         1 => any::<bool>().prop_map(Step::OtherTabs),
     ]
@@ -223,6 +225,7 @@ fn apply(sim: &mut Sim, step: &Step) {
         Step::Hide => {
             sim.post_on_hide();
         }
+        Step::Show => sim.core.handle_page_visible(),
         Step::AnswerUnload { delivered } => sim.answer_unload(*delivered, true),
         Step::OtherTabs(alive) => sim.core.handle_other_tabs(*alive),
     }

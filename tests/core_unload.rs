@@ -128,12 +128,13 @@ fn a_keepalive_post_that_fails_leaves_its_events_to_the_next_send() {
 }
 
 #[test]
-fn pagehide_after_a_hide_posts_what_was_logged_since() {
+fn a_later_hide_posts_what_was_logged_since() {
     let mut sim = Sim::with_defaults();
     sim.log_many(5);
     assert_eq!(sim.post_on_hide(), 1);
+    sim.core.handle_page_visible(); // a tab switch and back
     let since = sim.log_many(3);
-    assert_eq!(sim.post_on_hide(), 1, "pagehide");
+    assert_eq!(sim.post_on_hide(), 1, "the next hide, or pagehide");
     assert_eq!(batch_ids(&sim.unload[1]), since);
 }
 
@@ -143,11 +144,13 @@ fn tab_switches_with_slow_answers_send_each_event_once() {
     for _ in 0..40 {
         sim.log_many(45); // 1.5 s at 30/s
         sim.post_on_hide();
+        sim.log_many(5); // posted at once while hidden
         sim.advance(400);
         if sim.in_flight.is_some() {
             sim.ok();
         }
         sim.answer_unload(true, true);
+        sim.core.handle_page_visible();
         sim.advance(1_100);
         if sim.in_flight.is_some() {
             sim.ok();
@@ -157,7 +160,7 @@ fn tab_switches_with_slow_answers_send_each_event_once() {
     if sim.in_flight.is_some() {
         sim.ok();
     }
-    assert_eq!(sim.collector.distinct(), 1_800);
+    assert_eq!(sim.collector.distinct(), 2_000);
     assert_eq!(sim.collector.duplicates(), 0);
 }
 
@@ -225,14 +228,14 @@ fn a_tab_that_does_not_send_posts_its_unstored_events_but_not_its_stored_ones() 
 }
 
 #[test]
-fn unstored_events_go_in_a_post_after_the_stored_ones() {
+fn unstored_events_go_in_a_post_before_the_stored_ones() {
     let mut sim = Sim::with_defaults();
     let stored = sim.log_many(2);
     sim.persist_at_once = false;
     let writing = sim.log_many(2);
     assert_eq!(sim.post_on_hide(), 2);
-    assert_eq!(batch_ids(&sim.unload[0]), stored);
-    assert_eq!(batch_ids(&sim.unload[1]), writing);
+    assert_eq!(batch_ids(&sim.unload[0]), writing);
+    assert_eq!(batch_ids(&sim.unload[1]), stored);
 }
 
 #[test]
@@ -278,4 +281,87 @@ fn offline_nothing_is_posted() {
     let (mut sim, _) = writing(5);
     sim.core.handle_online(sim.now, false);
     assert_eq!(sim.post_on_hide(), 0);
+}
+
+#[test]
+fn events_at_risk_take_the_keepalive_budget_before_stored_ones() {
+    let mut sim = Sim::with_defaults();
+    // ~100 kB of small events stored: beyond the budget, whatever the normal send in
+    // flight carries, and packed so tightly that no larger event fits in what they leave.
+    sim.log_many(1_000);
+    sim.persist_at_once = false;
+    let click = sim.log_sized(300).unwrap(); // its write is still out as the page hides
+    sim.post_on_hide();
+    sim.post_on_hide(); // pagehide: the hide's posts are unanswered and still count
+    let total: usize = sim.unload.iter().map(|b| b.body.len()).sum();
+    assert!(total <= 64 * 1024, "{total} bytes of keepalive bodies");
+    let first = batch_ids(&sim.unload[0]);
+    assert!(sim.unload.len() >= 2, "stored events fill what is left");
+    sim.crash_and_reload(true); // the write is lost with the page
+    assert_eq!(
+        sim.collector.acknowledged.get(&click),
+        Some(&1),
+        "the click"
+    );
+    assert_eq!(first, [click], "the event only a post can save goes first");
+}
+
+// ---- events logged while the page is hidden -----------------------------------------
+
+#[test]
+fn an_event_logged_after_the_page_hid_is_posted_at_once() {
+    let mut sim = Sim::with_defaults();
+    let earlier = sim.log_many(3);
+    sim.persist_at_once = false;
+    sim.post_on_hide(); // evbuf's own handler runs first
+    let last = sim.log(); // then the app's: "session end"
+    let posted: Vec<String> = sim.unload.iter().flat_map(batch_ids).collect();
+    assert_eq!(posted, [earlier, vec![last.clone()]].concat());
+    // No later lifecycle event comes: the page dies with the write still out.
+    sim.crash_and_reload(true);
+    assert_eq!(sim.collector.acknowledged.get(&last), Some(&1));
+}
+
+#[test]
+fn events_logged_while_hidden_are_posted_once_each() {
+    let mut sim = Sim::with_defaults();
+    sim.post_on_hide();
+    let first = sim.log_many(2);
+    let second = sim.log_many(2);
+    assert_eq!(
+        sim.unload.len(),
+        4,
+        "each call as it comes: the page may die after any"
+    );
+    sim.post_on_hide(); // pagehide after the hide
+    assert_eq!(sim.unload.len(), 4, "nothing is posted twice");
+    // The page lived on: the writes completed, the posts carry them until their answers.
+    sim.advance(10_000);
+    assert!(sim.sent.is_empty(), "left to the keepalive answers");
+    sim.answer_unload(true, true);
+    assert!(sim.store.is_empty());
+    assert!(first
+        .iter()
+        .chain(&second)
+        .all(|id| sim.collector.acknowledged[id] == 1));
+}
+
+#[test]
+fn once_visible_again_events_wait_for_the_normal_send() {
+    let mut sim = Sim::with_defaults();
+    sim.post_on_hide();
+    sim.core.handle_page_visible();
+    let ids = sim.log_many(3);
+    assert!(sim.unload.is_empty());
+    sim.advance(3_000);
+    assert_eq!(batch_ids(&sim.sent[0]), ids);
+}
+
+#[test]
+fn events_logged_while_hidden_and_offline_are_not_posted() {
+    let mut sim = Sim::with_defaults();
+    sim.core.handle_online(sim.now, false);
+    sim.post_on_hide();
+    sim.log();
+    assert!(sim.unload.is_empty());
 }

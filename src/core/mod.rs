@@ -88,6 +88,8 @@ pub struct Core {
     waiters: FlushWaiters,
     leader: bool,
     online: bool,
+    /// The page was hidden and has not been visible since: it may die at any moment.
+    hidden: bool,
     /// Another tab of the origin lives and would take over sending if this one closed.
     others_alive: bool,
     /// Storage failed to write: from this key on, events live in this tab's memory only.
@@ -125,6 +127,7 @@ impl Core {
             waiters: FlushWaiters::default(),
             leader: true,
             online: true,
+            hidden: false,
             others_alive: false,
             memory_from: None,
             adopting: Vec::new(),
@@ -148,6 +151,7 @@ impl Core {
         payload: String,
     ) -> Result<Ticket, LogError> {
         let ticket = self.admit(now, id, payload)?;
+        self.post_if_hidden(now);
         self.drive(now);
         Ok(ticket)
     }
@@ -164,6 +168,7 @@ impl Core {
             .into_iter()
             .filter_map(|(id, payload)| self.admit(now, id, payload).err())
             .collect();
+        self.post_if_hidden(now);
         self.drive(now);
         refused
     }

@@ -18,32 +18,63 @@ pub(super) struct UnloadPost {
 impl Core {
     /// The page was hidden or is being closed (`visibilitychange` to hidden, `pagehide`).
     ///
-    /// If no other tab could take over, the sending tab posts with keepalive the stored
-    /// events that no request carries yet, oldest first. Then any tab posts the events
-    /// whose write has not completed: a closing page may never see it complete. All within
-    /// the page's keepalive budget. Posted events stay stored (or are stored when their
-    /// write completes) until an answer acknowledges them: a closed page never hears back,
-    /// and the next page sends them again (the server deduplicates by id). A later hide or
-    /// `pagehide` posts only what no earlier post carried. Tabs that do not send, and a
-    /// sender another tab can replace, leave their stored events to the sender.
+    /// Any tab posts with keepalive the events whose write has not completed: a closing
+    /// page may never see it complete, and they exist nowhere else. Then, if no other tab
+    /// could take over, the sending tab posts the stored events that no request carries
+    /// yet, oldest first, in what is left of the page's keepalive budget: they are safe in
+    /// storage, and the next page sends what does not fit. Posted events stay stored (or
+    /// are stored when their write completes) until an answer acknowledges them: a closed
+    /// page never hears back, and the next page sends them again (the server deduplicates
+    /// by id). A later hide or `pagehide` posts only what no earlier post carried. Tabs
+    /// that do not send, and a sender another tab can replace, leave their stored events
+    /// to the sender.
     pub fn handle_page_hidden(&mut self, now: u64) {
+        self.hidden = true;
         if !self.online {
             return;
         }
-        let out: usize = self.unload_out.iter().map(|post| post.bytes).sum();
-        let mut budget = KEEPALIVE_BUDGET_BYTES.saturating_sub(out);
-        let max_bytes = self.config.max_batch_bytes;
+        self.post_unstored(now);
         if self.leader && !self.others_alive {
             loop {
-                let keys = self.fill(budget.min(max_bytes), false);
+                let keys = self.fill(self.unload_budget(), false);
                 if keys.is_empty() {
                     break;
                 }
                 let batch = self.batch(now, keys, &[]);
-                budget -= batch.body.len().min(budget);
                 self.post(batch);
             }
         }
+    }
+
+    /// The page is visible again (`visibilitychange` to visible, `pageshow` after the
+    /// back-forward cache): events logged from now on wait for their write and the normal
+    /// send.
+    pub fn handle_page_visible(&mut self) {
+        self.hidden = false;
+    }
+
+    /// While the page is hidden, events just logged are posted at once, as well as written:
+    /// an app's own `pagehide` or `visibilitychange` handler runs after evbuf's, and no
+    /// later event comes to post what it logs before the page dies with the write.
+    pub(super) fn post_if_hidden(&mut self, now: u64) {
+        if self.hidden && self.online {
+            self.post_unstored(now);
+        }
+    }
+
+    /// What one more keepalive post may weigh: the budget less the posts unanswered (the
+    /// browser counts them until they complete), within a batch.
+    fn unload_budget(&self) -> usize {
+        let out: usize = self.unload_out.iter().map(|post| post.bytes).sum();
+        KEEPALIVE_BUDGET_BYTES
+            .saturating_sub(out)
+            .min(self.config.max_batch_bytes)
+    }
+
+    /// Posts, in one request within the budget, the events whose write has not completed
+    /// and that no post carried yet.
+    fn post_unstored(&mut self, now: u64) {
+        let budget = self.unload_budget();
         let mut bytes = self.envelope_bound;
         let mut lines = Vec::new();
         for event in self.persisting.iter().chain(&self.unpersisted) {
@@ -53,7 +84,7 @@ impl Core {
             let mut line = String::new();
             wire::push_unstored_event(&mut line, &event.id, event.ts, &event.payload);
             bytes += line.len() + 1;
-            if bytes > budget.min(max_bytes) || lines.len() == self.config.max_batch_events {
+            if bytes > budget || lines.len() == self.config.max_batch_events {
                 break;
             }
             lines.push((event.ticket, line));

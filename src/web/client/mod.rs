@@ -235,7 +235,8 @@ impl Inner {
             }));
         }
         // `pagehide` is the last reliable moment on a closing page; `visibilitychange`
-        // to hidden covers mobile browsers that never fire it. Workers have neither.
+        // to hidden covers mobile browsers that never fire it. `pageshow` is a page back
+        // from the back-forward cache. Workers have none of them.
         if let Some(document) = lifecycle::document() {
             let weak = Rc::downgrade(self);
             listeners.extend(Listener::new(None, "pagehide", move |_| {
@@ -243,6 +244,12 @@ impl Inner {
                     inner.broadcast(Message::Tab(false));
                     inner.core.borrow_mut().handle_page_hidden(inner.now());
                     inner.pump();
+                }
+            }));
+            let weak = Rc::downgrade(self);
+            listeners.extend(Listener::new(None, "pageshow", move |_| {
+                if let Some(inner) = weak.upgrade() {
+                    inner.core.borrow_mut().handle_page_visible();
                 }
             }));
             let weak = Rc::downgrade(self);
@@ -255,6 +262,8 @@ impl Inner {
                         if lifecycle::is_hidden(&doc) {
                             inner.core.borrow_mut().handle_page_hidden(inner.now());
                             inner.pump();
+                        } else {
+                            inner.core.borrow_mut().handle_page_visible();
                         }
                     }
                 },

@@ -174,7 +174,7 @@ fn apply(sim: &mut Sim, step: &Step) {
             sim.post_on_hide();
         }
         Step::AnswerUnload { delivered } => sim.answer_unload(*delivered, true),
-        Step::OtherTabs(alive) => sim.core.handle_other_tabs(*alive),
+        Step::OtherTabs(alive) => sim.core.handle_other_tabs(sim.now, *alive),
     }
 }
 

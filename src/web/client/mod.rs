@@ -292,12 +292,11 @@ impl Inner {
             Action::SendUnload(batch) => self.send(batch, Mode::Unload),
             Action::Report(report) => self.report(&report.to_string()),
             Action::AskSenderToFlush => self.broadcast(Message::Flush),
+            Action::AnnounceStored(keys) => self.announce_stored(&keys),
             Action::StepDown => {
-                // Release first: a new request would queue behind the one this tab holds.
                 self.leadership.borrow_mut().take();
-                let leadership = self.request_leadership();
-                *self.leadership.borrow_mut() = leadership;
             }
+            Action::LeadIfFree => self.lead_if_free(),
             Action::HandOver(lines) => self.broadcast(Message::HandOver {
                 tab: self.tab_id.clone(),
                 lines,

@@ -77,13 +77,9 @@ impl Inner {
             match result {
                 Ok(keys) => {
                     // Keys of a memory store name nothing other tabs can see.
-                    if !inner.store.is_memory() {
-                        if let (Some(&first), Some(&last)) = (keys.first(), keys.last()) {
-                            inner.broadcast(Message::Stored { first, last });
-                        }
-                        if !deletes.is_empty() {
-                            inner.broadcast(Message::Deleted(deletes.clone()));
-                        }
+                    let shared = inner.store.shared(&deletes);
+                    if !shared.is_empty() {
+                        inner.broadcast(Message::Deleted(shared));
                     }
                     let now = inner.now();
                     inner.core.borrow_mut().handle_deleted(now, deletes.len());
@@ -137,10 +133,13 @@ impl Inner {
         writes.delete_running.set(true);
         let inner = self.clone();
         spawn_local(async move {
-            let storage = inner.store.get();
-            match storage.delete(&keys).await {
-                Ok(()) if !storage.is_memory() => inner.broadcast(Message::Deleted(keys.clone())),
-                Ok(()) => {}
+            match inner.store.delete(&keys).await {
+                Ok(()) => {
+                    let shared = inner.store.shared(&keys);
+                    if !shared.is_empty() {
+                        inner.broadcast(Message::Deleted(shared));
+                    }
+                }
                 // The next page sends them again; the server deduplicates.
                 Err(err) => inner.report(&err.to_string()),
             }

@@ -190,14 +190,17 @@ impl Client {
         })
     }
 
-    /// Flushes (when this tab is the sender), then stops the timer and the listeners and
-    /// hands the sender role on. Resolves once the flush settled either way: what was not
-    /// delivered stays stored for the next sender. A tab that does not send does not wait
-    /// for the sender.
+    /// Flushes (when this tab is the sender), lets the writes under way end and tell the
+    /// other tabs what they stored, then stops the timer and the listeners and hands the
+    /// sender role on. Resolves once the flush settled either way: what was not delivered
+    /// stays stored for the next sender. A tab that does not send does not wait for the
+    /// sender.
     pub async fn shutdown(&self) {
         if self.inner.core.borrow().stats(self.inner.now()).leader {
             let _ = wasm_bindgen_futures::JsFuture::from(self.flush()).await;
         }
+        // The sender loads what a tab stored only when told, over the channel closed below.
+        self.inner.writes.settled().await;
         self.inner.stopped.set(true);
         self.inner.timer.borrow_mut().cancel();
         self.inner.listeners.borrow_mut().clear();

@@ -27,6 +27,8 @@ pub(super) struct Writes {
     /// (IndexedDB runs read-write transactions on a store one after another).
     write_running: Cell<bool>,
     delete_running: Cell<bool>,
+    /// Resolve functions of those waiting for the write in progress to end.
+    ending: RefCell<Vec<Function>>,
     /// Acknowledged or dropped keys not yet deleted.
     to_delete: RefCell<Vec<Key>>,
 }
@@ -46,6 +48,20 @@ impl Writes {
                 promise
             })
             .clone()
+    }
+
+    /// Resolves once no write runs: each write, as it ends, starts the next one for what
+    /// was logged meanwhile.
+    pub(super) async fn settled(&self) {
+        while self.write_running.get() {
+            let mut resolve = None;
+            let ended = Promise::new(&mut |res, _rej| resolve = Some(res));
+            // The executor runs synchronously inside `new Promise`.
+            self.ending
+                .borrow_mut()
+                .push(resolve.expect("the Promise executor ran"));
+            let _ = wasm_bindgen_futures::JsFuture::from(ended).await;
+        }
     }
 }
 
@@ -109,6 +125,9 @@ impl Inner {
             }
             writes.write_running.set(false);
             inner.pump();
+            for resolve in writes.ending.borrow_mut().drain(..) {
+                let _ = resolve.call0(&JsValue::NULL);
+            }
             inner.delete_when_idle();
         });
     }

@@ -1047,7 +1047,7 @@ fn a_follower_in_memory_hands_its_events_to_the_sender() {
 #[test]
 fn a_sender_in_memory_steps_down_while_another_tab_can_send() {
     let mut sim = Sim::with_defaults();
-    sim.core.handle_other_tabs(true);
+    sim.core.handle_other_tabs(sim.now, true);
     sim.log();
     sim.core.handle_memory_fallback(sim.now, 1_000);
     sim.pump();

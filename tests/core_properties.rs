@@ -227,7 +227,7 @@ fn apply(sim: &mut Sim, step: &Step) {
         }
         Step::Show => sim.core.handle_page_visible(),
         Step::AnswerUnload { delivered } => sim.answer_unload(*delivered, true),
-        Step::OtherTabs(alive) => sim.core.handle_other_tabs(*alive),
+        Step::OtherTabs(alive) => sim.core.handle_other_tabs(sim.now, *alive),
     }
 }
 

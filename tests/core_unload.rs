@@ -168,9 +168,9 @@ fn tab_switches_with_slow_answers_send_each_event_once() {
 fn a_sender_another_tab_can_replace_posts_nothing_on_hide() {
     let mut sim = Sim::with_defaults();
     sim.log_many(5);
-    sim.core.handle_other_tabs(true);
+    sim.core.handle_other_tabs(sim.now, true);
     assert_eq!(sim.post_on_hide(), 0);
-    sim.core.handle_other_tabs(false);
+    sim.core.handle_other_tabs(sim.now, false);
     assert_eq!(sim.post_on_hide(), 1, "the last tab posts");
 }
 
@@ -220,7 +220,7 @@ fn a_tab_that_does_not_send_posts_its_unstored_events_but_not_its_stored_ones() 
     assert_eq!(batch_ids(&sim.unload[0]), writing);
     // So does a sender that another tab could replace.
     let mut sim = Sim::with_defaults();
-    sim.core.handle_other_tabs(true);
+    sim.core.handle_other_tabs(sim.now, true);
     sim.persist_at_once = false;
     let writing = sim.log_many(3);
     assert_eq!(sim.post_on_hide(), 1);

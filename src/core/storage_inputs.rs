@@ -25,6 +25,7 @@ impl Core {
             self.enqueue(now, key, event);
         }
         self.store_posted(&persisted, keys);
+        self.announce(keys);
         self.enforce_limits(now);
         if !self.leader {
             self.hand_over(keys);

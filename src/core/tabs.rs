@@ -28,21 +28,53 @@ impl Core {
         self.drive(now);
     }
 
-    /// Whether another tab of the origin lives (and would take over sending).
-    pub fn handle_other_tabs(&mut self, alive: bool) {
+    /// Whether another tab of the origin waits to take over sending. Only tabs that can
+    /// read storage wait ([`Action::StepDown`]): a sender in memory lets one take over.
+    pub fn handle_other_tabs(&mut self, now: u64, alive: bool) {
         self.others_alive = alive;
+        self.step_down_for_a_reader(now);
+    }
+
+    /// Another tab said it is closing: if it was the sender, a tab in memory may be the
+    /// last one left, and sends its own events then ([`Action::LeadIfFree`]).
+    pub fn handle_tab_closing(&mut self) {
+        if !self.leader && self.memory_from.is_some() {
+            self.actions.push(Action::LeadIfFree);
+        }
     }
 
     /// Storage failed to write and keeps events in memory from `first_key` on (above
     /// every key storage handed out so far). While another tab sends, they are handed to it.
     ///
-    /// A sender in memory cannot read what other tabs store: while another tab waits to
-    /// take over, it steps down ([`Action::StepDown`]) and hands its events over too.
+    /// A tab in memory cannot read what other tabs store, so it must not become the
+    /// sender while one that can lives: it stops waiting for the role, and a sender steps
+    /// down while another tab waits to take over (and hands its events over too).
     pub fn handle_memory_fallback(&mut self, now: u64, first_key: Key) {
         self.memory_from.get_or_insert(first_key);
-        if self.leader && self.others_alive {
+        if !self.leader {
+            self.actions.push(Action::StepDown);
+        }
+        self.step_down_for_a_reader(now);
+    }
+
+    fn step_down_for_a_reader(&mut self, now: u64) {
+        if self.leader && self.others_alive && self.memory_from.is_some() {
             self.actions.push(Action::StepDown);
             self.handle_leadership(now, false);
+        }
+    }
+
+    /// Tells the other tabs which of `keys`, just stored or freed, the sender may load:
+    /// not those a keepalive post of this tab carries (the sender would send them again
+    /// before its answer; a 2xx deletes them here, a failure announces them then), nor
+    /// those in this tab's memory, which no other tab can read.
+    pub(super) fn announce(&mut self, keys: &[Key]) {
+        let memory_from = self.memory_from;
+        let free = self
+            .queue
+            .free_among(keys, &|k| memory_from.is_none_or(|from| k < from));
+        if !free.is_empty() {
+            self.actions.push(Action::AnnounceStored(free));
         }
     }
 

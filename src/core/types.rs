@@ -70,8 +70,14 @@ pub enum Action {
     RememberBackoff(Option<(u64, u32)>),
     /// This tab does not send: ask the tab that does to flush now.
     AskSenderToFlush,
-    /// Let another tab send: release the sender's lock and wait for it again.
+    /// Tell the other tabs these keys are stored (the sender loads them).
+    AnnounceStored(Vec<Key>),
+    /// This tab keeps events in memory and cannot read what the others store: release
+    /// the sender's lock, or stop waiting for it, and wait for it no more.
     StepDown,
+    /// This tab in memory may be the last of the origin: take the sender's lock if no tab
+    /// holds it, without waiting for it (every tab that waits for it can read storage).
+    LeadIfFree,
     /// This tab does not send and holds these events in memory only (its storage failed):
     /// offer them, as wire lines, to the tab that sends, which answers with
     /// [`super::Core::handle_handed_over`].

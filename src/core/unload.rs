@@ -160,6 +160,7 @@ impl Core {
             self.acknowledge(keys);
         } else {
             self.stats.failed_requests += 1;
+            self.announce(&keys);
         }
         self.drive(now);
     }

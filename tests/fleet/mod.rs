@@ -351,13 +351,19 @@ impl Fleet {
                         }
                     }
                 }
-                Action::SendUnload(_) | Action::AskSenderToFlush | Action::StepDown => {
+                Action::SendUnload(_)
+                | Action::AskSenderToFlush
+                | Action::StepDown
+                | Action::LeadIfFree => {
                     panic!("a lone visible tab never unloads nor hands over")
                 }
                 Action::HandOver(_) | Action::ConfirmAdopted { .. } => {
                     panic!("a tab with working storage adopts nothing")
                 }
-                Action::Report(_) | Action::RememberBackoff(_) | Action::FlushSettled { .. } => {}
+                Action::Report(_)
+                | Action::RememberBackoff(_)
+                | Action::FlushSettled { .. }
+                | Action::AnnounceStored(_) => {}
             }
         }
     }

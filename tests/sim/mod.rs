@@ -100,6 +100,10 @@ pub struct Sim {
     pub handed: Vec<Vec<String>>,
     /// How often this tab let another one send ([`Action::StepDown`]).
     pub stepped_down: usize,
+    /// How often this tab in memory asked for the sender's role if free ([`Action::LeadIfFree`]).
+    pub asked_to_lead: usize,
+    /// Keys told to the other tabs as stored ([`Action::AnnounceStored`]), in order.
+    pub announced: Vec<evbuf::core::Key>,
     /// Adoptions confirmed to other tabs ([`Action::ConfirmAdopted`]).
     pub confirmed: Vec<(String, Vec<evbuf::core::Key>)>,
     pending_persist: Option<std::rc::Rc<Vec<evbuf::core::NewEvent>>>,
@@ -130,6 +134,8 @@ impl Sim {
             handed: Vec::new(),
             confirmed: Vec::new(),
             stepped_down: 0,
+            asked_to_lead: 0,
+            announced: Vec::new(),
             pending_persist: None,
             next_id: 0,
             next_waiter: 0,
@@ -206,6 +212,8 @@ impl Sim {
                 Action::RememberBackoff(backoff) => self.remembered_backoff = backoff,
                 Action::HandOver(lines) => self.handed.push(lines),
                 Action::StepDown => self.stepped_down += 1,
+                Action::LeadIfFree => self.asked_to_lead += 1,
+                Action::AnnounceStored(keys) => self.announced.extend(keys),
                 Action::ConfirmAdopted { tab, keys } => self.confirmed.push((tab, keys)),
             }
         }

@@ -190,14 +190,17 @@ impl Client {
         })
     }
 
-    /// Flushes (when this tab is the sender), then stops the timer and the listeners and
-    /// hands the sender role on. Resolves once the flush settled either way: what was not
-    /// delivered stays stored for the next sender. A tab that does not send does not wait
-    /// for the sender.
+    /// Flushes (when this tab is the sender), lets the writes under way end and tell the
+    /// other tabs what they stored, then stops the timer and the listeners and hands the
+    /// sender role on. Resolves once the flush settled either way: what was not delivered
+    /// stays stored for the next sender. A tab that does not send does not wait for the
+    /// sender.
     pub async fn shutdown(&self) {
         if self.inner.core.borrow().stats(self.inner.now()).leader {
             let _ = wasm_bindgen_futures::JsFuture::from(self.flush()).await;
         }
+        // The sender loads what a tab stored only when told, over the channel closed below.
+        self.inner.writes.settled().await;
         self.inner.stopped.set(true);
         self.inner.timer.borrow_mut().cancel();
         self.inner.listeners.borrow_mut().clear();
@@ -301,12 +304,11 @@ impl Inner {
             Action::SendUnload(batch) => self.send(batch, Mode::Unload),
             Action::Report(report) => self.report(&report.to_string()),
             Action::AskSenderToFlush => self.broadcast(Message::Flush),
+            Action::AnnounceStored(keys) => self.announce_stored(&keys),
             Action::StepDown => {
-                // Release first: a new request would queue behind the one this tab holds.
                 self.leadership.borrow_mut().take();
-                let leadership = self.request_leadership();
-                *self.leadership.borrow_mut() = leadership;
             }
+            Action::LeadIfFree => self.lead_if_free(),
             Action::HandOver(lines) => self.broadcast(Message::HandOver {
                 tab: self.tab_id.clone(),
                 lines,

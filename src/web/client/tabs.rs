@@ -8,6 +8,7 @@ use wasm_bindgen_futures::spawn_local;
 use super::super::channel::{Channel, Message};
 use super::super::leader;
 use super::Inner;
+use crate::core::Key;
 
 /// How long after a tab says it opened or is closing the sender counts the tabs again.
 const TAB_SETTLE_MS: u32 = 250;
@@ -17,7 +18,7 @@ impl Inner {
     /// others informed over a BroadcastChannel. Without Web Locks every tab sends what it
     /// logged itself (see README: duplicates only for events stored as a tab opens).
     pub(super) fn coordinate_tabs(self: &Rc<Self>, storage_name: &str) {
-        let leadership = self.request_leadership();
+        let leadership = self.request_leadership(false);
         if leadership.is_some() {
             self.core.borrow_mut().handle_leadership(self.now(), false);
         }
@@ -62,9 +63,14 @@ impl Inner {
                 // the new tab's request or a closing tab's release has settled.
                 Message::Tab(opened) if leader => {
                     if opened {
-                        inner.core.borrow_mut().handle_other_tabs(true);
+                        inner.core.borrow_mut().handle_other_tabs(inner.now(), true);
+                        inner.pump();
                     }
                     inner.count_other_tabs(TAB_SETTLE_MS);
+                }
+                Message::Tab(false) => {
+                    inner.core.borrow_mut().handle_tab_closing();
+                    inner.pump();
                 }
                 Message::NewSender => {
                     inner.core.borrow_mut().handle_new_sender();
@@ -106,10 +112,11 @@ impl Inner {
         }
     }
 
-    /// Waits for the sender's lock; `None` without Web Locks.
-    pub(super) fn request_leadership(self: &Rc<Self>) -> Option<leader::Leadership> {
+    /// Waits for the sender's lock (or, `if_free`, takes it only if no tab holds it);
+    /// `None` without Web Locks.
+    pub(super) fn request_leadership(self: &Rc<Self>, if_free: bool) -> Option<leader::Leadership> {
         let weak = Rc::downgrade(self);
-        leader::request(&self.lock_name, move || {
+        leader::request(&self.lock_name, if_free, move || {
             let Some(inner) = weak.upgrade() else { return };
             spawn_local(async move {
                 // Catch up on what the previous sender left and other tabs wrote.
@@ -130,7 +137,41 @@ impl Inner {
             gloo_timers::future::TimeoutFuture::new(after_ms).await;
             let Some(inner) = weak.upgrade() else { return };
             let alive = leader::others_waiting(&inner.lock_name).await;
-            inner.core.borrow_mut().handle_other_tabs(alive);
+            inner
+                .core
+                .borrow_mut()
+                .handle_other_tabs(inner.now(), alive);
+            inner.pump();
+        });
+    }
+
+    /// Tells the sender which keys are stored, one message per run of consecutive keys.
+    pub(super) fn announce_stored(&self, keys: &[Key]) {
+        let mut rest = keys;
+        while let Some(&first) = rest.first() {
+            let run = rest
+                .windows(2)
+                .take_while(|pair| pair[1] == pair[0] + 1)
+                .count();
+            self.broadcast(Message::Stored {
+                first,
+                last: rest[run],
+            });
+            rest = &rest[run + 1..];
+        }
+    }
+
+    /// Takes the sender's lock, if no tab holds it once a closing tab has let it go.
+    pub(super) fn lead_if_free(self: &Rc<Self>) {
+        let weak = Rc::downgrade(self);
+        spawn_local(async move {
+            gloo_timers::future::TimeoutFuture::new(TAB_SETTLE_MS).await;
+            let Some(inner) = weak.upgrade() else { return };
+            if inner.stopped.get() || inner.core.borrow().is_leader() {
+                return;
+            }
+            let leadership = inner.request_leadership(true);
+            *inner.leadership.borrow_mut() = leadership;
         });
     }
 

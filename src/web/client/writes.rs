@@ -27,6 +27,8 @@ pub(super) struct Writes {
     /// (IndexedDB runs read-write transactions on a store one after another).
     write_running: Cell<bool>,
     delete_running: Cell<bool>,
+    /// Resolve functions of those waiting for the write in progress to end.
+    ending: RefCell<Vec<Function>>,
     /// Acknowledged or dropped keys not yet deleted.
     to_delete: RefCell<Vec<Key>>,
 }
@@ -46,6 +48,20 @@ impl Writes {
                 promise
             })
             .clone()
+    }
+
+    /// Resolves once no write runs: each write, as it ends, starts the next one for what
+    /// was logged meanwhile.
+    pub(super) async fn settled(&self) {
+        while self.write_running.get() {
+            let mut resolve = None;
+            let ended = Promise::new(&mut |res, _rej| resolve = Some(res));
+            // The executor runs synchronously inside `new Promise`.
+            self.ending
+                .borrow_mut()
+                .push(resolve.expect("the Promise executor ran"));
+            let _ = wasm_bindgen_futures::JsFuture::from(ended).await;
+        }
     }
 }
 
@@ -77,13 +93,9 @@ impl Inner {
             match result {
                 Ok(keys) => {
                     // Keys of a memory store name nothing other tabs can see.
-                    if !inner.store.is_memory() {
-                        if let (Some(&first), Some(&last)) = (keys.first(), keys.last()) {
-                            inner.broadcast(Message::Stored { first, last });
-                        }
-                        if !deletes.is_empty() {
-                            inner.broadcast(Message::Deleted(deletes.clone()));
-                        }
+                    let shared = inner.store.shared(&deletes);
+                    if !shared.is_empty() {
+                        inner.broadcast(Message::Deleted(shared));
                     }
                     let now = inner.now();
                     inner.core.borrow_mut().handle_deleted(now, deletes.len());
@@ -113,6 +125,9 @@ impl Inner {
             }
             writes.write_running.set(false);
             inner.pump();
+            for resolve in writes.ending.borrow_mut().drain(..) {
+                let _ = resolve.call0(&JsValue::NULL);
+            }
             inner.delete_when_idle();
         });
     }
@@ -137,10 +152,13 @@ impl Inner {
         writes.delete_running.set(true);
         let inner = self.clone();
         spawn_local(async move {
-            let storage = inner.store.get();
-            match storage.delete(&keys).await {
-                Ok(()) if !storage.is_memory() => inner.broadcast(Message::Deleted(keys.clone())),
-                Ok(()) => {}
+            match inner.store.delete(&keys).await {
+                Ok(()) => {
+                    let shared = inner.store.shared(&keys);
+                    if !shared.is_empty() {
+                        inner.broadcast(Message::Deleted(shared));
+                    }
+                }
                 // The next page sends them again; the server deduplicates.
                 Err(err) => inner.report(&err.to_string()),
             }

@@ -27,6 +27,9 @@ pub use idb::IdbStorage;
 /// the rest of the page, with keys above every key IndexedDB handed out (none is reused).
 pub struct Store {
     current: RefCell<Rc<Storage>>,
+    /// After a failed write: IndexedDB, still holding the keys below the first memory key.
+    /// Their deletes go there, or the next sender would send them all again.
+    left: RefCell<Option<(Rc<Storage>, Key)>>,
 }
 
 /// A write that did not happen: why, and the first memory key when it made the store
@@ -55,6 +58,7 @@ impl Store {
         };
         let store = Store {
             current: RefCell::new(Rc::new(storage)),
+            left: RefCell::new(None),
         };
         (store, device, error)
     }
@@ -68,6 +72,39 @@ impl Store {
         self.get().is_memory()
     }
 
+    /// Those of `keys` that other tabs can see (IndexedDB's): what to tell them deleted.
+    pub fn shared(&self, keys: &[Key]) -> Vec<Key> {
+        if !self.is_memory() {
+            return keys.to_vec();
+        }
+        match &*self.left.borrow() {
+            Some((_, memory_from)) => keys.iter().copied().filter(|k| k < memory_from).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Deletes `keys` where each lives.
+    pub async fn delete(&self, keys: &[Key]) -> Result<(), Error> {
+        let (rest, left_behind) = self.delete_left_behind(keys).await;
+        self.get().delete(&rest).await.and(left_behind)
+    }
+
+    /// Deletes in IndexedDB the keys it still holds after a fallback; returns the others
+    /// and how that went.
+    async fn delete_left_behind(&self, keys: &[Key]) -> (Vec<Key>, Result<(), Error>) {
+        let left = self.left.borrow().clone();
+        let Some((idb, memory_from)) = left.filter(|_| self.is_memory()) else {
+            return (keys.to_vec(), Ok(()));
+        };
+        let (there, here): (Vec<Key>, Vec<Key>) = keys.iter().partition(|&&k| k < memory_from);
+        let deleted = if there.is_empty() {
+            Ok(())
+        } else {
+            idb.delete(&there).await
+        };
+        (here, deleted)
+    }
+
     /// [`Storage::put_all`]; when IndexedDB fails, the store goes on in memory from the
     /// key `first_free()` gives at that moment (above every key the client holds).
     pub async fn put_all(
@@ -77,13 +114,18 @@ impl Store {
         first_free: impl FnOnce() -> Key,
     ) -> Result<Vec<Key>, WriteFailed> {
         let storage = self.get();
-        let error = match storage.put_all(events, deletes).await {
+        // Keys IndexedDB failed to delete stay there, as after any failed delete: the next
+        // sender sends them again and the server deduplicates. Failing the write for them
+        // would only retry it for ever.
+        let (deletes, _) = self.delete_left_behind(deletes).await;
+        let error = match storage.put_all(events, &deletes).await {
             Ok(keys) => return Ok(keys),
             Err(error) => error,
         };
         let memory_from = (!storage.is_memory()).then(|| {
             let first = first_free();
             *self.current.borrow_mut() = Rc::new(Storage::memory(first));
+            *self.left.borrow_mut() = Some((storage, first));
             first
         });
         Err(WriteFailed { error, memory_from })

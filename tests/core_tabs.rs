@@ -1,0 +1,157 @@
+//! The tabs of one origin, one named test per decision: what a tab tells the sender it
+//! stored, and who may send while a tab keeps its events in memory.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod sim;
+
+use evbuf::core::{Key, SendOutcome};
+use sim::Sim;
+
+/// A tab that does not send, sharing the sender's storage and collector.
+fn follower() -> Sim {
+    let mut follower = Sim::with_defaults();
+    follower.core.handle_leadership(follower.now, false);
+    follower.pump();
+    follower
+}
+
+/// The "stored" broadcast: the sender loads from the shared storage the keys `from`
+/// announced since the last call.
+fn deliver_announced(from: &mut Sim, sender: &mut Sim) {
+    let announced: Vec<Key> = std::mem::take(&mut from.announced);
+    let events = from
+        .store
+        .load()
+        .into_iter()
+        .filter(|e| announced.contains(&e.key))
+        .collect();
+    sender.core.handle_loaded(sender.now, events);
+    sender.pump();
+}
+
+/// The follower's keepalive posts reach the sender's collector (one server); their
+/// answers come back to the follower as `outcome`.
+fn answer_follower_posts(follower: &mut Sim, sender: &mut Sim, outcome: &SendOutcome) {
+    let delivered = matches!(outcome, SendOutcome::Status { status: 200, .. });
+    for batch in std::mem::take(&mut follower.unload) {
+        if delivered {
+            sender.collector.accept(&batch, true);
+        }
+        follower
+            .core
+            .handle_unload_result(follower.now, batch.id, outcome);
+        follower.pump();
+    }
+}
+
+#[test]
+fn a_follower_announces_what_it_stored() {
+    let mut follower = follower();
+    follower.log_many(3);
+    assert_eq!(follower.announced, [1, 2, 3]);
+}
+
+#[test]
+fn a_follower_hidden_while_its_write_is_out_keeps_what_it_posted_from_the_sender() {
+    let mut sender = Sim::with_defaults();
+    let mut follower = follower();
+    follower.persist_at_once = false;
+    let id = follower.log();
+    assert_eq!(follower.post_on_hide(), 1, "the unstored event is posted");
+    follower.complete_persist();
+    assert!(
+        follower.announced.is_empty(),
+        "the post carries it: the sender must not send it before the answer"
+    );
+    deliver_announced(&mut follower, &mut sender);
+    sender.flush();
+    assert!(sender.sent.is_empty());
+    // The post is acknowledged: the follower deletes the event itself.
+    answer_follower_posts(&mut follower, &mut sender, &SendOutcome::status(200));
+    assert!(follower.store.is_empty());
+    let stats = follower.core.stats(follower.now);
+    assert_eq!((stats.acknowledged, stats.queued), (1, 0));
+    assert_eq!(sender.collector.acknowledged[&id], 1);
+}
+
+#[test]
+fn a_follower_whose_post_fails_announces_what_it_carried() {
+    let mut sender = Sim::with_defaults();
+    let mut follower = follower();
+    follower.persist_at_once = false;
+    let id = follower.log();
+    follower.post_on_hide();
+    follower.complete_persist();
+    answer_follower_posts(
+        &mut follower,
+        &mut sender,
+        &SendOutcome::NetworkError("keepalive failed".into()),
+    );
+    assert_eq!(follower.announced, [1], "free again: the sender's to send");
+    deliver_announced(&mut follower, &mut sender);
+    sender.flush();
+    sender.ok();
+    assert_eq!(sender.collector.acknowledged[&id], 1);
+}
+
+#[test]
+fn a_follower_whose_post_was_acknowledged_before_the_write_announces_nothing() {
+    let mut sender = Sim::with_defaults();
+    let mut follower = follower();
+    follower.persist_at_once = false;
+    follower.log();
+    follower.post_on_hide();
+    answer_follower_posts(&mut follower, &mut sender, &SendOutcome::status(200));
+    follower.complete_persist();
+    assert!(follower.announced.is_empty(), "deleted as it is stored");
+    assert_eq!(follower.pending_deletes.len() + follower.store.len(), 0);
+}
+
+// ---- memory -------------------------------------------------------------------------
+
+#[test]
+fn a_tab_in_memory_announces_none_of_its_memory_keys() {
+    let mut follower = follower();
+    follower.log();
+    follower.core.handle_memory_fallback(follower.now, 1_000);
+    follower.store = evbuf::core::MemoryStore::new(1_000);
+    follower.log_many(2);
+    assert_eq!(follower.announced, [1]);
+}
+
+#[test]
+fn a_follower_falling_back_to_memory_stops_waiting_to_send() {
+    let mut follower = follower();
+    follower.core.handle_memory_fallback(follower.now, 1_000);
+    follower.pump();
+    assert_eq!(follower.stepped_down, 1, "it must not be granted the role");
+    assert!(!follower.core.is_leader());
+}
+
+#[test]
+fn a_follower_in_memory_asks_for_the_role_only_if_free_when_a_tab_closes() {
+    let mut reader = follower();
+    reader.core.handle_tab_closing();
+    reader.pump();
+    assert_eq!(
+        reader.asked_to_lead, 0,
+        "a tab that can read storage waits for it"
+    );
+    let mut in_memory = follower();
+    in_memory.core.handle_memory_fallback(in_memory.now, 1_000);
+    in_memory.core.handle_tab_closing();
+    in_memory.pump();
+    assert_eq!(in_memory.asked_to_lead, 1, "it may be the last tab left");
+}
+
+#[test]
+fn a_sender_in_memory_steps_down_when_a_tab_that_can_store_waits() {
+    let mut sim = Sim::with_defaults();
+    sim.core.handle_memory_fallback(sim.now, 1_000);
+    sim.pump();
+    assert_eq!(sim.stepped_down, 0, "alone: it keeps sending from memory");
+    sim.core.handle_other_tabs(sim.now, true);
+    sim.pump();
+    assert_eq!(sim.stepped_down, 1);
+    assert!(!sim.core.is_leader());
+}

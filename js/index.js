@@ -5,6 +5,7 @@
 // API, so that server-side rendering can import it anywhere. Where the page cannot run
 // WebAssembly, a fallback client posts events as the legacy call did.
 import loadWasm, * as wasm from './evbuf.js';
+import { KEEPALIVE_BUDGET, fetchWithin, utf8Bytes, uuid } from './send.js';
 
 const PASS_WASM = 'pass it as init({ endpoint, wasm }): a URL, a Response, the bytes or a WebAssembly.Module of evbuf_bg.wasm';
 
@@ -22,11 +23,13 @@ const waiting = [];
 let fallback = null;
 const client = () => fallback ?? wasm;
 // The events of this tick not yet handed to the client (their JSON), the promise their
-// calls share, and its resolve and reject. A call costs a serialization and a push; the
+// calls share, its resolve and reject, and the time of their calls if they waited for a
+// client (else the client stamps them). A call costs a serialization and a push; the
 // client stamps, stores and makes one durability promise per tick.
 let staged = [];
 let tick = null;
 let settleTick = null;
+let tickAt;
 // The longest payload (UTF-16 code units) the client takes in a batch, whatever its
 // characters; a longer one goes alone, so that only it is refused if it is too large.
 let batchPayloadLimit = 0;
@@ -54,15 +57,19 @@ function serialize(payload) {
   return json;
 }
 
-/** Stages a serialized event for this tick's batch; returns the promise of its durability. */
-function stage(json) {
+/** Stages a serialized event for this tick's batch, made at `at` if it waited for a
+ *  client; returns the promise of its durability. */
+function stage(json, at) {
   if (json.length > batchPayloadLimit) {
     // Handed over after the events staged before it, to keep their order.
     handOver();
-    return Promise.resolve(client().logJson(json));
+    return Promise.resolve(client().logBatch(json, at));
   }
+  // A batch has one time: calls that waited since another moment go in the next.
+  if (tick !== null && at !== tickAt) handOver();
   if (tick === null) {
     tick = new Promise((resolve, reject) => { settleTick = { resolve, reject }; });
+    tickAt = at;
     queueMicrotask(handOver);
   }
   staged.push(json);
@@ -74,10 +81,11 @@ function handOver() {
   if (tick === null) return;
   const { resolve, reject } = settleTick;
   const payloads = staged.join('\n');
+  const at = tickAt;
   staged = [];
   tick = settleTick = null;
   try {
-    resolve(client().logBatch(payloads));
+    resolve(client().logBatch(payloads, at));
   } catch (error) {
     reject(error);
   }
@@ -92,55 +100,63 @@ function attempt(run) {
 }
 
 // `log` ({ json, at }) marks a logEvent call, which the unload path may post before any
-// client takes it.
+// client takes it; `posted` is then the promise of that post's answer.
 function call(verb, run, log) {
   if (started) return attempt(run);
   if (shut) return Promise.reject(new Error(`failed to ${verb}: ${SHUT_DOWN}`));
-  return new Promise((resolve, reject) => waiting.push({ verb, run, log, resolve, reject }));
+  return new Promise((resolve, reject) => waiting.push({ verb, run, log, resolve, reject, posted: null }));
 }
 
-// Under the 64 KiB a page may have in keepalive requests at once.
-const KEEPALIVE_BUDGET = 60_000;
-// The endpoint of the latest init(), while no client runs.
+// The endpoint and sendTimeoutMs of the latest init(), while no client runs.
 let endpoint = null;
+let sendTimeoutMs = 30_000;
 let watching = false;
-
-// crypto.randomUUID only exists in secure contexts.
-const uuid = () => crypto.randomUUID?.()
-  ?? '10000000-1000-4000-8000-100000000000'.replace(/[018]/g, (c) => (c ^ (crypto.getRandomValues(new Uint8Array(1))[0] & (15 >> (c / 4)))).toString(16));
+// The bytes of the unload posts in flight, which the keepalive budget counts.
+let keepaliveBytes = 0;
 
 /**
  * The page hides (or closes) before any client runs: the logEvent calls waiting for one
  * would die with it, so they go out now with keepalive, in the wire format, as the
  * client's unload path posts events not yet stored: no seq, plain text, no custom header.
- * The device is this page's (the client's id is in storage, not read yet). A 2xx settles
- * the calls; if the post fails and the page lives on, they wait for the client again.
+ * The device is this page's (the client's id is in storage, not read yet). The calls stay
+ * in their place meanwhile: a 2xx settles them; if the post fails or times out and the
+ * page lives on, they wait for the client again, where they were.
  */
 function postWaiting() {
   if (started || endpoint === null) return;
   const posted = [];
   const lines = [];
+  const room = KEEPALIVE_BUDGET - keepaliveBytes;
   let bytes = 100;
   for (const c of waiting) {
-    if (!c.log) continue;
+    if (!c.log || c.posted) continue;
     const line = `{"id":"${uuid()}","ts":${c.log.at},"payload":${c.log.json}}`;
-    bytes += new Blob([line]).size + 1; // UTF-8 bytes: what the keepalive budget counts
-    if (bytes > KEEPALIVE_BUDGET) break;
+    const size = utf8Bytes(line) + 1;
+    // One too large for what is left of the budget; a smaller one after it may fit.
+    if (bytes + size > room) continue;
+    bytes += size;
     posted.push(c);
     lines.push(line);
   }
   if (posted.length === 0) return;
-  for (const c of posted) waiting.splice(waiting.indexOf(c), 1);
+  keepaliveBytes += bytes;
   const body = `{"sent_at":${Date.now()},"device":"unstarted-${uuid()}","events":[${lines.join(',')}]}`;
-  fetch(endpoint, { method: 'POST', body, keepalive: true, headers: { 'content-type': 'text/plain;charset=UTF-8' } })
-    .then((response) => response.ok)
-    .catch(() => false)
+  const answer = fetchWithin(sendTimeoutMs, endpoint, {
+    method: 'POST', body, keepalive: true, headers: { 'content-type': 'text/plain;charset=UTF-8' },
+  })
+    .then((response) => response.ok, () => false)
     .then((ok) => {
+      keepaliveBytes -= bytes;
       for (const c of posted) {
-        if (ok) c.resolve();
-        else call(c.verb, c.run, c.log).then(c.resolve, c.reject);
+        c.posted = null;
+        if (!ok) continue;
+        const at = waiting.indexOf(c);
+        if (at >= 0) waiting.splice(at, 1);
+        c.resolve();
       }
+      return ok;
     });
+  for (const c of posted) c.posted = answer;
 }
 
 function watchUnload() {
@@ -155,7 +171,12 @@ function watchUnload() {
 }
 
 function refuse(why, cause) {
-  for (const c of waiting.splice(0)) c.reject(new Error(`failed to ${c.verb}: ${why}`, { cause }));
+  for (const c of waiting.splice(0)) {
+    const error = new Error(`failed to ${c.verb}: ${why}`, { cause });
+    // A call in an unload post is settled by its answer: it may have arrived.
+    if (c.posted) c.posted.then((ok) => (ok ? c.resolve() : c.reject(error)));
+    else c.reject(error);
+  }
 }
 
 // The client needs a window or worker scope with IndexedDB. Node, Deno and server-side
@@ -224,6 +245,9 @@ export function init(options) {
   const mine = ++latest;
   started = shut = false;
   endpoint = null; // unless the options name one: the client says what is wrong with them
+  // The client refuses a value out of range; until then the default.
+  const timeout = options?.sendTimeoutMs;
+  sendTimeoutMs = Number.isSafeInteger(timeout) && timeout >= 100 && timeout < 2 ** 31 ? timeout : 30_000;
   try {
     if (typeof options?.endpoint === 'string') {
       endpoint = new URL(options.endpoint, location.href).href;
@@ -242,6 +266,12 @@ export function init(options) {
       if (mine === latest) refuse(`evbuf did not start (${reason})`, cause);
       throw new Error(`failed to start evbuf: ${reason}`, { cause });
     }
+    // Calls in an unload post wait for its answer (within sendTimeoutMs): handed to the
+    // client only if it failed, in their place.
+    let posts;
+    while (mine === latest && (posts = waiting.filter((c) => c.posted)).length > 0) {
+      await Promise.all(posts.map((c) => c.posted));
+    }
     if (mine !== latest) return;
     started = true;
     endpoint = null;
@@ -258,7 +288,10 @@ export function logEvent(payload) {
     if (started) client().countInvalid();
     return Promise.reject(error);
   }
-  if (!started) return call('log event', () => stage(json), { json, at: Date.now() });
+  if (!started) {
+    const at = Date.now();
+    return call('log event', () => stage(json, at), { json, at });
+  }
   try {
     return stage(json);
   } catch (error) {

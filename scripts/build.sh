@@ -8,9 +8,11 @@ export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --release --target wasm32-unknown-unknown -p evbuf
 rm -rf pkg
 bash scripts/bindgen.sh target/wasm32-unknown-unknown/release/evbuf.wasm pkg evbuf
-# The entry and the fallback client minified like the glue; the types as they are.
+# The entry and the fallback client minified like the glue, each with js/send.js bundled
+# in (the glue and the fallback stay files of their own); the types as they are.
 for f in index.js fallback.js; do
-  node_modules/.bin/esbuild "js/$f" --minify --format=esm --target=es2021 --log-level=warning --outfile="pkg/$f"
+  node_modules/.bin/esbuild "js/$f" --bundle --external:./evbuf.js --external:./fallback.js \
+    --minify --format=esm --target=es2021 --log-level=warning --outfile="pkg/$f"
 done
 cp js/index.d.ts pkg/
 node scripts/sizes.mjs

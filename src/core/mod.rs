@@ -156,27 +156,31 @@ impl Core {
         Ok(ticket)
     }
 
-    /// Events logged together at `now` (`(id, payload)`, in order): each as by
+    /// Events logged together at `at` (`(id, payload)`, in order): each as by
     /// [`Core::handle_log`], but handed to storage in one write, not the first alone.
-    /// Returns the refusals; the other events are kept.
+    /// `at` is earlier than `now` for calls that waited for the client; their `ts` is the
+    /// call's (never later than `now`). Returns the refusals; the other events are kept.
     pub fn handle_logs(
         &mut self,
         now: u64,
+        at: u64,
         events: impl IntoIterator<Item = (String, String)>,
     ) -> Vec<LogError> {
+        let ts = at.min(now);
         let refused = events
             .into_iter()
-            .filter_map(|(id, payload)| self.admit(now, id, payload).err())
+            .filter_map(|(id, payload)| self.admit(ts, id, payload).err())
             .collect();
         self.post_if_hidden(now);
         self.drive(now);
         refused
     }
 
-    /// Queues an event unpersisted, or refuses one that could never fit in a batch.
-    fn admit(&mut self, now: u64, id: String, payload: String) -> Result<Ticket, LogError> {
+    /// Queues an event stamped `ts` unpersisted, or refuses one that could never fit in a
+    /// batch.
+    fn admit(&mut self, ts: u64, id: String, payload: String) -> Result<Ticket, LogError> {
         self.stats.logged += 1;
-        let bytes = self.envelope_bound + wire::event_len_bound(&id, now, &payload);
+        let bytes = self.envelope_bound + wire::event_len_bound(&id, ts, &payload);
         if bytes > self.config.max_batch_bytes {
             self.stats.dropped.add(DropReason::Oversize, 1);
             return Err(LogError::TooLarge {
@@ -189,7 +193,7 @@ impl Core {
         self.unpersisted.push(NewEvent {
             ticket,
             id,
-            ts: now,
+            ts,
             payload,
         });
         Ok(ticket)

@@ -30,17 +30,12 @@ pub async fn start(options: JsValue) -> Result<f64, JsValue> {
     Ok(safe_payload_len)
 }
 
-/// Logs the events of one tick, their JSON payloads separated by newlines; resolves when
-/// all are stored.
+/// Logs the events of one tick, their JSON payloads separated by newlines, made at `at`
+/// (ms since the epoch) if they waited for the client, else now; resolves when all are
+/// stored.
 #[wasm_bindgen(js_name = logBatch)]
-pub fn log_batch(payloads: &str) -> Result<js_sys::Promise, JsValue> {
-    Ok(client()?.log_batch(payloads)?)
-}
-
-/// Logs an event whose payload is JSON text; resolves when it is stored.
-#[wasm_bindgen(js_name = logJson)]
-pub fn log_json(payload: String) -> Result<js_sys::Promise, JsValue> {
-    Ok(client()?.log(payload)?)
+pub fn log_batch(payloads: &str, at: Option<f64>) -> Result<js_sys::Promise, JsValue> {
+    Ok(client()?.log_batch(payloads, at.map(|ms| ms as u64))?)
 }
 
 /// Counts an event whose payload could not be serialized.

@@ -341,6 +341,86 @@ test('a tab switch before init finished: the waiting calls are posted on hide, t
   assert.equal(s.persisted, 0, 'the posted calls did not reach storage');
 }, { unloadPath: true }));
 
+test('log and leave before init finished: a call too large for what is left of the keepalive budget does not stop the smaller ones after it', { timeout: 60_000 }, scenario(async ({ launch, run }) => {
+  // i = 0 takes 40 KB of the budget; i = 1 (30 KB) no longer fits, the ten of 500 B after it do.
+  const context = await launch();
+  const page = await openPage(context);
+  const before = await page.evaluate(({ run, endpoint }) => {
+    window.evbuf.init({ endpoint, flushIntervalMs: 60_000 });
+    window.evbuf.logEvent({ run, i: 0, kind: 'boot-sizes', pad: 'x'.repeat(40_000) });
+    window.evbuf.logEvent({ run, i: 1, kind: 'boot-sizes', pad: 'x'.repeat(30_000) });
+    for (let i = 2; i < 12; i++) window.evbuf.logEvent({ run, i, kind: 'boot-sizes', pad: 'x'.repeat(500) });
+    const started = window.evbuf.stats().started;
+    location.href = 'about:blank';
+    return started;
+  }, { run, endpoint: collector().endpoint });
+  await page.waitForURL('about:blank');
+  assert.equal(before, false, 'precondition: the page left before init() finished');
+  // Waited for, then asserted: the assertion says which arrived.
+  await eventually(async () => (await delivered(run)).length >= 11, 10_000, '11 events from the unload path')
+    .catch(() => {});
+  const seen = (await delivered(run)).map((e) => e.payload.i).sort((a, b) => a - b);
+  assert.deepEqual(seen, [0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], 'all but the one that did not fit');
+}, { unloadPath: true }));
+
+test('calls waiting for init keep the time of the call: logged 1 s before init(), their ts is when they were made', { timeout: 60_000 }, scenario(async ({ launch, run }) => {
+  const context = await launch();
+  const page = await openPage(context);
+  const { before, after } = await page.evaluate(async ({ run, endpoint }) => {
+    const before = Date.now();
+    const logged = [0, 1, 2].map((i) => window.evbuf.logEvent({ run, i, kind: 'early' }));
+    const after = Date.now();
+    await new Promise((r) => setTimeout(r, 1_000));
+    await window.evbuf.init({ endpoint, flushIntervalMs: 60_000 });
+    await Promise.all(logged);
+    await window.evbuf.flush();
+    return { before, after };
+  }, { run, endpoint: collector().endpoint });
+  const events = await delivered(run);
+  assert.equal(events.length, 3);
+  for (const e of events) assert.ok(e.ts >= before && e.ts <= after, `ts ${e.ts} is the call's (${before}..${after}), not init's`);
+}));
+
+test('a tab switch before init finished, the post answered 503: the calls wait again in their place, delivered in the order they were made', { timeout: 60_000 }, scenario(async ({ launch, run }) => {
+  const context = await launch();
+  const page = await openPage(context);
+  await fakeVisibility(page);
+  await collector().control({ fail_status: 503, fail_count: 1 });
+  await page.evaluate(async ({ run, endpoint }) => {
+    const starting = window.evbuf.init({ endpoint, flushIntervalMs: 60_000 });
+    const logged = [];
+    for (let i = 0; i < 5; i++) logged.push(window.evbuf.logEvent({ run, i, kind: 'requeue' }));
+    window.setVisibility('hidden');
+    window.setVisibility('visible');
+    for (let i = 5; i < 10; i++) logged.push(window.evbuf.logEvent({ run, i, kind: 'requeue' }));
+    await starting;
+    await Promise.all(logged);
+    await window.evbuf.flush();
+  }, { run, endpoint: collector().endpoint });
+  assert.deepEqual((await collector().summary()).rejected_requests, { 503: 1 }, 'precondition: the post on hide failed');
+  const events = await delivered(run);
+  assert.deepEqual(events.sort((a, b) => a.seq - b.seq).map((e) => e.payload.i), Array.from({ length: 10 }, (_, i) => i));
+}, { unloadPath: true }));
+
+test('a tab switch before init finished, the post never answered: it times out after sendTimeoutMs and the calls are logged by the client', { timeout: 60_000 }, scenario(async ({ launch, run }) => {
+  const context = await launch();
+  const page = await openPage(context);
+  await fakeVisibility(page);
+  await collector().control({ hang_count: 1 });
+  const outcome = await page.evaluate(async ({ run, endpoint }) => {
+    const starting = window.evbuf.init({ endpoint, flushIntervalMs: 60_000, sendTimeoutMs: 500 });
+    const logged = [];
+    for (let i = 0; i < 5; i++) logged.push(window.evbuf.logEvent({ run, i, kind: 'hung-boot' }));
+    window.setVisibility('hidden');
+    window.setVisibility('visible');
+    await starting;
+    return Promise.race([Promise.all(logged).then(() => window.evbuf.flush()).then(() => 'resolved', (e) => `rejected: ${e.message}`),
+      new Promise((r) => setTimeout(r, 10_000, 'pending after 10 s'))]);
+  }, { run, endpoint: collector().endpoint });
+  assert.equal(outcome, 'resolved', 'the calls settle and are flushed');
+  assert.equal((await delivered(run)).length, 5);
+}, { unloadPath: true }));
+
 test('five tabs at 50/s, the sender closed three times in a row, answers take 100 ms: all delivered, at most one batch again per closed sender', { timeout: 90_000 }, scenario(async ({ t, launch, run }) => {
   const TABS = 5;
   const perTab = 250; // 5 s at 50/s

@@ -3,7 +3,7 @@
 // around init() arrive in the wire format. With 'wasm-unsafe-eval' the same page runs full.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { scenarioFile } from './harness.mjs';
+import { eventually, scenarioFile } from './harness.mjs';
 
 const { collector, openPage, delivered, scenario } = scenarioFile('fallback');
 
@@ -56,3 +56,71 @@ test("with 'wasm-unsafe-eval', the same page runs in full mode", scenario(async 
   assert.deepEqual(result.errors, []);
   assert.equal((await delivered(run)).length, 20);
 }));
+
+/** A page in fallback mode (the CSP forbids WebAssembly), evbuf started with `options`;
+ *  what onError receives goes to window.evbufErrors. */
+async function fallbackPage(launch, options) {
+  const context = await launch();
+  await withPolicy(context, "script-src 'self' 'unsafe-inline'");
+  const page = await openPage(context);
+  const mode = await page.evaluate(async (options) => {
+    window.evbufErrors = [];
+    await window.evbuf.init({ ...options, onError: (e) => window.evbufErrors.push(e.message) });
+    return window.evbuf.stats().mode;
+  }, { endpoint: collector().endpoint, ...options });
+  assert.equal(mode, 'fallback', 'precondition: the page runs in fallback mode');
+  return page;
+}
+
+/** Every event the fallback took is sent, waiting, in flight or dropped with a reason. */
+function assertAddsUp(s) {
+  assert.equal(s.logged, s.sent + s.queued + s.inFlight + s.dropped.total,
+    `logged = sent + queued + inFlight + dropped: ${JSON.stringify(s)}`);
+}
+
+test('fallback: a burst of 200 events of 1 KB in one tick, answers taking 500 ms: all delivered, none refused by the keepalive budget', { timeout: 60_000 }, scenario(async ({ launch, run }) => {
+  const N = 200;
+  const page = await fallbackPage(launch, {});
+  await collector().control({ delay_ms: 500 });
+  const result = await page.evaluate(async ({ run, N }) => {
+    const { logEvent, flush, stats } = window.evbuf;
+    for (let i = 0; i < N; i++) logEvent({ run, i, pad: 'x'.repeat(1_000) });
+    const flushed = await Promise.race([flush().then(() => 'resolved', (e) => `rejected: ${e.message}`),
+      new Promise((r) => setTimeout(r, 20_000, 'pending after 20 s'))]);
+    return { flushed, stats: stats(), errors: window.evbufErrors.slice(1) };
+  }, { run, N });
+  assert.deepEqual(result.errors, [], 'no failed send');
+  assert.equal(result.flushed, 'resolved');
+  const events = await delivered(run);
+  assert.deepEqual(events.map((e) => e.payload.i).sort((a, b) => a - b), Array.from({ length: N }, (_, i) => i));
+  assert.equal(result.stats.sent, N);
+  assertAddsUp(result.stats);
+}, { unloadPath: true }));
+
+test('fallback: the server holds every request for 3 s, sendTimeoutMs 500: flush() settles, shutdown() too, and the events arrive once it answers', { timeout: 60_000 }, scenario(async ({ launch, run }) => {
+  const N = 10;
+  const page = await fallbackPage(launch, { sendTimeoutMs: 500, retry: { baseMs: 200, maxMs: 1_000 } });
+  await collector().control({ hang_for_ms: 3_000 });
+  const flushed = await page.evaluate(async ({ run, N }) => {
+    const { logEvent, flush } = window.evbuf;
+    for (let i = 0; i < N; i++) logEvent({ run, i });
+    return Promise.race([flush().then(() => 'resolved', (e) => `rejected: ${e.message}`),
+      new Promise((r) => setTimeout(r, 10_000, 'pending after 10 s'))]);
+  }, { run, N });
+  assert.match(flushed, /^rejected: .*500 ms/, 'flush() settles with the timeout as its reason');
+  await eventually(async () => (await delivered(run)).length === N, 15_000, `${N} events after the hang`);
+  const s = await eventually(async () => {
+    const now = await page.evaluate(() => window.evbuf.stats());
+    return now.queued === 0 && now.inFlight === 0 && now;
+  }, 5_000, 'nothing left to send');
+  assert.equal(s.sent, N);
+  assert.ok(s.failed >= 1, `the held posts count as failed (${s.failed})`);
+  assertAddsUp(s);
+  await collector().control({ hang_for_ms: 60_000 });
+  const shut = await page.evaluate(async (run) => {
+    window.evbuf.logEvent({ run, i: -1 });
+    return Promise.race([window.evbuf.shutdown().then(() => 'resolved', (e) => `rejected: ${e.message}`),
+      new Promise((r) => setTimeout(r, 10_000, 'pending after 10 s'))]);
+  }, run);
+  assert.equal(shut, 'resolved', 'shutdown() does not wait for a server that never answers');
+}, { unloadPath: true }));

@@ -139,11 +139,11 @@ impl Client {
     }
 
     /// Stamps and stores the events of one tick, their JSON payloads separated by
-    /// newlines (JSON text has none): one timestamp, ids in bulk, one write. The promise
-    /// resolves once all are durable; it rejects if one was refused (the entry hands over
-    /// only payloads of at most [`Client::safe_payload_len`], so none is), the others
-    /// being kept.
-    pub fn log_batch(&self, payloads: &str) -> Result<Promise, Error> {
+    /// newlines (JSON text has none): one timestamp (`at`, the time of calls that waited
+    /// for the client, else now), ids in bulk, one write. The promise resolves once all
+    /// are durable; it rejects if one was refused, the others being kept (the entry hands
+    /// over a payload longer than [`Client::safe_payload_len`] alone, so only it is).
+    pub fn log_batch(&self, payloads: &str, at: Option<u64>) -> Result<Promise, Error> {
         let inner = &self.inner;
         if inner.stopped.get() {
             return Err(Error::NotStarted);
@@ -153,7 +153,11 @@ impl Client {
             let events = payloads
                 .split('\n')
                 .map(|payload| (wire::uuid_v4(random.take16()), payload.to_owned()));
-            inner.core.borrow_mut().handle_logs(inner.now(), events)
+            let now = inner.now();
+            inner
+                .core
+                .borrow_mut()
+                .handle_logs(now, at.unwrap_or(now), events)
         };
         let promise = inner.writes.next_durable();
         inner.pump();

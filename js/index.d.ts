@@ -86,8 +86,10 @@ export interface NotStarted {
 }
 
 /** Fallback mode, where the page cannot compile or instantiate WebAssembly (a CSP without
- *  'wasm-unsafe-eval', WebAssembly disabled): each tick's events posted with keepalive,
- *  nothing stored, no retry. `sent` and `failed` count events, `requests` posts. */
+ *  'wasm-unsafe-eval', WebAssembly disabled): events wait in memory only, posted one post at
+ *  a time with keepalive within the budget and retried with backoff. `sent`, `queued`,
+ *  `inFlight` and `dropped` count events (logged = sent + queued + inFlight + dropped.total);
+ *  `requests` and `failed` count posts. */
 export interface FallbackStats {
   started: true;
   mode: 'fallback';
@@ -95,9 +97,11 @@ export interface FallbackStats {
   sent: number;
   requests: number;
   failed: number;
-  invalid: number;
-  inFlight: number;
+  dropped: { oversize: number; invalid: number; poison: number; storageLimit: number; total: number };
   queued: number;
+  inFlight: number;
+  /** When a failed post is retried (ms since the epoch); null while none waits. */
+  retryAt: number | null;
 }
 
 /** Starts evbuf; called again (e.g. new headers after login), replaces the running client.

@@ -36,9 +36,9 @@ function report(): number {
   // @ts-expect-error: `queued` exists only once `started` says a client runs
   s.queued;
   if (s.started) {
-    // @ts-expect-error: the fallback has no backoff
-    s.retryAt;
-    if (s.mode === 'fallback') return s.queued + s.failed;
+    // @ts-expect-error: `stored` exists only in full mode, which `mode` says
+    s.stored;
+    if (s.mode === 'fallback') return s.queued + s.failed + s.dropped.storageLimit + (s.retryAt ?? 0);
     const running: Stats = s;
     const oldest: number | null = running.oldestAgeMs;
     const retry: number = running.retryAt ?? 0;

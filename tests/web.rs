@@ -425,7 +425,7 @@ async fn a_tick_of_events_is_stamped_once_and_durable_in_one_write() {
     let payloads: Vec<String> = (0..250)
         .map(|i| format!(r#"{{"run":"{run}","i":{i}}}"#))
         .collect();
-    let promise = client.log_batch(&payloads.join("\n")).unwrap();
+    let promise = client.log_batch(&payloads.join("\n"), None).unwrap();
     assert_eq!(client.stats().0.logged, 250);
     JsFuture::from(promise).await.unwrap();
     assert_eq!(
@@ -438,7 +438,7 @@ async fn a_tick_of_events_is_stamped_once_and_durable_in_one_write() {
         r#"{{"pad":"{}"}}"#,
         "\u{20ac}".repeat(client.safe_payload_len() - r#"{"pad":""}"#.len())
     );
-    JsFuture::from(client.log_batch(&widest).unwrap())
+    JsFuture::from(client.log_batch(&widest, None).unwrap())
         .await
         .unwrap();
     // An oversize payload is refused (only the entry's check keeps it from a batch); its
@@ -447,7 +447,7 @@ async fn a_tick_of_events_is_stamped_once_and_durable_in_one_write() {
         "{{\"run\":\"{run}\",\"i\":250}}\n\"{}\"\n{{\"run\":\"{run}\",\"i\":251}}",
         "x".repeat(70_000)
     );
-    let err = client.log_batch(&mixed).err().unwrap();
+    let err = client.log_batch(&mixed, None).err().unwrap();
     assert!(err.to_string().contains("maxBatchBytes"), "{err}");
     flush(&client).await.unwrap();
     let events = received(&run).await;

@@ -160,7 +160,7 @@ test('tab switches: hidden and shown every 1.5 s while 600 events are logged at 
   report(t, 'tab switches', d, { hides, unload_requests: s.unloadRequests, tail_ms: deliveredAfter });
   await assertExactly(run, [N]);
   assert.ok(d.duplicates <= bound, `${d.duplicates} wire duplicates over ${hides} tab switches (at most ${bound})`);
-}, { unloadPath: true }));
+}, { unloadPath: true, unsequenced: true }));
 
 test('kill after a burst: SIGKILL 100 ms after the last of 500 logEvent calls, fast answers: all delivered after relaunch, at most one batch again', { timeout: 60_000 }, scenario(async ({ t, p, launch, run }) => {
   const N = 500;

@@ -574,6 +574,127 @@ test('a sender whose IndexedDB writes fail steps down: another tab sends, and ev
   assert.ok(!a.leader && b.leader, 'the tab that can store became the sender');
 }));
 
+test('a follower hidden while its write is out: the sender does not send again what the follower posted', { timeout: 60_000 }, scenario(async ({ t, launch, run }) => {
+  const context = await launch();
+  const sender = await openPage(context);
+  await init(sender, { flushIntervalMs: 60_000 });
+  await eventually(async () => (await stats(sender)).leader, 10_000, 'the first tab to send');
+  const follower = await openPage(context);
+  await fakeVisibility(follower);
+  await init(follower, { flushIntervalMs: 60_000 });
+  // The follower's keepalive post is answered after the sender's flush has started.
+  await collector().control({ delay_ms: 1_500 });
+  const since = await collector().summary();
+  await follower.evaluate(async ({ run }) => {
+    const stored = window.evbuf.logEvent({ run, tab: 1, i: 0, kind: 'posted-unstored' });
+    await Promise.resolve(); // the write starts
+    window.setVisibility('hidden');
+    await stored;
+  }, { run });
+  await sleep(200); // the sender hears what was stored
+  await sender.evaluate(() => window.evbuf.flush());
+  await deliveredCount(since, 1, 10_000, 'the event');
+  await eventually(async () => (await stats(follower)).queued === 0, 10_000, 'the follower to hear its answer');
+  await sleep(2_000); // a second send would have arrived by now
+  const d = await deltas(since);
+  const [s, f] = [await stats(sender), await stats(follower)];
+  report(t, 'follower posted unstored', d, { follower_unload: f.unloadRequests, sender_sent: s.sent });
+  assert.equal(f.unloadRequests, 1, 'precondition: the follower posted it on hide');
+  await assertExactly(run, [0, 1]);
+  assert.equal(d.duplicates, 0, 'sent once');
+  assert.equal(s.sent, 0, 'the sender left it to the post');
+  assert.equal(f.acknowledged, 1, 'the post acknowledged it');
+  assert.equal(f.stored, 0, 'and the follower deleted it');
+}, { unloadPath: true }));
+
+test("a follower's shutdown while its writes are out: the sender still loads and delivers them", { timeout: 60_000 }, scenario(async ({ t, launch, run }) => {
+  const N = 30;
+  const context = await launch();
+  const sender = await openPage(context);
+  await init(sender, { flushIntervalMs: 1_000 });
+  await eventually(async () => (await stats(sender)).leader, 10_000, 'the first tab to send');
+  const follower = await openPage(context);
+  await init(follower, { flushIntervalMs: 1_000 });
+  const since = await collector().summary();
+  const atShutdown = await follower.evaluate(async ({ run, N }) => {
+    for (let i = 0; i < N; i++) window.evbuf.logEvent({ run, tab: 1, i, kind: 'follower-shutdown' });
+    await Promise.resolve(); // the write starts
+    await window.evbuf.shutdown();
+    return window.evbuf.stats();
+  }, { run, N });
+  await deliveredCount(since, N, 10_000, `${N} events`).catch(() => {});
+  const d = await deltas(since);
+  const s = await drained(sender).catch(() => stats(sender));
+  report(t, 'follower shutdown', d, { sender_loaded: s.loaded });
+  assert.equal(atShutdown.started, false, 'precondition: the follower shut down');
+  await assertExactly(run, [0, N]);
+  assert.equal(s.loaded, N, 'the sender loaded what the follower stored');
+  assert.equal(s.acknowledged, N);
+}));
+
+test('a lone sender whose IndexedDB writes fail deletes there what it delivered: the next page sends nothing again', { timeout: 60_000 }, scenario(async ({ t, launch, run }) => {
+  const N = 10;
+  const context = await launch();
+  const page = await openPage(context);
+  await init(page, { flushIntervalMs: 60_000 });
+  const since = await collector().summary();
+  const atFailure = await page.evaluate(async ({ run, N }) => {
+    const log = (from) => Promise.all(Array.from({ length: N }, (_, i) => window.evbuf.logEvent({ run, i: from + i, kind: 'lone-memory' })));
+    await log(0);
+    const full = function () { throw new DOMException('the quota has been exceeded', 'QuotaExceededError'); };
+    IDBObjectStore.prototype.put = full;
+    IDBObjectStore.prototype.add = full;
+    await log(N);
+    await window.evbuf.flush();
+    return window.evbuf.stats();
+  }, { run, N });
+  await page.reload();
+  await page.waitForFunction(() => window.evbufReady === true, null, { timeout: 10_000 });
+  await init(page, { flushIntervalMs: 60_000 });
+  await page.evaluate(() => window.evbuf.flush());
+  const d = await deltas(since);
+  const next = await stats(page);
+  report(t, 'lone sender in memory', d, { next_loaded: next.loaded });
+  assert.equal(atFailure.mode, 'memory', 'precondition: it fell back to memory');
+  assert.equal(atFailure.acknowledged, 2 * N);
+  await assertExactly(run, [2 * N]);
+  assert.equal(next.loaded, 0, 'the next page found nothing left');
+  assert.equal(d.duplicates, 0);
+}));
+
+test('a follower in memory does not become the sender while a tab that can store lives', { timeout: 60_000 }, scenario(async ({ t, launch, run }) => {
+  const N = 10;
+  const context = await launch();
+  const first = await openPage(context);
+  await init(first, { flushIntervalMs: 1_000 });
+  await eventually(async () => (await stats(first)).leader, 10_000, 'the first tab to send');
+  const inMemory = await openPage(context);
+  await init(inMemory, { flushIntervalMs: 1_000 });
+  const since = await collector().summary();
+  const atFailure = await inMemory.evaluate(async ({ run }) => {
+    const full = function () { throw new DOMException('the quota has been exceeded', 'QuotaExceededError'); };
+    IDBObjectStore.prototype.put = full;
+    IDBObjectStore.prototype.add = full;
+    await window.evbuf.logEvent({ run, tab: 1, i: 0, kind: 'memory-follower' });
+    return window.evbuf.stats();
+  }, { run });
+  // A tab that can store opens after it, then the sender closes.
+  const third = await openPage(context);
+  await init(third, { flushIntervalMs: 1_000 });
+  await first.close({ runBeforeUnload: true });
+  await eventually(async () => (await stats(third)).leader, 10_000, 'the tab that can store to send').catch(() => {});
+  await third.evaluate(async ({ run, N }) => {
+    await Promise.all(Array.from({ length: N }, (_, i) => window.evbuf.logEvent({ run, tab: 2, i, kind: 'memory-follower' })));
+  }, { run, N });
+  await deliveredCount(since, N + 1, 15_000, `${N + 1} events`).catch(() => {});
+  const d = await deltas(since);
+  const [m, c] = [await stats(inMemory), await stats(third)];
+  report(t, 'memory follower', d, { memory_leader: m.leader, third_leader: c.leader });
+  assert.equal(atFailure.mode, 'memory', 'precondition: the follower fell back to memory');
+  assert.ok(!m.leader && c.leader, 'the tab that can store became the sender');
+  await assertExactly(run, [0, 1, N]);
+}));
+
 test('unload path alone: a page closed with ~96 KB stored and no page left to send delivers 64 KiB of it as text/plain; the next page the rest', { timeout: 60_000 }, scenario(async ({ t, launch, run }) => {
   const N = 600;
   const budget = 65_536; // the page's keepalive budget

@@ -55,6 +55,14 @@ function fakeVisibility(page) {
   });
 }
 
+/** Opens a page of `context`, starts evbuf there and waits until it is the sender. */
+async function openSender(context, options) {
+  const sender = await openPage(context);
+  await init(sender, options);
+  await eventually(async () => (await stats(sender)).leader, 10_000, 'the first tab to send');
+  return sender;
+}
+
 /** Index of the page whose evbuf is the origin's sender, or -1. */
 async function senderOf(pages) {
   const all = await Promise.all(pages.map((page) => stats(page)));
@@ -505,9 +513,7 @@ test('five tabs at 50/s, the sender closed three times in a row, answers take 10
 test('a follower whose IndexedDB writes fail: its events are still delivered while another tab sends', { timeout: 60_000 }, scenario(async ({ t, launch, run }) => {
   const N = 20;
   const context = await launch();
-  const sender = await openPage(context);
-  await init(sender, { flushIntervalMs: 1_000 });
-  await eventually(async () => (await stats(sender)).leader, 10_000, 'the first tab to send');
+  const sender = await openSender(context, { flushIntervalMs: 1_000 });
   const follower = await openPage(context);
   await init(follower, { flushIntervalMs: 1_000 });
   assert.equal((await stats(follower)).leader, false, 'precondition: the second tab follows');
@@ -576,9 +582,7 @@ test('a sender whose IndexedDB writes fail steps down: another tab sends, and ev
 
 test('a follower hidden while its write is out: the sender does not send again what the follower posted', { timeout: 60_000 }, scenario(async ({ t, launch, run }) => {
   const context = await launch();
-  const sender = await openPage(context);
-  await init(sender, { flushIntervalMs: 60_000 });
-  await eventually(async () => (await stats(sender)).leader, 10_000, 'the first tab to send');
+  const sender = await openSender(context, { flushIntervalMs: 60_000 });
   const follower = await openPage(context);
   await fakeVisibility(follower);
   await init(follower, { flushIntervalMs: 60_000 });
@@ -610,9 +614,7 @@ test('a follower hidden while its write is out: the sender does not send again w
 test("a follower's shutdown while its writes are out: the sender still loads and delivers them", { timeout: 60_000 }, scenario(async ({ t, launch, run }) => {
   const N = 30;
   const context = await launch();
-  const sender = await openPage(context);
-  await init(sender, { flushIntervalMs: 1_000 });
-  await eventually(async () => (await stats(sender)).leader, 10_000, 'the first tab to send');
+  const sender = await openSender(context, { flushIntervalMs: 1_000 });
   const follower = await openPage(context);
   await init(follower, { flushIntervalMs: 1_000 });
   const since = await collector().summary();

@@ -1,6 +1,6 @@
 // evbuf's fallback client, imported by the entry only where the page cannot run
 // WebAssembly, so that pages in full mode never download it.
-import { KEEPALIVE_BUDGET, fetchWithin, utf8Bytes, uuid } from './send.js';
+import { KEEPALIVE_BUDGET, eventLine, fetchWithin, utf8Bytes, uuid } from './send.js';
 
 // What the envelope around the events adds: sent_at, a device of 45 characters, brackets.
 const ENVELOPE_BYTES = 100;
@@ -30,7 +30,7 @@ function retryAfterMs(value) {
  * retried with backoff (`retry`), and none waits longer than `sendTimeoutMs`. When the page
  * hides, what fits in the budget goes out at once. Failures go to onError; no call hangs.
  */
-export function fallbackClient(options = {}, why) {
+export function fallbackClient(options = {}, why, session) {
   const { endpoint, headers, onError } = options;
   if (typeof endpoint !== 'string') throw new TypeError(`invalid option \`endpoint\`: expected a string URL, got ${endpoint}`);
   const url = new URL(endpoint, location.href).href;
@@ -53,7 +53,8 @@ export function fallbackClient(options = {}, why) {
   const inFlight = new Set();
   let inFlightEvents = 0;
   let keepaliveBytes = 0;
-  let seq = 0;
+  // The seq of the latest event logged.
+  let latest = 0;
   let attempt = 0;
   let retryAt = null;
   let retryTimer = null;
@@ -67,7 +68,7 @@ export function fallbackClient(options = {}, why) {
   const waiters = [];
   const report = (error) => { try { onError?.(error); } catch { /* the page's handler */ } };
 
-  const oldestOutstanding = () => Math.min(queue[0]?.seq ?? seq, ...[...inFlight].map((f) => f.events[0].seq));
+  const oldestOutstanding = () => Math.min(queue[0]?.seq ?? latest + 1, ...[...inFlight].map((f) => f.events[0].seq));
 
   function settleWaiters() {
     const oldest = oldestOutstanding();
@@ -170,9 +171,10 @@ export function fallbackClient(options = {}, why) {
     }
   }
 
-  function admit(json, ts) {
-    const line = `{"id":"${uuid()}","seq":${seq},"ts":${ts},"payload":${json}}`;
-    const event = { seq: seq++, line, bytes: utf8Bytes(line) + 1 }; // and its comma
+  function admit(json, ts, seq) {
+    const line = eventLine(session, seq, ts, json);
+    latest = seq;
+    const event = { seq, line, bytes: utf8Bytes(line) + 1 }; // and its comma
     queue.push(event);
     queuedBytes += event.bytes;
     counts.logged++;
@@ -204,7 +206,7 @@ export function fallbackClient(options = {}, why) {
 
   function flush() {
     return new Promise((resolve, reject) => {
-      waiters.push({ upTo: seq - 1, resolve, reject });
+      waiters.push({ upTo: latest, resolve, reject });
       settleWaiters();
       if (waiters.length === 0) return;
       if (retryTimer !== null && !hidden) {
@@ -232,10 +234,12 @@ export function fallbackClient(options = {}, why) {
 
   // No logJson: the entry batches every payload here (nothing is too large to post).
   return {
-    // The events of one tick, their JSON separated by newlines (JSON text has none), logged
-    // at `at` (ms since the epoch) if they waited for the client, else now.
-    logBatch: (payloads, at = Date.now()) => {
-      for (const json of payloads.split('\n')) admit(json, at);
+    // The events of one tick, their JSON separated by newlines (JSON text has none),
+    // numbered from `firstSeq`, logged at `at` (ms since the epoch) if they waited for the
+    // client, else now.
+    logBatch: (payloads, at = Date.now(), firstSeq) => {
+      let seq = firstSeq;
+      for (const json of payloads.split('\n')) admit(json, at, seq++);
       enforceLimits();
       pump();
     },

@@ -5,7 +5,7 @@
 // API, so that server-side rendering can import it anywhere. Where the page cannot run
 // WebAssembly, a fallback client posts events as the legacy call did.
 import loadWasm, * as wasm from './evbuf.js';
-import { KEEPALIVE_BUDGET, fetchWithin, utf8Bytes, uuid } from './send.js';
+import { KEEPALIVE_BUDGET, eventLine, fetchWithin, utf8Bytes, uuid } from './send.js';
 
 const PASS_WASM = 'pass it as init({ endpoint, wasm }): a URL, a Response, the bytes or a WebAssembly.Module of evbuf_bg.wasm';
 
@@ -22,13 +22,21 @@ const waiting = [];
 // The client the calls go to when WebAssembly cannot run; null in full mode.
 let fallback = null;
 const client = () => fallback ?? wasm;
+// This page's session, and the seq of the latest event logged in it: every event is
+// numbered here, as it is logged, whichever path later posts it (the client, the fallback,
+// the unload post of calls waiting for a client), so that the server sees a gap wherever
+// one never arrived.
+let session = null;
+let latestSeq = 0;
+const pageSession = () => (session ??= uuid());
 // The events of this tick not yet handed to the client (their JSON), the promise their
-// calls share, its resolve and reject, and the time of their calls if they waited for a
-// client (else the client stamps them). A call costs a serialization and a push; the
-// client stamps, stores and makes one durability promise per tick.
+// calls share, its resolve and reject, the seq of the first, and the time of their calls
+// if they waited for a client (else the client stamps them). A call costs a serialization
+// and a push; the client stamps, stores and makes one durability promise per tick.
 let staged = [];
 let tick = null;
 let settleTick = null;
+let tickFirstSeq;
 let tickAt;
 // The longest payload (UTF-16 code units) the client takes in a batch, whatever its
 // characters; a longer one goes alone, so that only it is refused if it is too large.
@@ -57,19 +65,21 @@ function serialize(payload) {
   return json;
 }
 
-/** Stages a serialized event for this tick's batch, made at `at` if it waited for a
+/** Stages serialized event `seq` for this tick's batch, made at `at` if it waited for a
  *  client; returns the promise of its durability. */
-function stage(json, at) {
+function stage(json, at, seq) {
   if (json.length > batchPayloadLimit) {
     // Handed over after the events staged before it, to keep their order.
     handOver();
-    return Promise.resolve(client().logBatch(json, at));
+    return Promise.resolve(client().logBatch(json, at, seq));
   }
-  // A batch has one time: calls that waited since another moment go in the next.
-  if (tick !== null && at !== tickAt) handOver();
+  // A batch has one time and consecutive seqs: calls that waited since another moment, or
+  // after one an unload post delivered, go in the next.
+  if (tick !== null && (at !== tickAt || seq !== tickFirstSeq + staged.length)) handOver();
   if (tick === null) {
     tick = new Promise((resolve, reject) => { settleTick = { resolve, reject }; });
     tickAt = at;
+    tickFirstSeq = seq;
     queueMicrotask(handOver);
   }
   staged.push(json);
@@ -85,7 +95,7 @@ function handOver() {
   staged = [];
   tick = settleTick = null;
   try {
-    resolve(client().logBatch(payloads, at));
+    resolve(client().logBatch(payloads, at, tickFirstSeq));
   } catch (error) {
     reject(error);
   }
@@ -99,7 +109,7 @@ function attempt(run) {
   }
 }
 
-// `log` ({ json, at }) marks a logEvent call, which the unload path may post before any
+// `log` ({ json, at, seq }) marks a logEvent call, which the unload path may post before any
 // client takes it; `posted` is then the promise of that post's answer.
 function call(verb, run, log) {
   if (started) return attempt(run);
@@ -117,7 +127,7 @@ let keepaliveBytes = 0;
 /**
  * The page hides (or closes) before any client runs: the logEvent calls waiting for one
  * would die with it, so they go out now with keepalive, in the wire format, as the
- * client's unload path posts events not yet stored: no seq, plain text, no custom header.
+ * client's unload path posts events not yet stored: plain text, no custom header.
  * The device is this page's (the client's id is in storage, not read yet). The calls stay
  * in their place meanwhile: a 2xx settles them; if the post fails or times out and the
  * page lives on, they wait for the client again, where they were.
@@ -130,7 +140,7 @@ function postWaiting() {
   let bytes = 100;
   for (const c of waiting) {
     if (!c.log || c.posted) continue;
-    const line = `{"id":"${uuid()}","ts":${c.log.at},"payload":${c.log.json}}`;
+    const line = eventLine(pageSession(), c.log.seq, c.log.at, c.log.json);
     const size = utf8Bytes(line) + 1;
     // One too large for what is left of the budget; a smaller one after it may fit.
     if (bytes + size > room) continue;
@@ -231,11 +241,11 @@ async function startClient(options) {
     const cause = error.cause ?? error;
     if (!wasmUnavailable(cause)) throw error;
     const { fallbackClient } = await import('./fallback.js');
-    fallback = fallbackClient(options, cause?.message ?? cause);
+    fallback = fallbackClient(options, cause?.message ?? cause, pageSession());
     batchPayloadLimit = Infinity;
     return;
   }
-  batchPayloadLimit = await wasm.start(options);
+  batchPayloadLimit = await wasm.start(options, pageSession());
 }
 
 /** Starts evbuf, or restarts it with new options; calls made meanwhile wait for it. */
@@ -288,12 +298,13 @@ export function logEvent(payload) {
     if (started) client().countInvalid();
     return Promise.reject(error);
   }
+  const seq = ++latestSeq;
   if (!started) {
     const at = Date.now();
-    return call('log event', () => stage(json, at), { json, at });
+    return call('log event', () => stage(json, at, seq), { json, at, seq });
   }
   try {
-    return stage(json);
+    return stage(json, undefined, seq);
   } catch (error) {
     return Promise.reject(error);
   }

@@ -8,6 +8,14 @@ export const KEEPALIVE_BUDGET = 60_000;
 export const uuid = () => crypto.randomUUID?.()
   ?? '10000000-1000-4000-8000-100000000000'.replace(/[018]/g, (c) => (c ^ (crypto.getRandomValues(new Uint8Array(1))[0] & (15 >> (c / 4)))).toString(16));
 
+/**
+ * One event in the wire format: `seq` numbers the events of the page's `session` from 1,
+ * and the id is made of both, as the client makes it (wire::event_id), so that an event
+ * posted here and sent again by the client later has one id.
+ */
+export const eventLine = (session, seq, ts, json) =>
+  `{"id":"${session}-${seq}","session":"${session}","seq":${seq},"ts":${ts},"payload":${json}}`;
+
 /** UTF-8 bytes: what the keepalive budget counts (a JS length counts UTF-16 code units). */
 export const utf8Bytes = (text) => new Blob([text]).size;
 

@@ -745,8 +745,8 @@ fn two_tabs_sharing_storage_deliver_every_event_exactly_once() {
     use evbuf::core::MemoryStore;
     let config = Config::default();
     let mut store = MemoryStore::new(1);
-    let mut sender = Core::new(config.clone(), sim::DEVICE.into()).unwrap();
-    let mut other = Core::new(config, sim::DEVICE.into()).unwrap();
+    let mut sender = Core::new(config.clone(), sim::DEVICE.into(), "s").unwrap();
+    let mut other = Core::new(config, sim::DEVICE.into(), "s").unwrap();
     other.handle_leadership(0, false);
     let mut delivered: Vec<String> = Vec::new();
     let mut now = 0;
@@ -754,7 +754,7 @@ fn two_tabs_sharing_storage_deliver_every_event_exactly_once() {
         now += 100;
         for (tab, core) in [(0, &mut sender), (1, &mut other)] {
             for i in 0..25 {
-                core.handle_log(now, format!("t{tab}-r{round}-{i}"), "{}".into())
+                core.handle_log(now, format!("t{tab}-r{round}-{i}"), round * 25 + i, "{}".into())
                     .unwrap();
             }
         }
@@ -851,11 +851,13 @@ fn an_oversized_event_loaded_from_storage_is_sent_alone() {
         max_stored_bytes: 1_000_000,
         ..Config::default()
     };
-    let mut core = Core::new(config, sim::DEVICE.into()).unwrap();
+    let mut core = Core::new(config, sim::DEVICE.into(), "s").unwrap();
     core.handle_loaded(
         0,
         vec![StoredEvent {
             key: 1,
+            session: "s".into(),
+            seq: 1,
             id: "big".into(),
             ts: 0,
             payload: format!("\"{}\"", "x".repeat(5_000)),

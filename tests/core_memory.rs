@@ -94,9 +94,13 @@ fn new_core() -> Core {
     Core::new(
         Config::default(),
         "5b2f7c1e-9a4d-4e8b-b3f6-2d1c0a9e8f7b".into(),
+        SESSION,
     )
     .expect("the default config is valid")
 }
+
+/// A page session id, as the entry makes it.
+const SESSION: &str = "0c3e5a7b-1d2f-4a6b-8c9d-0e1f2a3b4c5d";
 
 fn event_id(i: u64) -> String {
     let mut id = format!("00000000-0000-4000-8000-{i:012}");
@@ -112,6 +116,7 @@ fn a_long_outage_holds_less_than_twice_the_queued_bytes() {
     let mut core = Core::new(
         Config::default(),
         "5b2f7c1e-9a4d-4e8b-b3f6-2d1c0a9e8f7b".into(),
+        SESSION,
     )
     .expect("the default config is valid");
     let mut now = 1_732_240_000_000;
@@ -120,7 +125,7 @@ fn a_long_outage_holds_less_than_twice_the_queued_bytes() {
     let mut logged = 0;
     while logged < TOTAL {
         for _ in 0..CHUNK {
-            core.handle_log(now, event_id(logged), payload(logged))
+            core.handle_log(now, event_id(logged), logged + 1, payload(logged))
                 .expect("the payload fits a batch");
             logged += 1;
         }
@@ -154,6 +159,8 @@ fn loading_a_full_store_holds_less_than_twice_the_queued_bytes() {
     let stored: Vec<StoredEvent> = (1..=10_000)
         .map(|key| StoredEvent {
             key,
+            session: SESSION.into(),
+            seq: key,
             id: event_id(key),
             ts: now - 1000,
             payload: payload(key),

@@ -71,27 +71,27 @@ fn the_core_keeps_the_config_it_was_given() {
         max_buffer_size: 7,
         ..Config::default()
     };
-    let core = Core::new(config.clone(), "d".into()).unwrap();
+    let core = Core::new(config.clone(), "d".into(), "s").unwrap();
     assert_eq!(core.config(), &config);
 }
 
 #[test]
 fn an_event_that_exactly_fills_a_batch_is_accepted_and_one_byte_more_is_refused() {
     let config = Config::default();
-    let mut core = Core::new(config.clone(), DEVICE.into()).unwrap();
-    let (id, now) = ("e1", 1_700_000_000_000);
+    let mut core = Core::new(config.clone(), DEVICE.into(), "s").unwrap();
+    let (id, now) = ("s-1", 1_700_000_000_000);
     let room = config.max_batch_bytes
         - wire::envelope_len_bound(DEVICE)
-        - wire::event_len_bound(id, now, "\"\"");
+        - wire::event_len(id, "s", 1, now, "\"\"");
     let fits = format!("\"{}\"", "x".repeat(room));
     assert_eq!(
-        wire::envelope_len_bound(DEVICE) + wire::event_len_bound(id, now, &fits),
+        wire::envelope_len_bound(DEVICE) + wire::event_len(id, "s", 1, now, &fits),
         config.max_batch_bytes
     );
-    assert!(core.handle_log(now, id.into(), fits).is_ok());
+    assert!(core.handle_log(now, id.into(), 1, fits).is_ok());
     let over = format!("\"{}\"", "x".repeat(room + 1));
     assert_eq!(
-        core.handle_log(now, "e2".into(), over),
+        core.handle_log(now, "s-2".into(), 2, over),
         Err(LogError::TooLarge {
             bytes: config.max_batch_bytes + 1,
             limit: config.max_batch_bytes
@@ -116,6 +116,8 @@ const T0: u64 = 1_700_000_000_000;
 fn stored(key: u64) -> StoredEvent {
     StoredEvent {
         key,
+        session: "s".into(),
+        seq: key,
         id: format!("s{key}"),
         ts: T0,
         payload: "{}".into(),
@@ -141,7 +143,7 @@ fn actions(core: &mut Core) -> Vec<Action> {
 
 #[test]
 fn each_event_loaded_from_storage_is_counted_once() {
-    let mut core = Core::new(Config::default(), DEVICE.into()).unwrap();
+    let mut core = Core::new(Config::default(), DEVICE.into(), "s").unwrap();
     core.handle_loaded(T0, vec![stored(1), stored(2), stored(3)]);
     core.handle_loaded(T0, vec![stored(3), stored(4)]);
     assert_eq!(core.stats(T0).loaded, 4);
@@ -149,7 +151,7 @@ fn each_event_loaded_from_storage_is_counted_once() {
 
 #[test]
 fn a_snapshot_forgets_only_missing_keys_below_its_mark() {
-    let mut core = Core::new(Config::default(), DEVICE.into()).unwrap();
+    let mut core = Core::new(Config::default(), DEVICE.into(), "s").unwrap();
     core.handle_loaded(
         T0,
         vec![stored(1), stored(2), stored(3), stored(5), stored(6)],
@@ -174,7 +176,7 @@ fn a_snapshot_forgets_only_missing_keys_below_its_mark() {
 
 #[test]
 fn a_remembered_backoff_that_ends_now_is_over_and_the_interval_decides() {
-    let mut core = Core::new(Config::default(), DEVICE.into()).unwrap();
+    let mut core = Core::new(Config::default(), DEVICE.into(), "s").unwrap();
     core.handle_loaded(T0, vec![stored(1)]);
     core.handle_backoff_restored(T0, Some((T0, 2)));
     assert!(
@@ -190,7 +192,7 @@ fn a_remembered_backoff_that_ends_now_is_over_and_the_interval_decides() {
 #[test]
 fn a_remembered_backoff_is_never_waited_longer_than_the_cap_from_now() {
     let config = Config::default();
-    let mut core = Core::new(config.clone(), DEVICE.into()).unwrap();
+    let mut core = Core::new(config.clone(), DEVICE.into(), "s").unwrap();
     core.handle_loaded(T0, vec![stored(1)]);
     // A clock that moved back: the remembered moment is far in the future.
     core.handle_backoff_restored(T0, Some((T0 + 100 * config.retry_max_ms, 3)));
@@ -373,7 +375,7 @@ fn later_logs_do_not_postpone_the_interval_flush() {
 
 #[test]
 fn a_success_without_an_earlier_failure_writes_no_backoff() {
-    let mut core = Core::new(Config::default(), DEVICE.into()).unwrap();
+    let mut core = Core::new(Config::default(), DEVICE.into(), "s").unwrap();
     let batch = flushed(&mut core, vec![stored(1)]);
     core.handle_send_result(T0, batch.id, SendOutcome::status(200), 0.5);
     let after = actions(&mut core);
@@ -395,10 +397,12 @@ fn an_event_over_this_pages_limit_answered_413_alone_is_dropped_at_once() {
         max_stored_bytes: 1_000_000,
         ..Config::default()
     };
-    let mut core = Core::new(config, DEVICE.into()).unwrap();
+    let mut core = Core::new(config, DEVICE.into(), "s").unwrap();
     // Stored under another configuration: larger than this page's batch limit.
     let big = StoredEvent {
         key: 1,
+        session: "s".into(),
+        seq: 1,
         id: "big".into(),
         ts: T0,
         payload: format!("\"{}\"", "x".repeat(5_000)),
@@ -422,17 +426,19 @@ fn an_event_over_this_pages_limit_answered_413_alone_is_dropped_at_once() {
 #[test]
 fn an_event_exactly_at_this_pages_limit_answered_413_alone_is_kept() {
     let config = Config::default();
-    let mut core = Core::new(config.clone(), DEVICE.into()).unwrap();
+    let mut core = Core::new(config.clone(), DEVICE.into(), "s").unwrap();
     let room = config.max_batch_bytes
         - wire::envelope_len_bound(DEVICE)
-        - wire::event_len("full", 1, T0, "\"\"");
+        - wire::event_len("full", "s", 1, T0, "\"\"");
     let payload = format!("\"{}\"", "x".repeat(room));
     assert_eq!(
-        wire::envelope_len_bound(DEVICE) + wire::event_len("full", 1, T0, &payload),
+        wire::envelope_len_bound(DEVICE) + wire::event_len("full", "s", 1, T0, &payload),
         config.max_batch_bytes
     );
     let event = StoredEvent {
         key: 1,
+        session: "s".into(),
+        seq: 1,
         id: "full".into(),
         ts: T0,
         payload,
@@ -640,9 +646,11 @@ fn the_first_event_after_the_queue_empties_waits_a_full_interval() {
 /// A stored event whose wire encoding is exactly `len` bytes.
 fn stored_of_len(key: u64, len: usize) -> StoredEvent {
     let id = format!("s{key}");
-    let pad = len - wire::event_len(&id, key, T0, "\"\"");
+    let pad = len - wire::event_len(&id, "s", key, T0, "\"\"");
     StoredEvent {
         key,
+        session: "s".into(),
+        seq: key,
         payload: format!("\"{}\"", "x".repeat(pad)),
         id,
         ts: T0,
@@ -665,7 +673,7 @@ fn a_batch_may_fill_the_byte_limit_exactly() {
         max_batch_bytes: 1_024,
         ..Config::default()
     };
-    let mut core = Core::new(config, DEVICE.into()).unwrap();
+    let mut core = Core::new(config, DEVICE.into(), "s").unwrap();
     let envelope = wire::envelope_len_bound(DEVICE);
     // envelope + first + ',' + second == 1024
     let first = 300;
@@ -678,7 +686,7 @@ fn a_batch_may_fill_the_byte_limit_exactly() {
 #[test]
 fn an_event_expires_one_millisecond_after_its_age_limit() {
     let config = Config::default();
-    let mut core = Core::new(config.clone(), DEVICE.into()).unwrap();
+    let mut core = Core::new(config.clone(), DEVICE.into(), "s").unwrap();
     core.handle_online(T0, false); // nothing is sent
     core.handle_loaded(T0, vec![stored(1)]);
     core.handle_timeout(T0 + config.max_event_age_ms);
@@ -694,7 +702,7 @@ fn the_byte_limit_drops_as_many_of_the_oldest_as_it_takes_to_fit() {
         max_stored_bytes: 1_024,
         ..Config::default()
     };
-    let mut core = Core::new(config, DEVICE.into()).unwrap();
+    let mut core = Core::new(config, DEVICE.into(), "s").unwrap();
     core.handle_online(T0, false); // nothing is sent
                                    // 1,500 bytes stored: two of the five must go.
     core.handle_loaded(T0, (1..=5).map(|k| stored_of_len(k, 300)).collect());
@@ -830,8 +838,8 @@ fn retry_after_dates_with_a_field_out_of_range_are_ignored() {
 fn the_length_of_an_event_is_exact_for_every_kind_of_character() {
     for id in ["a b", "\u{1}", "x\u{1f}y", "tab\there", "é€😀", "\"\\"] {
         let mut out = String::new();
-        wire::push_event(&mut out, id, 7, T0, "{}");
-        assert_eq!(out.len(), wire::event_len(id, 7, T0, "{}"), "{out}");
+        wire::push_event(&mut out, id, id, 7, T0, "{}");
+        assert_eq!(out.len(), wire::event_len(id, id, 7, T0, "{}"), "{out}");
     }
     let mut out = String::new();
     wire::push_json_string(&mut out, " \u{1f}\u{7f}");
@@ -842,13 +850,7 @@ fn the_length_of_an_event_is_exact_for_every_kind_of_character() {
 }
 
 #[test]
-fn the_bounds_of_an_event_and_an_envelope_are_their_largest_lengths() {
-    for (id, payload) in [("e1", "{}"), ("q\"u\u{1}", r#"{"a":[1,2]}"#)] {
-        assert_eq!(
-            wire::event_len_bound(id, T0, payload),
-            wire::event_len(id, u64::MAX, T0, payload)
-        );
-    }
+fn the_bound_of_an_envelope_is_its_largest_length() {
     for device in [DEVICE, "dev\"ice\u{1}"] {
         let empty = wire::body(u64::MAX, device, std::iter::empty());
         assert_eq!(wire::envelope_len_bound(device), empty.len(), "{empty}");
@@ -989,7 +991,7 @@ fn a_follower_offers_a_new_sender_only_its_memory_events() {
         .handed
         .concat()
         .iter()
-        .map(|line| wire::parse_seq(line).unwrap())
+        .map(|line| wire::parse_keyed(line).unwrap().0)
         .collect();
     assert_eq!(offered, vec![1_000, 1_001], "1 and 2 are in IndexedDB");
 }
@@ -1015,6 +1017,8 @@ fn a_memory_store_hands_out_keys_from_its_first_key_on() {
     let new = |ticket| NewEvent {
         ticket,
         id: format!("e{ticket}"),
+        session: "s".into(),
+        seq: ticket,
         ts: T0,
         payload: "{}".into(),
     };
@@ -1069,7 +1073,7 @@ fn each_flush_error_says_what_happened_and_that_events_stay_stored() {
 #[test]
 fn a_body_does_not_depend_on_how_much_its_iterator_says_it_holds() {
     let mut event = String::new();
-    wire::push_event(&mut event, "u1", 7, T0, r#"{"type":"VIEW"}"#);
+    wire::push_event(&mut event, "s-7", "s", 7, T0, r#"{"type":"VIEW"}"#);
     let events = [event.as_str(), event.as_str()];
     let exact = wire::body(T0, DEVICE, events.iter().copied());
     // A filter knows no lower bound: its size hint says 0.

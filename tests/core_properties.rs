@@ -326,14 +326,14 @@ proptest! {
     /// keys loaded twice or out of order.
     #[test]
     fn arbitrary_inputs_never_panic(ops in prop::collection::vec((0u8..9, any::<u64>(), any::<u16>(), ".{0,8}", any::<f64>()), 0..200)) {
-        let mut core = Core::new(Config::default(), "d".into()).unwrap();
+        let mut core = Core::new(Config::default(), "d".into(), "s").unwrap();
         let mut in_flight: Option<u64> = None;
         let mut persisting = 0usize;
         let mut next_key = 1u64;
         for (op, n, status, text, jitter) in ops {
             let now = n % 10_000_000;
             match op {
-                0 => { let _ = core.handle_log(now, text.clone(), format!("{:?}", text)); }
+                0 => { let _ = core.handle_log(now, text.clone(), n, format!("{:?}", text)); }
                 1 => core.handle_timeout(now),
                 2 => if let Some(id) = in_flight.take() {
                     core.handle_send_result(now, id, SendOutcome::Status { status, retry_after: Some(text) }, jitter);
@@ -341,7 +341,7 @@ proptest! {
                 3 => core.handle_flush(now, n),
                 4 => core.handle_online(now, n % 2 == 0),
                 5 => core.handle_leadership(now, n % 3 != 0),
-                6 => core.handle_loaded(now, vec![StoredEvent { key: n % 50, id: text, ts: now, payload: "1".into() }]),
+                6 => core.handle_loaded(now, vec![StoredEvent { key: n % 50, id: text, session: "s".into(), seq: n, ts: now, payload: "1".into() }]),
                 7 => if persisting > 0 {
                     let keys: Vec<u64> = (0..persisting as u64).map(|i| next_key + i).collect();
                     next_key += persisting as u64;

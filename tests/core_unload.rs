@@ -277,6 +277,37 @@ fn a_failed_post_of_unstored_events_leaves_them_to_the_next_send() {
 }
 
 #[test]
+fn an_event_posted_before_its_write_completed_carries_the_session_and_seq_it_is_sent_with_later() {
+    let (mut sim, _) = writing(3);
+    assert_eq!(sim.post_on_hide(), 1);
+    let posted = sim.unload[0].body.clone();
+    sim.answer_unload(false, true); // the post failed: the normal send carries them again
+    finish_writes(&mut sim);
+    sim.advance(3_000);
+    let identity = |body: &str| -> Vec<(String, String, u64)> {
+        let body: serde_json::Value = serde_json::from_str(body).unwrap();
+        body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let session = e["session"].as_str().expect("a session").to_owned();
+                let id = e["id"].as_str().unwrap().to_owned();
+                (id, session, e["seq"].as_u64().expect("a seq"))
+            })
+            .collect()
+    };
+    let posted = identity(&posted);
+    assert_eq!(
+        posted.iter().map(|(_, _, seq)| *seq).collect::<Vec<_>>(),
+        [1, 2, 3],
+        "numbered as logged, without waiting for storage"
+    );
+    assert!(posted.iter().all(|(_, session, _)| session == sim::SESSION));
+    assert_eq!(identity(&sim.sent[0].body), posted);
+}
+
+#[test]
 fn offline_nothing_is_posted() {
     let (mut sim, _) = writing(5);
     sim.core.handle_online(sim.now, false);

@@ -3,6 +3,7 @@
 //! test command starts on 127.0.0.1 and names in `EVBUF_COLLECTOR` at build time.
 #![cfg(target_arch = "wasm32")]
 
+use std::cell::Cell;
 use std::time::Duration;
 
 use evbuf::core::NewEvent;
@@ -77,6 +78,25 @@ fn unique(name: &str) -> String {
     format!("{name}-{}", js_sys::Math::random().to_bits())
 }
 
+thread_local! {
+    /// The page session of every client here: ids are made of it and the seq.
+    static SESSION: String = unique("session");
+    static LATEST_SEQ: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The first of `n` seqs no event of this page has had, as the entry hands them out.
+fn next_seqs(n: u64) -> u64 {
+    LATEST_SEQ.with(|latest| {
+        let first = latest.get() + 1;
+        latest.set(latest.get() + n);
+        first
+    })
+}
+
+async fn start(options: Options) -> Result<Client, evbuf::web::Error> {
+    Client::start(options, &SESSION.with(String::clone)).await
+}
+
 fn options(storage: &str, extra: &[(&str, JsValue)]) -> Options {
     let mut pairs = vec![
         ("endpoint", JsValue::from(format!("{COLLECTOR}/bulk/event"))),
@@ -88,7 +108,8 @@ fn options(storage: &str, extra: &[(&str, JsValue)]) -> Options {
 
 async fn log(client: &Client, run: &str, n: u32) {
     for i in 0..n {
-        let promise = client.log(format!(r#"{{"run":"{run}","i":{i}}}"#)).unwrap();
+        let payload = format!(r#"{{"run":"{run}","i":{i}}}"#);
+        let promise = client.log_batch(&payload, None, next_seqs(1)).unwrap();
         // Awaited one by one only for the last: all share a write or two.
         if i == n - 1 {
             JsFuture::from(promise).await.unwrap();
@@ -104,6 +125,8 @@ fn new_event(i: u64) -> NewEvent {
     NewEvent {
         ticket: i,
         id: format!("id-{i}"),
+        session: "s".into(),
+        seq: i + 1,
         ts: 1_000 + i,
         payload: format!(r#"{{"i":{i}}}"#),
     }
@@ -153,7 +176,7 @@ async fn indexeddb_round_trip_keeps_what_was_not_deleted() {
 #[wasm_bindgen_test]
 async fn events_flush_to_the_collector_in_the_wire_format() {
     let run = unique("flush");
-    let client = Client::start(options(&run, &[])).await.unwrap();
+    let client = start(options(&run, &[])).await.unwrap();
     log(&client, &run, 10).await;
     let (stats, memory) = client.stats();
     assert!(!memory, "IndexedDB works here");
@@ -181,7 +204,7 @@ async fn events_flush_to_the_collector_in_the_wire_format() {
 #[wasm_bindgen_test]
 async fn the_interval_and_a_full_buffer_send_without_a_flush_call() {
     let run = unique("timer");
-    let client = Client::start(options(
+    let client = start(options(
         &run,
         &[
             ("flushIntervalMs", 300.into()),
@@ -196,7 +219,7 @@ async fn the_interval_and_a_full_buffer_send_without_a_flush_call() {
     client.shutdown().await;
 
     let run = unique("early");
-    let client = Client::start(options(
+    let client = start(options(
         &run,
         &[
             ("flushIntervalMs", 60_000.into()),
@@ -219,7 +242,7 @@ async fn the_interval_and_a_full_buffer_send_without_a_flush_call() {
 #[wasm_bindgen_test]
 async fn events_logged_while_a_request_is_held_open_survive_and_go_next() {
     let run = unique("held");
-    let client = Client::start(options(&run, &[("flushIntervalMs", 60_000.into())]))
+    let client = start(options(&run, &[("flushIntervalMs", 60_000.into())]))
         .await
         .unwrap();
     log(&client, &run, 5).await;
@@ -256,7 +279,7 @@ async fn events_logged_while_a_request_is_held_open_survive_and_go_next() {
 #[wasm_bindgen_test]
 async fn a_failed_send_deletes_nothing_and_a_retry_delivers() {
     let run = unique("fail");
-    let client = Client::start(options(
+    let client = start(options(
         &run,
         &[
             ("flushIntervalMs", 60_000.into()),
@@ -291,14 +314,14 @@ async fn events_left_by_an_earlier_page_are_sent_by_the_next() {
         ("retry", obj(&[("baseMs", 20.into()), ("maxMs", 50.into())])),
     ]))
     .unwrap();
-    let first = Client::start(unreachable).await.unwrap();
+    let first = start(unreachable).await.unwrap();
     log(&first, &run, 6).await;
     assert!(flush(&first).await.is_err());
     first.shutdown().await;
 
     // The failure's backoff (at most 50 ms) carries over to the next page.
     sleep(Duration::from_millis(100)).await;
-    let second = Client::start(options(&run, &[("flushIntervalMs", 60_000.into())]))
+    let second = start(options(&run, &[("flushIntervalMs", 60_000.into())]))
         .await
         .unwrap();
     assert_eq!(second.stats().0.loaded, 6);
@@ -306,7 +329,7 @@ async fn events_left_by_an_earlier_page_are_sent_by_the_next() {
     assert_eq!(received(&run).await.len(), 6);
     second.shutdown().await;
 
-    let third = Client::start(options(&run, &[])).await.unwrap();
+    let third = start(options(&run, &[])).await.unwrap();
     assert_eq!(
         third.stats().0.loaded,
         0,
@@ -318,7 +341,7 @@ async fn events_left_by_an_earlier_page_are_sent_by_the_next() {
 #[wasm_bindgen_test]
 async fn memory_mode_delivers_too() {
     let run = unique("memory");
-    let client = Client::start(options(&run, &[("useIndexedDb", false.into())]))
+    let client = start(options(&run, &[("useIndexedDb", false.into())]))
         .await
         .unwrap();
     log(&client, &run, 3).await;
@@ -337,7 +360,7 @@ async fn gzip_requests() -> f64 {
 /// many of them the collector decoded from gzip.
 async fn send_gzip(run: &str, n: u32) -> (u64, f64) {
     let before = gzip_requests().await;
-    let client = Client::start(options(run, &[("compression", "gzip".into())]))
+    let client = start(options(run, &[("compression", "gzip".into())]))
         .await
         .unwrap();
     log(&client, run, n).await;
@@ -408,9 +431,9 @@ fn bad_options_name_the_option() {
 #[wasm_bindgen_test]
 async fn an_event_larger_than_a_batch_is_refused_with_a_clear_error() {
     let run = unique("big");
-    let client = Client::start(options(&run, &[])).await.unwrap();
+    let client = start(options(&run, &[])).await.unwrap();
     let err = client
-        .log(format!("\"{}\"", "x".repeat(70_000)))
+        .log_batch(&format!("\"{}\"", "x".repeat(70_000)), None, next_seqs(1))
         .err()
         .unwrap();
     assert!(err.to_string().contains("maxBatchBytes"), "{err}");
@@ -421,11 +444,11 @@ async fn an_event_larger_than_a_batch_is_refused_with_a_clear_error() {
 #[wasm_bindgen_test]
 async fn a_tick_of_events_is_stamped_once_and_durable_in_one_write() {
     let run = unique("batch");
-    let client = Client::start(options(&run, &[])).await.unwrap();
+    let client = start(options(&run, &[])).await.unwrap();
     let payloads: Vec<String> = (0..250)
         .map(|i| format!(r#"{{"run":"{run}","i":{i}}}"#))
         .collect();
-    let promise = client.log_batch(&payloads.join("\n"), None).unwrap();
+    let promise = client.log_batch(&payloads.join("\n"), None, next_seqs(250)).unwrap();
     assert_eq!(client.stats().0.logged, 250);
     JsFuture::from(promise).await.unwrap();
     assert_eq!(
@@ -438,7 +461,7 @@ async fn a_tick_of_events_is_stamped_once_and_durable_in_one_write() {
         r#"{{"pad":"{}"}}"#,
         "\u{20ac}".repeat(client.safe_payload_len() - r#"{"pad":""}"#.len())
     );
-    JsFuture::from(client.log_batch(&widest, None).unwrap())
+    JsFuture::from(client.log_batch(&widest, None, next_seqs(1)).unwrap())
         .await
         .unwrap();
     // An oversize payload is refused (only the entry's check keeps it from a batch); its
@@ -447,7 +470,7 @@ async fn a_tick_of_events_is_stamped_once_and_durable_in_one_write() {
         "{{\"run\":\"{run}\",\"i\":250}}\n\"{}\"\n{{\"run\":\"{run}\",\"i\":251}}",
         "x".repeat(70_000)
     );
-    let err = client.log_batch(&mixed, None).err().unwrap();
+    let err = client.log_batch(&mixed, None, next_seqs(3)).err().unwrap();
     assert!(err.to_string().contains("maxBatchBytes"), "{err}");
     flush(&client).await.unwrap();
     let events = received(&run).await;
@@ -474,7 +497,7 @@ async fn a_tick_of_events_is_stamped_once_and_durable_in_one_write() {
 #[wasm_bindgen_test]
 async fn a_reloaded_page_keeps_the_backoff_of_the_last() {
     let run = unique("backoff");
-    let first = Client::start(options(&run, &[("flushIntervalMs", 60_000.into())]))
+    let first = start(options(&run, &[("flushIntervalMs", 60_000.into())]))
         .await
         .unwrap();
     log(&first, &run, 2).await;
@@ -484,7 +507,7 @@ async fn a_reloaded_page_keeps_the_backoff_of_the_last() {
     first.shutdown().await;
     control("{}").await;
 
-    let second = Client::start(options(&run, &[("flushIntervalMs", 60_000.into())]))
+    let second = start(options(&run, &[("flushIntervalMs", 60_000.into())]))
         .await
         .unwrap();
     assert_eq!(
@@ -515,7 +538,7 @@ extern "C" {
 async fn a_deadline_past_the_browser_timer_limit_does_not_spin() {
     let run = unique("far");
     let thirty_days = JsValue::from(30.0 * 86_400_000.0);
-    let client = Client::start(options(
+    let client = start(options(
         &run,
         &[
             ("flushIntervalMs", 60_000.into()),
@@ -594,7 +617,11 @@ async fn the_client_reads_time_only_from_its_clock() {
     let start = 1_600_000_000_000; // 2020: far from the page's own clock
     let (clock, time) = evbuf::web::Clock::by_hand(start);
     let client =
-        Client::start_with_clock(options(&run, &[("flushIntervalMs", 60_000.into())]), clock)
+        Client::start_with_clock(
+            options(&run, &[("flushIntervalMs", 60_000.into())]),
+            &SESSION.with(String::clone),
+            clock,
+        )
             .await
             .unwrap();
     log(&client, &run, 3).await;

@@ -32,6 +32,8 @@ impl MemoryStore {
                     StoredEvent {
                         key,
                         id: event.id.clone(),
+                        session: event.session.clone(),
+                        seq: event.seq,
                         ts: event.ts,
                         payload: event.payload.clone(),
                     },

@@ -58,6 +58,8 @@ struct InFlight {
 pub struct Core {
     config: Config,
     device: String,
+    /// The page session whose events this tab logs (see [`wire`]).
+    session: Rc<str>,
     envelope_bound: usize,
     next_ticket: Ticket,
     next_batch_id: u64,
@@ -104,13 +106,15 @@ pub struct Core {
 }
 
 impl Core {
-    /// A core for this device id, if the config passes [`Config::validate`].
-    pub fn new(config: Config, device: String) -> Result<Core, ConfigError> {
+    /// A core for this device id and the page session it logs for, if the config passes
+    /// [`Config::validate`].
+    pub fn new(config: Config, device: String, session: &str) -> Result<Core, ConfigError> {
         config.validate()?;
         Ok(Core {
             envelope_bound: wire::envelope_len_bound(&device),
             config,
             device,
+            session: session.into(),
             next_ticket: 1,
             next_batch_id: 1,
             unpersisted: Vec::new(),
@@ -135,6 +139,11 @@ impl Core {
             actions: Vec::new(),
             stats: Stats::default(),
         })
+    }
+
+    /// The page session whose events this tab logs.
+    pub fn session(&self) -> Rc<str> {
+        Rc::clone(&self.session)
     }
 
     pub fn config(&self) -> &Config {

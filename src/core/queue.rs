@@ -22,9 +22,9 @@ pub(super) struct Queued {
 }
 
 impl Queued {
-    fn new(ticket: Ticket, key: Key, id: &str, ts: u64, payload: &str) -> Queued {
-        let mut encoded = String::with_capacity(wire::event_len(id, key, ts, payload));
-        wire::push_event(&mut encoded, id, key, ts, payload);
+    fn new(ticket: Ticket, id: &str, session: &str, seq: u64, ts: u64, payload: &str) -> Queued {
+        let mut encoded = String::with_capacity(wire::event_len(id, session, seq, ts, payload));
+        wire::push_event(&mut encoded, id, session, seq, ts, payload);
         Queued {
             ticket,
             ts,
@@ -36,7 +36,7 @@ impl Queued {
     /// The event's id, read back from its wire line.
     pub fn id(&self) -> String {
         // The line was written by `wire::push_event`, which `parse_event` reads back.
-        wire::parse_event(&self.encoded).map_or_else(String::new, |(id, ..)| id)
+        wire::parse_event(&self.encoded).map_or_else(String::new, |event| event.id)
     }
 }
 
@@ -55,7 +55,14 @@ impl Queue {
         if self.events.contains_key(key) {
             return false;
         }
-        let queued = Queued::new(ticket, key, &event.id, event.ts, &event.payload);
+        let queued = Queued::new(
+            ticket,
+            &event.id,
+            &event.session,
+            event.seq,
+            event.ts,
+            &event.payload,
+        );
         self.bytes += queued.encoded.len();
         self.events.insert(key, queued)
     }
@@ -69,7 +76,14 @@ impl Queue {
             if self.events.contains_key(event.key) || fresh.contains_key(event.key) {
                 continue;
             }
-            let queued = Queued::new(*next_ticket, event.key, &event.id, event.ts, &event.payload);
+            let queued = Queued::new(
+                *next_ticket,
+                &event.id,
+                &event.session,
+                event.seq,
+                event.ts,
+                &event.payload,
+            );
             *next_ticket += 1;
             self.bytes += queued.encoded.len();
             fresh.insert(event.key, queued);

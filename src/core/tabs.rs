@@ -78,20 +78,26 @@ impl Core {
         }
     }
 
-    /// Another tab hands over events it holds in memory only (wire lines, with its keys):
-    /// store them here, keeping their ids and timestamps, and confirm with
+    /// Another tab hands over events it holds in memory only (wire lines behind its keys):
+    /// store them here, keeping their ids, sessions, seqs and timestamps, and confirm with
     /// [`Action::ConfirmAdopted`] once they are stored.
     pub fn handle_adopt(&mut self, now: u64, tab: String, lines: &[String]) {
-        for (id, their_key, ts, payload) in lines.iter().filter_map(|l| wire::parse_event(l)) {
+        let parsed = lines
+            .iter()
+            .filter_map(|l| wire::parse_keyed(l))
+            .filter_map(|(key, line)| Some((key, wire::parse_event(line)?)));
+        for (their_key, event) in parsed {
             let ticket = self.next_ticket;
             self.next_ticket += 1;
             self.stats.adopted += 1;
             self.adopting.push((ticket, tab.clone(), their_key));
             self.unpersisted.push(NewEvent {
                 ticket,
-                id,
-                ts,
-                payload: payload.to_owned(),
+                id: event.id,
+                session: event.session.into(),
+                seq: event.seq,
+                ts: event.ts,
+                payload: event.payload.to_owned(),
             });
         }
         self.drive(now);
@@ -124,7 +130,13 @@ impl Core {
         let lines: Vec<String> = keys
             .iter()
             .filter(|&&k| k >= from && self.queue.is_free(k))
-            .filter_map(|&k| self.queue.encoded(k).map(str::to_owned))
+            .filter_map(|&k| {
+                self.queue.encoded(k).map(|line| {
+                    let mut keyed = String::new();
+                    wire::push_keyed(&mut keyed, k, line);
+                    keyed
+                })
+            })
             .collect();
         if !lines.is_empty() {
             self.actions.push(Action::HandOver(lines));

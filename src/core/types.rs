@@ -8,7 +8,7 @@ use super::stats::DropReason;
 use super::wire::push_u64;
 
 /// A storage key. Storage assigns keys in increasing order, so a key is also the event's
-/// `seq` on the wire and its age rank.
+/// age rank among those a tab stores.
 pub type Key = u64;
 
 /// The core's handle on one logged event, in logging order: `flush()` waits for every
@@ -20,6 +20,9 @@ pub type Ticket = u64;
 pub struct NewEvent {
     pub ticket: Ticket,
     pub id: String,
+    /// The page session that logged it, and its number there (see [`super::wire`]).
+    pub session: Rc<str>,
+    pub seq: u64,
     pub ts: u64,
     /// The payload, already serialized as JSON.
     pub payload: String,
@@ -30,6 +33,8 @@ pub struct NewEvent {
 pub struct StoredEvent {
     pub key: Key,
     pub id: String,
+    pub session: Rc<str>,
+    pub seq: u64,
     pub ts: u64,
     pub payload: String,
 }

@@ -82,7 +82,14 @@ impl Core {
                 continue;
             }
             let mut line = String::new();
-            wire::push_unstored_event(&mut line, &event.id, event.ts, &event.payload);
+            wire::push_event(
+                &mut line,
+                &event.id,
+                &event.session,
+                event.seq,
+                event.ts,
+                &event.payload,
+            );
             bytes += line.len() + 1;
             if bytes > budget || lines.len() == self.config.max_batch_events {
                 break;

@@ -3,8 +3,14 @@
 //! than any Rust JSON library in wasm).
 //!
 //! ```text
-//! {"sent_at":1732240000123,"device":"d","events":[{"id":"u","seq":42,"ts":1732240000000,"payload":{...}}]}
+//! {"sent_at":1732240000123,"device":"d","events":[{"id":"s-42","session":"s","seq":42,"ts":1732240000000,"payload":{...}}]}
 //! ```
+//!
+//! `seq` counts the events of one page's `session` from 1, in the order they were
+//! logged, so the server sees a gap wherever one never arrived. Storage and the tabs'
+//! messages carry an event's line behind its storage key ([`push_keyed`]).
+
+use super::types::Key;
 
 /// Digits of the largest `u64`: the bound used where a number is not known yet.
 const MAX_U64_DIGITS: usize = 20;
@@ -83,25 +89,34 @@ fn digits(n: u64) -> usize {
     n.checked_ilog10().map_or(1, |d| d as usize + 1)
 }
 
+/// What one event object holds, as [`push_event`] writes and [`parse_event`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventLine<'a> {
+    pub id: String,
+    pub session: String,
+    pub seq: u64,
+    pub ts: u64,
+    pub payload: &'a str,
+}
+
+/// The id of the event numbered `seq` in `session`: unique, as a session id is, and the
+/// same on every path that posts the event (the entry's `eventLine` writes it so too).
+pub fn event_id(session: &str, seq: u64) -> String {
+    let mut id = String::with_capacity(session.len() + 1 + MAX_U64_DIGITS);
+    id.push_str(session);
+    id.push('-');
+    push_u64(&mut id, seq);
+    id
+}
+
 /// Appends one event object.
-pub fn push_event(out: &mut String, id: &str, seq: u64, ts: u64, payload: &str) {
+pub fn push_event(out: &mut String, id: &str, session: &str, seq: u64, ts: u64, payload: &str) {
     out.push_str("{\"id\":");
     push_json_string(out, id);
+    out.push_str(",\"session\":");
+    push_json_string(out, session);
     out.push_str(",\"seq\":");
     push_u64(out, seq);
-    push_event_end(out, ts, payload);
-}
-
-/// Appends one event object for an event whose write has not completed, so without the
-/// `seq` that storage assigns: only the unload path posts one (a closing page may never
-/// see its write complete), and if the write did complete, the id comes again with it.
-pub fn push_unstored_event(out: &mut String, id: &str, ts: u64, payload: &str) {
-    out.push_str("{\"id\":");
-    push_json_string(out, id);
-    push_event_end(out, ts, payload);
-}
-
-fn push_event_end(out: &mut String, ts: u64, payload: &str) {
     out.push_str(",\"ts\":");
     push_u64(out, ts);
     out.push_str(",\"payload\":");
@@ -109,28 +124,39 @@ fn push_event_end(out: &mut String, ts: u64, payload: &str) {
     out.push('}');
 }
 
-/// The parts of one event object written by [`push_event`]: `(id, seq, ts, payload)`.
-/// `None` for text it did not write.
-pub fn parse_event(text: &str) -> Option<(String, u64, u64, &str)> {
+/// The parts of one event object written by [`push_event`]; `None` for text it did not
+/// write.
+pub fn parse_event(text: &str) -> Option<EventLine<'_>> {
     let rest = text.strip_prefix("{\"id\":\"")?;
     let (id, rest) = parse_json_string_body(rest)?;
+    let rest = rest.strip_prefix(",\"session\":\"")?;
+    let (session, rest) = parse_json_string_body(rest)?;
     let rest = rest.strip_prefix(",\"seq\":")?;
     let (seq, rest) = leading_u64(rest)?;
     let rest = rest.strip_prefix(",\"ts\":")?;
     let (ts, rest) = leading_u64(rest)?;
     let payload = rest.strip_prefix(",\"payload\":")?.strip_suffix('}')?;
-    Some((id, seq, ts, payload))
+    Some(EventLine {
+        id,
+        session,
+        seq,
+        ts,
+        payload,
+    })
 }
 
-/// The `seq` of an event object written by [`push_event`], without decoding the rest.
-pub fn parse_seq(text: &str) -> Option<u64> {
-    const MARK: &[u8] = b",\"seq\":";
-    let at = text
-        .as_bytes()
-        .windows(MARK.len())
-        .position(|window| window == MARK)?;
-    // The mark is ASCII, so the text after it starts on a character boundary.
-    leading_u64(text.get(at + MARK.len()..)?).map(|(seq, _)| seq)
+/// Appends an event object behind its storage key, as storage and the tabs' messages
+/// hold it.
+pub fn push_keyed(out: &mut String, key: Key, line: &str) {
+    push_u64(out, key);
+    out.push(' ');
+    out.push_str(line);
+}
+
+/// The storage key and the event object of a line written by [`push_keyed`].
+pub fn parse_keyed(text: &str) -> Option<(Key, &str)> {
+    let (key, rest) = leading_u64(text)?;
+    Some((key, rest.strip_prefix(' ')?))
 }
 
 /// Reads a JSON string after its opening quote: the value and what follows the closing quote.
@@ -170,18 +196,13 @@ fn parse_hex4(chars: &mut impl Iterator<Item = (usize, char)>) -> Option<u32> {
 }
 
 /// Exact length of [`push_event`]'s output.
-pub fn event_len(id: &str, seq: u64, ts: u64, payload: &str) -> usize {
-    r#"{"id":,"seq":,"ts":,"payload":}"#.len()
+pub fn event_len(id: &str, session: &str, seq: u64, ts: u64, payload: &str) -> usize {
+    r#"{"id":,"session":,"seq":,"ts":,"payload":}"#.len()
         + json_string_len(id)
+        + json_string_len(session)
         + digits(seq)
         + digits(ts)
         + payload.len()
-}
-
-/// Length of an event whose storage key (its `seq`) is not assigned yet: the bound used
-/// to refuse an event that could never fit in a batch.
-pub fn event_len_bound(id: &str, ts: u64, payload: &str) -> usize {
-    event_len(id, 0, ts, payload) - 1 + MAX_U64_DIGITS
 }
 
 /// Upper bound of the bytes a body spends around its events.
@@ -232,55 +253,55 @@ pub fn uuid_v4(mut bytes: [u8; 16]) -> String {
 mod tests {
     use super::*;
 
+    const EVENTS: [(&str, &str, u64, u64, &str); 3] = [
+        ("a", "s", 0, 0, "{}"),
+        (
+            "q\"u\\o\nt\u{1}e",
+            "sess\"ion",
+            42,
+            1_732_240_000_000,
+            r#"{"type":"CLICK","s":"}"}"#,
+        ),
+        ("x", "", u64::MAX, u64::MAX, "null"),
+    ];
+
     #[test]
     fn event_len_is_exact() {
-        for (id, seq, ts, payload) in [
-            ("a", 0, 0, "{}"),
-            (
-                "quote\"and\\back\nslash",
-                42,
-                1_732_240_000_000,
-                r#"{"type":"CLICK"}"#,
-            ),
-            ("x", u64::MAX, u64::MAX, "null"),
-        ] {
+        for (id, session, seq, ts, payload) in EVENTS {
             let mut out = String::new();
-            push_event(&mut out, id, seq, ts, payload);
-            assert_eq!(out.len(), event_len(id, seq, ts, payload), "{out}");
-            assert!(event_len_bound(id, ts, payload) >= out.len());
+            push_event(&mut out, id, session, seq, ts, payload);
+            assert_eq!(out.len(), event_len(id, session, seq, ts, payload), "{out}");
         }
     }
 
     #[test]
     fn parse_reads_back_what_push_wrote() {
-        for (id, seq, ts, payload) in [
-            ("a", 0, 0, "{}"),
-            (
-                "q\"u\\o\nt\u{1}e",
-                42,
-                1_732_240_000_000,
-                r#"{"type":"CLICK","s":"}"}"#,
-            ),
-            ("x", u64::MAX, u64::MAX, "null"),
-        ] {
+        for (key, (id, session, seq, ts, payload)) in EVENTS.into_iter().enumerate() {
             let mut out = String::new();
-            push_event(&mut out, id, seq, ts, payload);
-            assert_eq!(
-                parse_event(&out),
-                Some((id.to_owned(), seq, ts, payload)),
-                "{out}"
-            );
-            assert_eq!(parse_seq(&out), Some(seq));
+            push_event(&mut out, id, session, seq, ts, payload);
+            let expected = EventLine {
+                id: id.to_owned(),
+                session: session.to_owned(),
+                seq,
+                ts,
+                payload,
+            };
+            assert_eq!(parse_event(&out), Some(expected), "{out}");
+            let mut keyed = String::new();
+            push_keyed(&mut keyed, key as Key, &out);
+            assert_eq!(parse_keyed(&keyed), Some((key as Key, out.as_str())));
         }
         assert_eq!(parse_event("{\"id\":1}"), None);
+        assert_eq!(parse_event("{\"id\":\"u\",\"seq\":1,\"ts\":1,\"payload\":1}"), None);
         assert_eq!(parse_event(""), None);
-        assert_eq!(parse_seq("nonsense"), None);
+        assert_eq!(parse_keyed("{\"id\":\"u\"}"), None);
+        assert_eq!(parse_keyed("7{}"), None);
     }
 
     #[test]
     fn body_matches_the_wire_format() {
         let mut event = String::new();
-        push_event(&mut event, "u1", 7, 1000, r#"{"type":"VIEW"}"#);
+        push_event(&mut event, "s-7", "s", 7, 1000, r#"{"type":"VIEW"}"#);
         let body = body(
             2000,
             "dev\"ice",
@@ -288,7 +309,7 @@ mod tests {
         );
         assert_eq!(
             body,
-            r#"{"sent_at":2000,"device":"dev\"ice","events":[{"id":"u1","seq":7,"ts":1000,"payload":{"type":"VIEW"}},{"id":"u1","seq":7,"ts":1000,"payload":{"type":"VIEW"}}]}"#
+            r#"{"sent_at":2000,"device":"dev\"ice","events":[{"id":"s-7","session":"s","seq":7,"ts":1000,"payload":{"type":"VIEW"}},{"id":"s-7","session":"s","seq":7,"ts":1000,"payload":{"type":"VIEW"}}]}"#
         );
         assert!(body.len() <= envelope_len_bound("dev\"ice") + 2 * event.len() + 1);
     }
@@ -315,8 +336,7 @@ mod tests {
         assert_eq!(leading_u64("+12"), None);
         assert_eq!(leading_u64(""), None);
         assert_eq!(leading_u64("18446744073709551616"), None);
-        assert_eq!(parse_seq("{\"id\":\"é\",\"seq\":5,"), Some(5));
-        assert_eq!(parse_seq(",\"seq\":x"), None);
+        assert_eq!(parse_keyed("5 é"), Some((5, "é")));
     }
 
     #[test]

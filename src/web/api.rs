@@ -16,26 +16,26 @@ fn client() -> Result<Client, Error> {
     CLIENT.with(|c| c.borrow().clone()).ok_or(Error::NotStarted)
 }
 
-/// Starts evbuf with these options, after shutting down an earlier start even if these
-/// fail: the wrapper counts a failed `init()` as nothing running. Resolves to the longest
-/// payload (in UTF-16 code units) `logBatch` takes.
+/// Starts evbuf with these options for the page session `session`, after shutting down an
+/// earlier start even if these fail: the wrapper counts a failed `init()` as nothing
+/// running. Resolves to the longest payload (in UTF-16 code units) `logBatch` takes.
 #[wasm_bindgen]
-pub async fn start(options: JsValue) -> Result<f64, JsValue> {
+pub async fn start(options: JsValue, session: String) -> Result<f64, JsValue> {
     if let Some(previous) = CLIENT.with(|c| c.borrow_mut().take()) {
         previous.shutdown().await;
     }
-    let client = Client::start(Options::parse(&options)?).await?;
+    let client = Client::start(Options::parse(&options)?, &session).await?;
     let safe_payload_len = client.safe_payload_len() as f64;
     CLIENT.with(|c| *c.borrow_mut() = Some(client));
     Ok(safe_payload_len)
 }
 
-/// Logs the events of one tick, their JSON payloads separated by newlines, made at `at`
-/// (ms since the epoch) if they waited for the client, else now; resolves when all are
-/// stored.
+/// Logs the events of one tick, their JSON payloads separated by newlines, numbered from
+/// `first_seq` in the page's session, made at `at` (ms since the epoch) if they waited for
+/// the client, else now; resolves when all are stored.
 #[wasm_bindgen(js_name = logBatch)]
-pub fn log_batch(payloads: &str, at: Option<f64>) -> Result<js_sys::Promise, JsValue> {
-    Ok(client()?.log_batch(payloads, at.map(|ms| ms as u64))?)
+pub fn log_batch(payloads: &str, at: Option<f64>, first_seq: f64) -> Result<js_sys::Promise, JsValue> {
+    Ok(client()?.log_batch(payloads, at.map(|ms| ms as u64), first_seq as u64)?)
 }
 
 /// Counts an event whose payload could not be serialized.

@@ -1,6 +1,6 @@
 //! The cross-tab channel: a `BroadcastChannel` per storage name, closed when dropped.
-//! Messages are `{stored: [first, last]}` (a tab stored these seqs and no keepalive post of
-//! its own carries them), `{deleted: [seq…]}`
+//! Messages are `{stored: [first, last]}` (a tab stored these keys and no keepalive post of
+//! its own carries them), `{deleted: [key…]}`
 //! (the sender acknowledged or dropped these), `{flush: true}` (please send now),
 //! `{backoff: retry_at}` (the sender waits until then), `{tab: true|false}` (a tab
 //! opened or is closing), `{sender: true}` (a tab took over sending), `{handover: [tab,

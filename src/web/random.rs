@@ -1,8 +1,9 @@
-//! Random numbers from `crypto.getRandomValues`, fetched in blocks: one JS call per 256
-//! event ids instead of one per id.
+//! Random ids from `crypto.getRandomValues`: the device's and the tab's.
 
 use js_sys::Uint8Array;
 use wasm_bindgen::prelude::*;
+
+use crate::core::wire;
 
 #[wasm_bindgen]
 extern "C" {
@@ -12,38 +13,14 @@ extern "C" {
     fn get_random_values(array: &Uint8Array) -> Result<JsValue, JsValue>;
 }
 
-const BLOCK: usize = 16 * 256;
-
-pub struct RandomPool {
-    bytes: Vec<u8>,
-}
-
-impl RandomPool {
-    pub fn new() -> Self {
-        RandomPool { bytes: Vec::new() }
+/// A random version-4 UUID.
+pub fn uuid() -> String {
+    let array = Uint8Array::new_with_length(16);
+    let mut bytes = [0u8; 16];
+    match get_random_values(&array) {
+        Ok(_) => array.copy_to(&mut bytes),
+        // Every browser evbuf supports has `crypto`; this only keeps ids unique elsewhere.
+        Err(_) => bytes.fill_with(|| (js_sys::Math::random() * 256.0) as u8),
     }
-
-    /// 16 random bytes.
-    pub fn take16(&mut self) -> [u8; 16] {
-        if self.bytes.len() < 16 {
-            self.refill();
-        }
-        let mut out = [0u8; 16];
-        out.copy_from_slice(&self.bytes[self.bytes.len() - 16..]);
-        self.bytes.truncate(self.bytes.len() - 16);
-        out
-    }
-
-    fn refill(&mut self) {
-        let array = Uint8Array::new_with_length(BLOCK as u32);
-        match get_random_values(&array) {
-            Ok(_) => self.bytes = array.to_vec(),
-            // Every browser evbuf supports has `crypto`; this only keeps ids unique elsewhere.
-            Err(_) => {
-                self.bytes = (0..BLOCK)
-                    .map(|_| (js_sys::Math::random() * 256.0) as u8)
-                    .collect();
-            }
-        }
-    }
+    wire::uuid_v4(bytes)
 }

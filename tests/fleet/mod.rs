@@ -224,7 +224,7 @@ pub fn run(p: &Params) -> Report {
     let devices = (0..p.devices)
         .map(|i| Device {
             // Default options are valid (the core's own unit test says so).
-            core: Core::new(config.clone(), format!("d{i}")).expect("valid config"),
+            core: Core::new(config.clone(), format!("d{i}"), "s").expect("valid config"),
             next_log: START + rng.range(0, p.log_every_ms.1),
             answer: None,
             next_key: 1,
@@ -310,7 +310,7 @@ impl Fleet {
             let n = dev.next_key;
             // A payload of a dozen bytes always fits a batch.
             dev.core
-                .handle_log(now, format!("{d}-{n}"), format!(r#"{{"n":{n}}}"#))
+                .handle_log(now, format!("{d}-{n}"), n, format!(r#"{{"n":{n}}}"#))
                 .expect("a small event fits");
             self.logged += 1;
             let (lo, hi) = self.p.log_every_ms;

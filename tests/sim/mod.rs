@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use evbuf::core::{Action, Batch, Config, Core, FlushError, MemoryStore, Report, SendOutcome};
 
 pub const DEVICE: &str = "device-1";
+/// The page session of the simulated tab.
+pub const SESSION: &str = "session-1";
 
 /// What the server side saw: every event id it acknowledged, and how often.
 #[derive(Debug, Default)]
@@ -58,15 +60,18 @@ pub fn batch_ids(batch: &Batch) -> Vec<String> {
         .as_array()
         .expect("events is an array")
         .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            // The stored events first, each with its key as seq; then (the unload path
-            // only) events whose write had not completed, without one.
-            let seq = batch.keys.get(i).map(|&key| key.into());
-            assert_eq!(e.get("seq"), seq.as_ref(), "{e}");
+        .map(|e| {
+            // Every event with the seq it was logged with (the number in its id here),
+            // stored or not.
+            let id = e["id"].as_str().expect("id is a string");
+            let logged_seq = id.strip_prefix('e').and_then(|n| n.parse::<u64>().ok());
+            if let Some(seq) = logged_seq {
+                assert_eq!(e["seq"].as_u64(), Some(seq), "{e}");
+                assert_eq!(e["session"], SESSION, "{e}");
+            }
             assert!(e["ts"].is_u64(), "{e}");
             assert!(!e["payload"].is_null(), "{e}");
-            e["id"].as_str().expect("id is a string").to_owned()
+            id.to_owned()
         })
         .collect()
 }
@@ -115,7 +120,7 @@ impl Sim {
     pub fn new(config: Config) -> Sim {
         let now = 1_700_000_000_000;
         Sim {
-            core: Core::new(config.clone(), DEVICE.into()).expect("valid config"),
+            core: Core::new(config.clone(), DEVICE.into(), SESSION).expect("valid config"),
             config,
             now,
             store: MemoryStore::new(1),
@@ -151,7 +156,7 @@ impl Sim {
         self.next_id += 1;
         let id = format!("e{}", self.next_id);
         let payload = format!(r#"{{"n":{},"pad":"{}"}}"#, self.next_id, "x".repeat(size));
-        self.core.handle_log(self.now, id.clone(), payload)?;
+        self.core.handle_log(self.now, id.clone(), self.next_id, payload)?;
         self.pump();
         Ok(id)
     }
@@ -391,7 +396,7 @@ impl Sim {
             }
         }
         self.pending_persist = None;
-        self.core = Core::new(self.config.clone(), DEVICE.into()).expect("valid config");
+        self.core = Core::new(self.config.clone(), DEVICE.into(), SESSION).expect("valid config");
         self.core
             .handle_backoff_restored(self.now, self.remembered_backoff);
         let stored = self.store.load();

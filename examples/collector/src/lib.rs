@@ -171,7 +171,8 @@ fn open_db(path: &str) -> rusqlite::Result<Connection> {
          CREATE TABLE IF NOT EXISTS events (
              id TEXT PRIMARY KEY NOT NULL,
              device TEXT NOT NULL,
-             seq INTEGER,
+             session TEXT NOT NULL,
+             seq INTEGER NOT NULL,
              ts INTEGER NOT NULL,
              sent_at INTEGER NOT NULL,
              received_at INTEGER NOT NULL,
@@ -515,9 +516,10 @@ struct Batch {
 #[derive(Deserialize)]
 struct Event {
     id: String,
-    /// Absent for an event posted on the unload path before its write completed; if the
-    /// write did complete, the same id comes again with it.
-    seq: Option<i64>,
+    /// The page session that logged it, and its number there (from 1, in logging order):
+    /// a seq missing in a session is an event that never arrived.
+    session: String,
+    seq: i64,
     ts: i64,
     #[serde(default)]
     payload: Value,
@@ -660,16 +662,15 @@ fn store(db: &mut Connection, batch: &Batch, received_at: i64) -> rusqlite::Resu
     let (mut accepted, mut duplicates) = (0, 0);
     {
         let mut insert = tx.prepare_cached(
-            "INSERT OR IGNORE INTO events (id, device, seq, ts, sent_at, received_at, payload)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT OR IGNORE INTO events (id, device, session, seq, ts, sent_at, received_at, payload)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
-        let mut fill_seq =
-            tx.prepare_cached("UPDATE events SET seq = ?1 WHERE id = ?2 AND seq IS NULL")?;
         for e in &batch.events {
             let payload = e.payload.to_string();
             let row = params![
                 e.id,
                 batch.device,
+                e.session,
                 e.seq,
                 e.ts,
                 batch.sent_at,
@@ -677,12 +678,7 @@ fn store(db: &mut Connection, batch: &Batch, received_at: i64) -> rusqlite::Resu
                 payload
             ];
             match insert.execute(row)? {
-                0 => {
-                    duplicates += 1;
-                    if let Some(seq) = e.seq {
-                        fill_seq.execute(params![seq, e.id])?;
-                    }
-                }
+                0 => duplicates += 1,
                 _ => accepted += 1,
             }
         }
@@ -733,18 +729,20 @@ fn report(inner: &Inner, summary: bool) -> rusqlite::Result<Value> {
     });
     if !summary {
         let mut stmt = db.prepare(
-            "SELECT id, device, seq, ts, sent_at, received_at, payload FROM events ORDER BY rowid",
+            "SELECT id, device, session, seq, ts, sent_at, received_at, payload FROM events
+             ORDER BY rowid",
         )?;
         let events = stmt
             .query_map([], |r| {
-                let payload: String = r.get(6)?;
+                let payload: String = r.get(7)?;
                 Ok(json!({
                     "id": r.get::<_, String>(0)?,
                     "device": r.get::<_, String>(1)?,
-                    "seq": r.get::<_, Option<i64>>(2)?,
-                    "ts": r.get::<_, i64>(3)?,
-                    "sent_at": r.get::<_, i64>(4)?,
-                    "received_at": r.get::<_, i64>(5)?,
+                    "session": r.get::<_, String>(2)?,
+                    "seq": r.get::<_, i64>(3)?,
+                    "ts": r.get::<_, i64>(4)?,
+                    "sent_at": r.get::<_, i64>(5)?,
+                    "received_at": r.get::<_, i64>(6)?,
                     "payload": serde_json::from_str::<Value>(&payload).unwrap_or(Value::String(payload)),
                 }))
             })?
@@ -755,37 +753,52 @@ fn report(inner: &Inner, summary: bool) -> rusqlite::Result<Value> {
     Ok(body)
 }
 
-/// Per device, the seqs missing between the lowest and highest seen. Walks
-/// consecutive seen seqs so a huge hole costs nothing beyond the listed cap.
+/// Per session, the seqs missing from 1 to the highest seen (events never received:
+/// those after the highest are beyond its sight). Walks consecutive seen seqs so a huge
+/// hole costs nothing beyond the listed cap.
 fn gaps(db: &Connection) -> rusqlite::Result<Value> {
     let mut stmt = db.prepare(
-        "SELECT DISTINCT device, seq FROM events WHERE seq IS NOT NULL ORDER BY device, seq",
+        "SELECT session, MIN(device), seq FROM events GROUP BY session, seq ORDER BY session, seq",
     )?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+    })?;
+    struct Session {
+        id: String,
+        device: String,
+        highest: i64,
+        missing: Vec<i64>,
+        count: u64,
+    }
     let mut out: Vec<Value> = Vec::new();
-    let mut current: Option<(String, i64, Vec<i64>, u64)> = None;
-    let flush = |out: &mut Vec<Value>, cur: Option<(String, i64, Vec<i64>, u64)>| {
-        if let Some((device, _, missing, count)) = cur.filter(|c| c.3 > 0) {
-            out.push(json!({ "device": device, "missing": missing, "missing_count": count }));
+    let mut current: Option<Session> = None;
+    let flush = |out: &mut Vec<Value>, session: Option<Session>| {
+        if let Some(s) = session.filter(|s| s.count > 0) {
+            out.push(json!({
+                "session": s.id, "device": s.device, "missing": s.missing, "missing_count": s.count,
+            }));
         }
     };
     for row in rows {
-        let (device, seq) = row?;
-        match &mut current {
-            Some((d, prev, missing, count)) if *d == device => {
-                let hole = seq - *prev - 1;
-                if hole > 0 {
-                    *count += hole as u64;
-                    let room = MAX_MISSING_LISTED - missing.len();
-                    missing.extend((*prev + 1..seq).take(room));
-                }
-                *prev = seq;
-            }
-            _ => {
-                flush(&mut out, current.take());
-                current = Some((device, seq, Vec::new(), 0));
-            }
+        let (id, device, seq) = row?;
+        if current.as_ref().is_none_or(|s| s.id != id) {
+            flush(&mut out, current.take());
+            current = Some(Session {
+                id,
+                device,
+                highest: 0,
+                missing: Vec::new(),
+                count: 0,
+            });
         }
+        let s = current.as_mut().expect("set above");
+        let hole = seq - s.highest - 1;
+        if hole > 0 {
+            s.count += hole as u64;
+            let room = MAX_MISSING_LISTED - s.missing.len();
+            s.missing.extend((s.highest + 1..seq).take(room));
+        }
+        s.highest = s.highest.max(seq);
     }
     flush(&mut out, current);
     Ok(out.into())

@@ -137,7 +137,7 @@ async fn start_with(config: Config) -> SocketAddr {
 fn batch(device: &str, events: &[(&str, i64)]) -> Value {
     let events: Vec<Value> = events
         .iter()
-        .map(|(id, seq)| json!({"id": id, "seq": seq, "ts": 1_732_240_000_000i64 + seq, "payload": {"n": seq}}))
+        .map(|(id, seq)| json!({"id": id, "session": device, "seq": seq, "ts": 1_732_240_000_000i64 + seq, "payload": {"n": seq}}))
         .collect();
     json!({"sent_at": 1_732_240_000_123i64, "device": device, "events": events})
 }
@@ -176,23 +176,16 @@ async fn stores_and_counts_duplicates() {
 }
 
 #[tokio::test]
-async fn an_event_posted_before_it_was_stored_gets_its_seq_when_it_comes_again() {
+async fn an_event_without_its_session_or_seq_is_refused() {
     let addr = start().await;
-    // The unload path: "b"'s write had not completed, so it has no seq yet.
-    let mut unload = batch("dev-1", &[("a", 1), ("b", 0)]);
-    unload["events"][1].as_object_mut().unwrap().remove("seq");
-    let resp = post(addr, "/bulk/event", &unload).await;
-    assert_eq!(resp.json(), json!({"accepted": 2, "duplicates": 0}));
-    let report = get(addr, "/events").await;
-    assert_eq!(report["events"][1]["seq"], Value::Null);
-    assert_eq!(report["gaps"], json!([]), "no seq, no gap");
-
-    // The write completed after all: the next page sends "b" again, with seq 3.
-    let resp = post(addr, "/bulk/event", &batch("dev-1", &[("b", 3)])).await;
-    assert_eq!(resp.json(), json!({"accepted": 0, "duplicates": 1}));
-    let report = get(addr, "/events").await;
-    assert_eq!(report["events"][1]["seq"], 3);
-    assert_eq!(report["gaps"][0]["missing"], json!([2]));
+    for field in ["session", "seq"] {
+        let mut body = batch("dev-1", &[("a", 1)]);
+        body["events"][0].as_object_mut().unwrap().remove(field);
+        let resp = post(addr, "/bulk/event", &body).await;
+        assert_eq!(resp.status, 400, "without {field}");
+        assert!(resp.json()["error"].as_str().unwrap().contains(field), "{:?}", resp.json());
+    }
+    assert_eq!(get(addr, "/events").await["count"], 0);
 }
 
 #[tokio::test]
@@ -540,39 +533,42 @@ async fn held_requests_do_not_delay_shutdown_but_delayed_ones_are_answered() {
 }
 
 #[tokio::test]
-async fn reports_sequence_gaps_per_device() {
+async fn reports_sequence_gaps_per_session_from_its_first_seq() {
     let addr = start().await;
-    post(
-        addr,
-        "/bulk/event",
-        &batch("a", &[("a1", 1), ("a2", 2), ("a5", 5)]),
-    )
-    .await;
-    post(addr, "/bulk/event", &batch("a", &[("a6", 6), ("a9", 9)])).await;
-    post(
-        addr,
-        "/bulk/event",
-        &batch("b", &[("b0", 0), ("b1", 1), ("b2", 2)]),
-    )
-    .await;
-    post(
-        addr,
-        "/bulk/event",
-        &batch("c", &[("c0", 0), ("c5000", 5000)]),
-    )
-    .await;
+    let posts = [
+        batch("a", &[("a1", 1), ("a2", 2), ("a5", 5)]),
+        batch("a", &[("a6", 6), ("a9", 9)]),
+        batch("b", &[("b1", 1), ("b2", 2)]),
+        // A second page of device "b": its own numbering, whose first two never came.
+        in_session("b-2", batch("b", &[("b2-3", 3)])),
+        batch("c", &[("c1", 1), ("c5000", 5000)]),
+    ];
+    for body in &posts {
+        assert_eq!(post(addr, "/bulk/event", body).await.status, 200);
+    }
 
     let gaps = get(addr, "/events?summary=1").await["gaps"].clone();
     let gaps = gaps.as_array().unwrap();
-    assert_eq!(gaps.len(), 2, "{gaps:?}");
+    assert_eq!(gaps.len(), 3, "{gaps:?}");
     assert_eq!(
         gaps[0],
-        json!({"device": "a", "missing": [3, 4, 7, 8], "missing_count": 4})
+        json!({"session": "a", "device": "a", "missing": [3, 4, 7, 8], "missing_count": 4})
     );
-    assert_eq!(gaps[1]["device"], "c");
-    assert_eq!(gaps[1]["missing"].as_array().unwrap().len(), 1000);
-    assert_eq!(gaps[1]["missing"][0], 1);
-    assert_eq!(gaps[1]["missing_count"], 4999);
+    assert_eq!(
+        gaps[1],
+        json!({"session": "b-2", "device": "b", "missing": [1, 2], "missing_count": 2})
+    );
+    assert_eq!(gaps[2]["session"], "c");
+    assert_eq!(gaps[2]["missing"].as_array().unwrap().len(), 1000);
+    assert_eq!(gaps[2]["missing"][0], 2);
+    assert_eq!(gaps[2]["missing_count"], 4998);
+}
+
+fn in_session(session: &str, mut body: Value) -> Value {
+    for event in body["events"].as_array_mut().unwrap() {
+        event["session"] = session.into();
+    }
+    body
 }
 
 #[tokio::test]

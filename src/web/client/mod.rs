@@ -16,7 +16,7 @@ use super::clock::Clock;
 use super::leader::Leadership;
 use super::lifecycle::{self, Listener};
 use super::options::Options;
-use super::random::RandomPool;
+use super::random;
 use super::storage::Store;
 use super::timer::Timer;
 use super::transport::{self, Mode};
@@ -46,7 +46,6 @@ struct Inner {
     writes: Writes,
     flush_waiters: RefCell<Vec<(u64, Function, Function)>>,
     next_waiter: Cell<u64>,
-    random: RefCell<RandomPool>,
     listeners: RefCell<Vec<Listener>>,
     /// Held (or awaited) Web Lock that makes this tab the sender; `None` without Web Locks.
     leadership: RefCell<Option<Leadership>>,
@@ -62,27 +61,32 @@ struct Inner {
 
 impl Client {
     /// Opens storage (IndexedDB, or memory if that fails), loads what an earlier page
-    /// left, and starts the loop on the page's clock.
-    pub async fn start(options: Options) -> Result<Client, Error> {
-        Client::start_with_clock(options, Clock::default()).await
+    /// left, and starts the loop on the page's clock, for the page session `session`
+    /// (whose events the entry numbers).
+    pub async fn start(options: Options, session: &str) -> Result<Client, Error> {
+        Client::start_with_clock(options, session, Clock::default()).await
     }
 
     /// [`Client::start`] reading the time from `clock`.
-    pub async fn start_with_clock(options: Options, clock: Clock) -> Result<Client, Error> {
-        let mut random = RandomPool::new();
-        let new_device = wire::uuid_v4(random.take16());
-        let tab_id = wire::uuid_v4(random.take16());
+    pub async fn start_with_clock(
+        options: Options,
+        session: &str,
+        clock: Clock,
+    ) -> Result<Client, Error> {
+        let new_device = random::uuid();
+        let tab_id = random::uuid();
         let (store, device, storage_error) =
             Store::open(&options.storage_name, new_device, options.force_memory).await;
-        // A UTF-16 code unit takes at most 3 bytes of UTF-8; the tab's id is a uuid, as
-        // every event id is.
+        // A UTF-16 code unit takes at most 3 bytes of UTF-8.
+        let widest_id = wire::event_id(session, u64::MAX);
         let safe_payload_len = options
             .config
             .max_batch_bytes
             .saturating_sub(wire::envelope_len_bound(&device))
-            .saturating_sub(wire::event_len_bound(&tab_id, u64::MAX, ""))
+            .saturating_sub(wire::event_len(&widest_id, session, u64::MAX, u64::MAX, ""))
             / 3;
-        let core = Core::new(options.config, device).map_err(|e| Error::Options(e.to_string()))?;
+        let core = Core::new(options.config, device, session)
+            .map_err(|e| Error::Options(e.to_string()))?;
         let inner = Rc::new(Inner {
             core: RefCell::new(core),
             store,
@@ -95,7 +99,6 @@ impl Client {
             writes: Writes::default(),
             flush_waiters: RefCell::new(Vec::new()),
             next_waiter: Cell::new(1),
-            random: RefCell::new(random),
             listeners: RefCell::new(Vec::new()),
             leadership: RefCell::new(None),
             lock_name: format!("evbuf-sender:{}", options.storage_name),
@@ -120,39 +123,22 @@ impl Client {
         Ok(Client { inner })
     }
 
-    /// Stamps and stores an event whose payload is already JSON. The promise resolves
-    /// once it is durable.
-    pub fn log(&self, payload_json: String) -> Result<Promise, Error> {
-        let inner = &self.inner;
-        if inner.stopped.get() {
-            return Err(Error::NotStarted);
-        }
-        let id = wire::uuid_v4(inner.random.borrow_mut().take16());
-        inner
-            .core
-            .borrow_mut()
-            .handle_log(inner.now(), id, payload_json)
-            .map_err(Error::Log)?;
-        let promise = inner.writes.next_durable();
-        inner.pump();
-        Ok(promise)
-    }
-
     /// Stamps and stores the events of one tick, their JSON payloads separated by
-    /// newlines (JSON text has none): one timestamp (`at`, the time of calls that waited
-    /// for the client, else now), ids in bulk, one write. The promise resolves once all
-    /// are durable; it rejects if one was refused, the others being kept (the entry hands
-    /// over a payload longer than [`Client::safe_payload_len`] alone, so only it is).
-    pub fn log_batch(&self, payloads: &str, at: Option<u64>) -> Result<Promise, Error> {
+    /// newlines (JSON text has none), numbered from `first_seq` in the page's session:
+    /// one timestamp (`at`, the time of calls that waited for the client, else now), one
+    /// write. The promise resolves once all are durable; it rejects if one was refused,
+    /// the others being kept (the entry hands over a payload longer than
+    /// [`Client::safe_payload_len`] alone, so only it is).
+    pub fn log_batch(&self, payloads: &str, at: Option<u64>, first_seq: u64) -> Result<Promise, Error> {
         let inner = &self.inner;
         if inner.stopped.get() {
             return Err(Error::NotStarted);
         }
         let refused = {
-            let mut random = inner.random.borrow_mut();
-            let events = payloads
-                .split('\n')
-                .map(|payload| (wire::uuid_v4(random.take16()), payload.to_owned()));
+            let session = inner.core.borrow().session();
+            let events = payloads.split('\n').zip(first_seq..).map(|(payload, seq)| {
+                (wire::event_id(&session, seq), seq, payload.to_owned())
+            });
             let now = inner.now();
             inner
                 .core

@@ -170,7 +170,7 @@ impl IdbStorage {
     }
 
     /// Writes the events and deletes `deletes` in one transaction; returns the events'
-    /// seqs once it has committed.
+    /// keys once it has committed.
     pub async fn put_all(&self, events: &[NewEvent], deletes: &[Key]) -> Result<Vec<Key>, Error> {
         let fail = |e| storage_error("store events", e);
         let touched = self.records_touched(deletes);
@@ -200,7 +200,16 @@ impl IdbStorage {
                 if !record.is_empty() {
                     record.push('\n');
                 }
-                wire::push_event(&mut record, &event.id, key, event.ts, &event.payload);
+                let mut line = String::new();
+                wire::push_event(
+                    &mut line,
+                    &event.id,
+                    &event.session,
+                    event.seq,
+                    event.ts,
+                    &event.payload,
+                );
+                wire::push_keyed(&mut record, key, &line);
             }
             records.push((
                 JsValue::from_str(&record),
@@ -223,13 +232,13 @@ impl IdbStorage {
         committed(tx, "store events").await?;
         self.forget_records(touched);
         let mut records = self.records.borrow_mut();
-        for (first, seqs) in new_records {
-            records.set(first, seqs);
+        for (first, record_keys) in new_records {
+            records.set(first, record_keys);
         }
         Ok(keys)
     }
 
-    /// Removes these seqs: records left empty are deleted, others rewritten without them.
+    /// Removes these keys: records left empty are deleted, others rewritten without them.
     pub async fn delete(&self, keys: &[Key]) -> Result<(), Error> {
         let fail = |e| storage_error("delete events", e);
         let touched = self.records_touched(keys);
@@ -247,18 +256,18 @@ impl IdbStorage {
         Ok(())
     }
 
-    /// The records these keys live in, and the seqs each keeps.
+    /// The records these keys live in, and the keys each keeps.
     fn records_touched(&self, keys: &[Key]) -> Records {
         let mut touched = Records::default();
         let records = self.records.borrow();
         for &key in keys {
-            let Some((first, seqs)) = records.containing(key) else {
+            let Some((first, record_keys)) = records.containing(key) else {
                 continue;
             };
             let index = match touched.position(first) {
                 Ok(index) => index,
                 Err(index) => {
-                    touched.0.insert(index, (first, seqs.to_vec()));
+                    touched.0.insert(index, (first, record_keys.to_vec()));
                     index
                 }
             };
@@ -308,7 +317,7 @@ impl IdbStorage {
         })
     }
 
-    /// The records whose first seq is in `first..=last`: what one write of another tab made.
+    /// The records whose first key is in `first..=last`: what one write of another tab made.
     pub async fn load_range(&self, first: Key, last: Key) -> Result<Vec<StoredEvent>, Error> {
         let fail = |e| storage_error("load stored events", e);
         let range = KeyRange::bound(
@@ -331,25 +340,31 @@ impl IdbStorage {
         Ok(self.index(pairs))
     }
 
-    /// Decodes records and remembers where each seq lives, for later deletes.
+    /// Decodes records and remembers where each key lives, for later deletes.
     fn index(&self, pairs: Vec<(JsValue, JsValue)>) -> Vec<StoredEvent> {
         let mut events = Vec::new();
         let mut records = self.records.borrow_mut();
         for (key, value) in pairs {
             let Some(first) = key.as_f64() else { continue };
-            let mut seqs = Vec::new();
+            let mut record_keys = Vec::new();
             // A record this version did not write is skipped, not fatal.
             let text = value.as_string().unwrap_or_default();
-            for (id, key, ts, payload) in text.lines().filter_map(wire::parse_event) {
-                seqs.push(key);
+            let parsed = text
+                .lines()
+                .filter_map(wire::parse_keyed)
+                .filter_map(|(key, line)| Some((key, wire::parse_event(line)?)));
+            for (key, event) in parsed {
+                record_keys.push(key);
                 events.push(StoredEvent {
                     key,
-                    id,
-                    ts,
-                    payload: payload.to_owned(),
+                    id: event.id,
+                    session: event.session.into(),
+                    seq: event.seq,
+                    ts: event.ts,
+                    payload: event.payload.to_owned(),
                 });
             }
-            records.set(first as Key, seqs);
+            records.set(first as Key, record_keys);
         }
         events
     }
@@ -403,7 +418,7 @@ async fn delete_in(store: &rexie::Store, touched: &Records) -> Result<(), rexie:
         };
         let mut kept = String::new();
         for line in stored.lines() {
-            if wire::parse_seq(line).is_some_and(|seq| remaining.contains(&seq)) {
+            if wire::parse_keyed(line).is_some_and(|(key, _)| remaining.contains(&key)) {
                 if !kept.is_empty() {
                     kept.push('\n');
                 }
@@ -417,8 +432,8 @@ async fn delete_in(store: &rexie::Store, touched: &Records) -> Result<(), rexie:
     Ok(())
 }
 
-/// Records by their first seq, each with the seqs still in it: a Vec kept sorted by first
-/// seq (a map type would cost kilobytes of wasm for the few operations used here).
+/// Records by their first key, each with the keys still in it: a Vec kept sorted by first
+/// key (a map type would cost kilobytes of wasm for the few operations used here).
 #[derive(Default)]
 struct Records(Vec<(Key, Vec<Key>)>);
 
@@ -431,19 +446,19 @@ impl Records {
     /// The record holding `key`: the last one starting at or before it, if it lists it.
     fn containing(&self, key: Key) -> Option<(Key, &[Key])> {
         let after = self.0.partition_point(|(start, _)| *start <= key);
-        let (first, seqs) = self.0.get(after.checked_sub(1)?)?;
-        seqs.contains(&key).then_some((*first, seqs.as_slice()))
+        let (first, record_keys) = self.0.get(after.checked_sub(1)?)?;
+        record_keys.contains(&key).then_some((*first, record_keys.as_slice()))
     }
 
-    /// Sets the seqs of the record at `first`; none left removes it.
-    fn set(&mut self, first: Key, seqs: Vec<Key>) {
-        match (self.position(first), seqs.is_empty()) {
+    /// Sets the record_keys of the record at `first`; none left removes it.
+    fn set(&mut self, first: Key, record_keys: Vec<Key>) {
+        match (self.position(first), record_keys.is_empty()) {
             (Ok(index), true) => {
                 self.0.remove(index);
             }
-            (Ok(index), false) => self.0[index].1 = seqs,
+            (Ok(index), false) => self.0[index].1 = record_keys,
             (Err(_), true) => {}
-            (Err(index), false) => self.0.insert(index, (first, seqs)),
+            (Err(index), false) => self.0.insert(index, (first, record_keys)),
         }
     }
 

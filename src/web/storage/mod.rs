@@ -2,15 +2,17 @@
 //! (`Store` owns that switch).
 //!
 //! Schema (version 1):
-//! - `events`: records of up to 100 events, keyed by the `seq` of their first event; the
-//!   value is one line per event, the event as it goes on the wire. Many events per record
-//!   keep a burst's write to a handful of requests, so events are durable within a tick or
-//!   two. ARCHITECTURE.md has the whole schema.
-//! - `meta`: `"device"` (the stable id of this browser profile) and `"next_seq"`.
+//! - `events`: records of up to 100 events, keyed by the storage key of their first event;
+//!   the value is one line per event, its key and the event as it goes on the wire
+//!   (`wire::push_keyed`). Many events per record keep a burst's write to a handful of
+//!   requests, so events are durable within a tick or two. ARCHITECTURE.md has the whole
+//!   schema.
+//! - `meta`: `"device"` (the stable id of this browser profile) and `"next_seq"` (the
+//!   next storage key).
 //!
-//! `seq` comes from `next_seq`, read and advanced inside the write's own read-write
+//! Keys come from `next_seq`, read and advanced inside the write's own read-write
 //! transaction; IndexedDB runs overlapping read-write transactions one after another, so
-//! several tabs never hand out the same `seq`.
+//! several tabs never hand out the same key.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -171,7 +173,7 @@ impl Storage {
         }
     }
 
-    /// Everything stored, the first seq not yet assigned when it was read, and the
+    /// Everything stored, the first key not yet assigned when it was read, and the
     /// backoff an earlier page remembered (memory remembers none).
     pub async fn load(&self) -> Result<Snapshot, Error> {
         match self {
@@ -195,7 +197,7 @@ impl Storage {
         }
     }
 
-    /// The events another tab wrote with seqs `first..=last`.
+    /// The events another tab wrote with keys `first..=last`.
     pub async fn load_range(&self, first: Key, last: Key) -> Result<Vec<StoredEvent>, Error> {
         match self {
             Storage::IndexedDb(idb) => idb.load_range(first, last).await,
@@ -208,7 +210,7 @@ impl Storage {
 /// A full read of storage, what a tab starts sending from.
 pub struct Snapshot {
     pub events: Vec<StoredEvent>,
-    /// The first seq not yet assigned when it was read.
+    /// The first key not yet assigned when it was read.
     pub below: Key,
     /// The sender's backoff an earlier page remembered.
     pub backoff: Option<(u64, u32)>,

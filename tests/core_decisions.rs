@@ -754,8 +754,13 @@ fn two_tabs_sharing_storage_deliver_every_event_exactly_once() {
         now += 100;
         for (tab, core) in [(0, &mut sender), (1, &mut other)] {
             for i in 0..25 {
-                core.handle_log(now, format!("t{tab}-r{round}-{i}"), round * 25 + i, "{}".into())
-                    .unwrap();
+                core.handle_log(
+                    now,
+                    format!("t{tab}-r{round}-{i}"),
+                    round * 25 + i,
+                    "{}".into(),
+                )
+                .unwrap();
             }
         }
         // Execute both tabs' actions until quiet, as their drivers would.

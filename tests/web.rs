@@ -448,7 +448,9 @@ async fn a_tick_of_events_is_stamped_once_and_durable_in_one_write() {
     let payloads: Vec<String> = (0..250)
         .map(|i| format!(r#"{{"run":"{run}","i":{i}}}"#))
         .collect();
-    let promise = client.log_batch(&payloads.join("\n"), None, next_seqs(250)).unwrap();
+    let promise = client
+        .log_batch(&payloads.join("\n"), None, next_seqs(250))
+        .unwrap();
     assert_eq!(client.stats().0.logged, 250);
     JsFuture::from(promise).await.unwrap();
     assert_eq!(
@@ -616,14 +618,13 @@ async fn the_client_reads_time_only_from_its_clock() {
     let run = unique("clock");
     let start = 1_600_000_000_000; // 2020: far from the page's own clock
     let (clock, time) = evbuf::web::Clock::by_hand(start);
-    let client =
-        Client::start_with_clock(
-            options(&run, &[("flushIntervalMs", 60_000.into())]),
-            &SESSION.with(String::clone),
-            clock,
-        )
-            .await
-            .unwrap();
+    let client = Client::start_with_clock(
+        options(&run, &[("flushIntervalMs", 60_000.into())]),
+        &SESSION.with(String::clone),
+        clock,
+    )
+    .await
+    .unwrap();
     log(&client, &run, 3).await;
     let stats = client.stats().0;
     assert_eq!(stats.oldest_age_ms, Some(0));

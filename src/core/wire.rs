@@ -292,7 +292,10 @@ mod tests {
             assert_eq!(parse_keyed(&keyed), Some((key as Key, out.as_str())));
         }
         assert_eq!(parse_event("{\"id\":1}"), None);
-        assert_eq!(parse_event("{\"id\":\"u\",\"seq\":1,\"ts\":1,\"payload\":1}"), None);
+        assert_eq!(
+            parse_event("{\"id\":\"u\",\"seq\":1,\"ts\":1,\"payload\":1}"),
+            None
+        );
         assert_eq!(parse_event(""), None);
         assert_eq!(parse_keyed("{\"id\":\"u\"}"), None);
         assert_eq!(parse_keyed("7{}"), None);

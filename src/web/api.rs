@@ -34,7 +34,11 @@ pub async fn start(options: JsValue, session: String) -> Result<f64, JsValue> {
 /// `first_seq` in the page's session, made at `at` (ms since the epoch) if they waited for
 /// the client, else now; resolves when all are stored.
 #[wasm_bindgen(js_name = logBatch)]
-pub fn log_batch(payloads: &str, at: Option<f64>, first_seq: f64) -> Result<js_sys::Promise, JsValue> {
+pub fn log_batch(
+    payloads: &str,
+    at: Option<f64>,
+    first_seq: f64,
+) -> Result<js_sys::Promise, JsValue> {
     Ok(client()?.log_batch(payloads, at.map(|ms| ms as u64), first_seq as u64)?)
 }
 

@@ -156,7 +156,8 @@ impl Sim {
         self.next_id += 1;
         let id = format!("e{}", self.next_id);
         let payload = format!(r#"{{"n":{},"pad":"{}"}}"#, self.next_id, "x".repeat(size));
-        self.core.handle_log(self.now, id.clone(), self.next_id, payload)?;
+        self.core
+            .handle_log(self.now, id.clone(), self.next_id, payload)?;
         self.pump();
         Ok(id)
     }

@@ -761,7 +761,11 @@ fn gaps(db: &Connection) -> rusqlite::Result<Value> {
         "SELECT session, MIN(device), seq FROM events GROUP BY session, seq ORDER BY session, seq",
     )?;
     let rows = stmt.query_map([], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
     })?;
     struct Session {
         id: String,

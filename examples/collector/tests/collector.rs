@@ -183,7 +183,11 @@ async fn an_event_without_its_session_or_seq_is_refused() {
         body["events"][0].as_object_mut().unwrap().remove(field);
         let resp = post(addr, "/bulk/event", &body).await;
         assert_eq!(resp.status, 400, "without {field}");
-        assert!(resp.json()["error"].as_str().unwrap().contains(field), "{:?}", resp.json());
+        assert!(
+            resp.json()["error"].as_str().unwrap().contains(field),
+            "{:?}",
+            resp.json()
+        );
     }
     assert_eq!(get(addr, "/events").await["count"], 0);
 }

@@ -129,16 +129,22 @@ impl Client {
     /// write. The promise resolves once all are durable; it rejects if one was refused,
     /// the others being kept (the entry hands over a payload longer than
     /// [`Client::safe_payload_len`] alone, so only it is).
-    pub fn log_batch(&self, payloads: &str, at: Option<u64>, first_seq: u64) -> Result<Promise, Error> {
+    pub fn log_batch(
+        &self,
+        payloads: &str,
+        at: Option<u64>,
+        first_seq: u64,
+    ) -> Result<Promise, Error> {
         let inner = &self.inner;
         if inner.stopped.get() {
             return Err(Error::NotStarted);
         }
         let refused = {
             let session = inner.core.borrow().session();
-            let events = payloads.split('\n').zip(first_seq..).map(|(payload, seq)| {
-                (wire::event_id(&session, seq), seq, payload.to_owned())
-            });
+            let events = payloads
+                .split('\n')
+                .zip(first_seq..)
+                .map(|(payload, seq)| (wire::event_id(&session, seq), seq, payload.to_owned()));
             let now = inner.now();
             inner
                 .core

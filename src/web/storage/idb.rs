@@ -447,7 +447,9 @@ impl Records {
     fn containing(&self, key: Key) -> Option<(Key, &[Key])> {
         let after = self.0.partition_point(|(start, _)| *start <= key);
         let (first, record_keys) = self.0.get(after.checked_sub(1)?)?;
-        record_keys.contains(&key).then_some((*first, record_keys.as_slice()))
+        record_keys
+            .contains(&key)
+            .then_some((*first, record_keys.as_slice()))
     }
 
     /// Sets the record_keys of the record at `first`; none left removes it.

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  eventually, sleep, stats, logPaced, drained, browserPids, killBrowser, scenarioFile,
+  assertNumberedAsLogged, eventually, sleep, stats, logPaced, drained, browserPids, killBrowser, scenarioFile,
 } from './harness.mjs';
 
 const {
@@ -168,7 +168,7 @@ test('tab switches: hidden and shown every 1.5 s while 600 events are logged at 
   report(t, 'tab switches', d, { hides, unload_requests: s.unloadRequests, tail_ms: deliveredAfter });
   await assertExactly(run, [N]);
   assert.ok(d.duplicates <= bound, `${d.duplicates} wire duplicates over ${hides} tab switches (at most ${bound})`);
-}, { unloadPath: true, unsequenced: true }));
+}, { unloadPath: true }));
 
 test('kill after a burst: SIGKILL 100 ms after the last of 500 logEvent calls, fast answers: all delivered after relaunch, at most one batch again', { timeout: 60_000 }, scenario(async ({ t, p, launch, run }) => {
   const N = 500;
@@ -299,6 +299,7 @@ test('log and leave before init finished: 20 events logged right after init(), t
   const { d } = await nextPageDelivers(launch, since, 0);
   report(t, 'log before init and navigate', d, { waiting_at_leave: statsAtLeave.waitingCalls });
   await assertExactly(run, [N]);
+  assertNumberedAsLogged(await delivered(run));
 }, { unloadPath: true }));
 
 test('log and leave before init finished, beyond the keepalive budget in UTF-8: what fits goes out, not nothing', { timeout: 60_000 }, scenario(async ({ t, launch, run }) => {
@@ -369,7 +370,8 @@ test('log and leave before init finished: a call too large for what is left of t
     .catch(() => {});
   const seen = (await delivered(run)).map((e) => e.payload.i).sort((a, b) => a - b);
   assert.deepEqual(seen, [0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], 'all but the one that did not fit');
-}, { unloadPath: true }));
+  // The server sees what was lost: its seq (2) is missing in the page's session.
+}, { unloadPath: true, missing: 1 }));
 
 test('calls waiting for init keep the time of the call: logged 1 s before init(), their ts is when they were made', { timeout: 60_000 }, scenario(async ({ launch, run }) => {
   const context = await launch();
@@ -697,18 +699,18 @@ test('a follower in memory does not become the sender while a tab that can store
   await assertExactly(run, [0, 1, N]);
 }));
 
-test('unload path alone: a page closed with ~96 KB stored and no page left to send delivers 64 KiB of it as text/plain; the next page the rest', { timeout: 60_000 }, scenario(async ({ t, launch, run }) => {
+test('unload path alone: a page closed with ~140 KB stored and no page left to send delivers 64 KiB of it as text/plain; the next page the rest', { timeout: 60_000 }, scenario(async ({ t, launch, run }) => {
   const N = 600;
   const budget = 65_536; // the page's keepalive budget
   const context = await launch();
   const page = await openPage(context);
   // No timer tick or count trigger; the byte trigger's one send is refused with a 5 s
-  // Retry-After, so ~96 KB wait stored (more than the budget) when the page closes.
+  // Retry-After, so ~140 KB wait stored (more than the budget) when the page closes.
   await init(page, { flushIntervalMs: 60_000, maxBufferSize: 100_000 });
   await collector().control({ fail_status: 503, fail_count: 1, retry_after: '5' });
   const since = await collector().summary();
   const atClose = await page.evaluate(async ({ run, N }) => {
-    // ~160 bytes on the wire each.
+    // ~230 bytes on the wire each.
     await Promise.all(Array.from({ length: N }, (_, i) => window.evbuf.logEvent({ run, i, pad: 'u'.repeat(60) })));
     while (window.evbuf.stats().failed === 0) await new Promise((r) => setTimeout(r, 10));
     return window.evbuf.stats();
@@ -728,7 +730,8 @@ test('unload path alone: a page closed with ~96 KB stored and no page left to se
   report(t, 'unload path alone', d, { unload_requests: posts, unload_bytes: bytes });
   assert.equal(d.requests, posts, 'every request at close was a text/plain unload post');
   assert.ok(bytes <= budget, `${bytes} bytes posted at unload (at most ${budget})`);
-  assert.ok(d.count > N / 2 && d.count < N, `${d.count} of ${N} delivered by the unload send: about the budget's worth`);
+  const fit = Math.floor(budget / (atClose.queuedBytes / N));
+  assert.ok(d.count >= fit * 0.8 && d.count < N, `${d.count} of ${N} delivered by the unload send: about the budget's worth (${fit})`);
 
   await context.close();
   const next = await nextPageDelivers(launch, since, N);

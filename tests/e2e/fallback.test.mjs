@@ -3,7 +3,7 @@
 // around init() arrive in the wire format. With 'wasm-unsafe-eval' the same page runs full.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { eventually, scenarioFile } from './harness.mjs';
+import { assertNumberedAsLogged, eventually, scenarioFile } from './harness.mjs';
 
 const { collector, openPage, delivered, scenario } = scenarioFile('fallback');
 
@@ -42,7 +42,7 @@ test("without 'wasm-unsafe-eval', init() resolves in fallback mode and all 20 ev
   assert.match(result.errors[0], /fallback mode: this page cannot run WebAssembly \(.*Content Security Policy.*\).*add 'wasm-unsafe-eval' to script-src/);
   const events = await delivered(run);
   assert.deepEqual(events.map((e) => e.payload.i).sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i));
-  assert.equal(new Set(events.map((e) => e.seq)).size, 20, 'a seq each');
+  assertNumberedAsLogged(events);
 }, { unloadPath: true }));
 
 test("with 'wasm-unsafe-eval', the same page runs in full mode", scenario(async ({ launch, run }) => {

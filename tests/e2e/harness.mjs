@@ -99,6 +99,19 @@ export async function eventually(check, ms = 15_000, what = 'condition') {
   throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
 }
 
+/**
+ * Events (from the collector) that one page logged, each with its `i` in logging order:
+ * all in one session, numbered 1, 2, 3… in the order logged, each with the id made of
+ * both, whichever path posted them.
+ */
+export function assertNumberedAsLogged(events) {
+  const sessions = new Set(events.map((e) => e.session));
+  assert.equal(sessions.size, 1, `one page session: ${[...sessions]}`);
+  const byI = [...events].sort((a, b) => a.payload.i - b.payload.i);
+  assert.deepEqual(byI.map((e) => e.seq), byI.map((_, n) => n + 1), 'seqs 1, 2, 3… in logging order');
+  for (const e of events) assert.equal(e.id, `${e.session}-${e.seq}`);
+}
+
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export const stats = (page) => page.evaluate(() => window.evbuf.stats());
@@ -235,25 +248,15 @@ function scenarioHelpers(collector, figures) {
    * The collector's view of order at the end of a scenario: one send in flight at a time
    * per sender (`senders` is 1 but without Web Locks, where every tab sends its own), the
    * unload path's text/plain posts overlapping a send only where `unloadPath` says the
-   * scenario hides or closes pages, and no seq missing between the lowest and highest seen
-   * per device except the `missing` ones a scenario drops on purpose. Where `unsequenced`
-   * says the scenario logs while the page is hidden, such an event is posted before its
-   * write gives it a seq, and a 2xx deletes it before any send carries one: each of those
-   * may leave a gap, and no gap may be more than those.
+   * scenario hides or closes pages, and no seq missing in any page session (from 1 to the
+   * highest the collector saw) except the `missing` ones a scenario drops on purpose.
    */
-  async function assertOrderly({ unloadPath = false, missing = 0, senders = 1, unsequenced = false } = {}) {
+  async function assertOrderly({ unloadPath = false, missing = 0, senders = 1 } = {}) {
     const s = await collector().summary();
     assert.ok(s.max_sends_in_flight <= senders, `${s.max_sends_in_flight} sends in flight at once (${senders} senders)`);
     if (!unloadPath) assert.ok(s.max_in_flight <= 1, `${s.max_in_flight} requests in flight at once`);
     const gaps = s.gaps.reduce((n, g) => n + g.missing_count, 0);
-    if (unsequenced) {
-      const { events } = await collector().events();
-      const seqless = events.filter((e) => e.seq === null).length;
-      assert.ok(gaps <= missing + seqless,
-        `${gaps} seqs missing at the collector, more than the ${seqless} events it holds without one: ${JSON.stringify(s.gaps)}`);
-    } else {
-      assert.equal(gaps, missing, `seqs missing at the collector: ${JSON.stringify(s.gaps)}`);
-    }
+    assert.equal(gaps, missing, `seqs missing at the collector: ${JSON.stringify(s.gaps)}`);
   }
 
   /**

@@ -19,8 +19,8 @@ test('burst: 10,000 logEvent calls in a tight loop, all delivered in full batche
   const N = 10_000;
   const maxBatchEvents = 100; // the default
   const maxBatchBytes = 61_440; // the default
-  // The largest event on the wire: the payload plus id, seq, ts and keys (< 120 bytes).
-  const largest = Math.max(...Array.from({ length: 340 }, (_, i) => JSON.stringify(padded(run, i)).length)) + 120;
+  // The largest event on the wire: the payload plus id, session, seq, ts and keys (< 150 bytes).
+  const largest = Math.max(...Array.from({ length: 340 }, (_, i) => JSON.stringify(padded(run, i)).length)) + 150;
   assert.ok(largest * maxBatchEvents < maxBatchBytes, 'full batches are limited by count, not bytes');
   const bound = Math.ceil(N / maxBatchEvents) + 1;
 
@@ -102,13 +102,13 @@ test('steady with large batches: 50 events/s for 20 s, early flush above one int
 // Close and crash each run twice: with default options (early flushes race with the end of
 // the page) and in a quiet first session where nothing is sent before it ends, so delivery
 // rests on the unload path, IndexedDB and the next page. Quiet means no timer, no count
-// trigger, and 500 compact events (~120 bytes each) below the byte trigger of a full batch.
+// trigger, and 300 compact events (~170 bytes each) below the byte trigger of a full batch.
 const QUIET = { flushIntervalMs: 60_000, maxBufferSize: 100_000, maxBatchBytes: 65_536 };
 const FIRST_SESSIONS = [['default options', {}, false], ['nothing sent before', QUIET, true]];
 
 for (const [variant, options, quiet] of FIRST_SESSIONS) {
   test(`close early (${variant}): the page closed 50 ms after the last call, all delivered after reopening`, { timeout: 60_000 }, scenario(async ({ t, launch, run }) => {
-    const N = 500;
+    const N = 300;
     const context = await launch();
     const page = await openPage(context);
     await init(page, options);
@@ -144,7 +144,7 @@ for (const [variant, options, quiet] of FIRST_SESSIONS) {
 
 for (const [variant, options, quiet] of FIRST_SESSIONS) {
   test(`crash (${variant}): Chromium killed with SIGKILL 100 ms after the last event was stored, all delivered after relaunch`, { timeout: 60_000 }, scenario(async ({ t, p, launch, run }) => {
-    const N = 500;
+    const N = 300;
     const context = await launch();
     const page = await openPage(context);
     await init(page, options);

@@ -121,6 +121,10 @@ function call(verb, run, log) {
 let endpoint = null;
 let sendTimeoutMs = 30_000;
 let watching = false;
+// The page was hidden (or is closing) and has not been visible since; `postSoon` is a post
+// of the calls logged meanwhile, due at the end of the task.
+let hidden = false;
+let postSoon = false;
 // The bytes of the unload posts in flight, which the keepalive budget counts.
 let keepaliveBytes = 0;
 
@@ -172,12 +176,31 @@ function postWaiting() {
 function watchUnload() {
   if (watching) return;
   watching = true;
-  addEventListener('pagehide', postWaiting);
+  addEventListener('pagehide', () => {
+    hidden = true;
+    postWaiting();
+  });
+  addEventListener('pageshow', () => { hidden = false; });
   if (typeof document === 'object') {
     document.addEventListener('visibilitychange', () => {
-      if (document.visibilityState === 'hidden') postWaiting();
+      hidden = document.visibilityState === 'hidden';
+      if (hidden) postWaiting();
     });
   }
+}
+
+/**
+ * A call made while the page is hidden, before any client runs: the app's own `pagehide`
+ * or `visibilitychange` handler, which runs after the entry's, logs its last words, and no
+ * later event comes to post them. They go out at the end of the task, in one post.
+ */
+function postIfHidden() {
+  if (!hidden || postSoon) return;
+  postSoon = true;
+  queueMicrotask(() => {
+    postSoon = false;
+    postWaiting();
+  });
 }
 
 function refuse(why, cause) {
@@ -301,7 +324,9 @@ export function logEvent(payload) {
   const seq = ++latestSeq;
   if (!started) {
     const at = Date.now();
-    return call('log event', () => stage(json, at, seq), { json, at, seq });
+    const logged = call('log event', () => stage(json, at, seq), { json, at, seq });
+    postIfHidden();
+    return logged;
   }
   try {
     return stage(json, undefined, seq);

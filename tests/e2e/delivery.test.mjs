@@ -302,6 +302,42 @@ test('log and leave before init finished: 20 events logged right after init(), t
   assertNumberedAsLogged(await delivered(run));
 }, { unloadPath: true }));
 
+// The app's last words before init() finished: its own pagehide and visibilitychange
+// handlers, added after init() was called, log as the page closes, while the module still
+// loads (held 3 s here). They run after the entry's handlers, which posted the calls
+// waiting then; before the calls made later were posted too, both were lost.
+test('the app logs last before init finished: its pagehide and visibilitychange handlers log as the page closes while the module loads: all delivered', { timeout: 60_000 }, scenario(async ({ launch, run }) => {
+  const context = await launch();
+  const page = await openPage(context);
+  await page.route('**/evbuf_bg.wasm', async (route) => {
+    await sleep(3_000);
+    await route.continue().catch(() => {});
+  });
+  const since = await collector().summary();
+  await page.evaluate(({ run, endpoint }) => {
+    const { init, logEvent, stats } = window.evbuf;
+    init({ endpoint, flushIntervalMs: 60_000 }).catch(() => {});
+    const ran = (kind) => localStorage.setItem(`early-last-${run}-${kind}`, String(stats().started));
+    addEventListener('pagehide', () => {
+      logEvent({ run, i: 1, kind: 'session end' });
+      ran('pagehide');
+    });
+    document.addEventListener('visibilitychange', () => {
+      if (document.visibilityState !== 'hidden') return;
+      logEvent({ run, i: 2, kind: 'time on page' });
+      ran('hidden');
+    });
+    logEvent({ run, i: 0, kind: 'click' });
+  }, { run, endpoint: collector().endpoint });
+  await page.close({ runBeforeUnload: true });
+  await deliveredCount(since, 3, 10_000, '3 events from the unload path').catch(() => {});
+  const check = await openPage(context);
+  const started = await check.evaluate((run) => ['pagehide', 'hidden'].map((kind) => localStorage.getItem(`early-last-${run}-${kind}`)), run);
+  assert.deepEqual(started, ['false', 'false'], 'precondition: both handlers ran as the page closed, before init() finished');
+  await assertExactly(run, [3]);
+  assertNumberedAsLogged(await delivered(run));
+}, { unloadPath: true }));
+
 test('log and leave before init finished, beyond the keepalive budget in UTF-8: what fits goes out, not nothing', { timeout: 60_000 }, scenario(async ({ t, launch, run }) => {
   // 40 events of 1,000 '€' (3 bytes each in UTF-8, 1 code unit in JS): ~120 KB on the wire
   // but ~40,000 code units. Counted in code units, all go in one post the browser refuses.

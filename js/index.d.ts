@@ -27,7 +27,8 @@ export interface Options {
    *  where the browser has `CompressionStream`, plain elsewhere; the unload path always
    *  goes plain. Default 'none'. */
   compression?: 'gzip' | 'none';
-  /** Called with an Error for drops, failed sends and storage trouble. */
+  /** Called with an Error for drops, failed sends and storage trouble, and for every
+   *  logEvent call that fails, awaited or not. */
   onError?: (error: Error) => void;
   /** IndexedDB database name. Default 'evbuf'. */
   storageName?: string;
@@ -116,7 +117,8 @@ export function init(options: Options): Promise<void>;
 /** Resolves once the event is stored; the calls of one tick share one promise. Rejects at
  *  once for a payload JSON cannot serialize, for one larger than maxBatchBytes, and after
  *  shutdown() (until init() again) with "failed to log event: evbuf was shut down; call
- *  init() again". */
+ *  init() again". The rejection is handled, so a call site that does not await sees no
+ *  unhandled rejection; onError hears it. */
 export function logEvent(payload: unknown): Promise<void>;
 /** Sends now; resolves once everything logged before is acknowledged, rejects with the
  *  reason otherwise. After shutdown(): "failed to flush: evbuf was shut down; …". */

@@ -19,6 +19,9 @@ let loading = null;
 let turn = Promise.resolve();
 let latest = 0;
 const waiting = [];
+// The onError of the latest init(): it hears why a logEvent call failed, which a call site
+// that does not await (the legacy call does not) never would.
+let onError = null;
 // The client the calls go to when WebAssembly cannot run; null in full mode.
 let fallback = null;
 const client = () => fallback ?? wasm;
@@ -277,6 +280,7 @@ export function init(options) {
   handOver();
   const mine = ++latest;
   started = shut = false;
+  onError = typeof options?.onError === 'function' ? options.onError : null;
   endpoint = null; // unless the options name one: the client says what is wrong with them
   // The client refuses a value out of range; until then the default.
   const timeout = options?.sendTimeoutMs;
@@ -312,6 +316,19 @@ export function init(options) {
   });
 }
 
+/**
+ * The promise of a logEvent call, handled here: its failure goes to onError, so that a call
+ * site that does not await it sees no unhandled rejection, and one that awaits still does.
+ */
+function handled(promise) {
+  promise.catch((error) => {
+    try {
+      onError?.(error);
+    } catch { /* the page's handler */ }
+  });
+  return promise;
+}
+
 /** Stores the event durably; resolves once it is stored. No request per event. */
 export function logEvent(payload) {
   let json;
@@ -319,20 +336,16 @@ export function logEvent(payload) {
     json = serialize(payload);
   } catch (error) {
     if (started) client().countInvalid();
-    return Promise.reject(error);
+    return handled(Promise.reject(error));
   }
   const seq = ++latestSeq;
   if (!started) {
     const at = Date.now();
     const logged = call('log event', () => stage(json, at, seq), { json, at, seq });
     postIfHidden();
-    return logged;
+    return handled(logged);
   }
-  try {
-    return stage(json, undefined, seq);
-  } catch (error) {
-    return Promise.reject(error);
-  }
+  return handled(attempt(() => stage(json, undefined, seq)));
 }
 
 /** Sends now; resolves once everything logged before is acknowledged. */

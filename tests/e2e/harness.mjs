@@ -269,15 +269,21 @@ function scenarioHelpers(collector, figures) {
       await collector().reset();
       const p = profile();
       const contexts = [];
+      // Every page's unhandled rejections: a call site that does not await must see none.
+      const unhandled = [];
       const launch = async (options) => {
         const context = await p.launch(options);
         contexts.push(context);
+        await context.exposeBinding('evbufTestUnhandled', (_, message) => { unhandled.push(message); });
+        await context.addInitScript(() => addEventListener('unhandledrejection',
+          (e) => window.evbufTestUnhandled(String(e.reason?.message ?? e.reason))));
         return context;
       };
       // Short, as the quiet sessions count bytes.
       const run = `r${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
       try {
         await body({ t, p, launch, run });
+        assert.deepEqual(unhandled, [], 'unhandled rejections in the pages');
         await assertOrderly(expect);
         for (const context of contexts) await assertBooksBalance(context);
       } finally {

@@ -134,6 +134,44 @@ test('the calls of a tick share one promise; an oversize or unserializable paylo
   }
 });
 
+// Legacy call sites do not await logEvent: a call that fails must not become an unhandled
+// rejection (error-tracker noise, a crash under Node's default policy in an app's tests).
+test('a call site that does not await logEvent sees no unhandled rejection in any state; onError hears each failure and an awaiting caller still learns it', async () => {
+  const p = profile();
+  const context = await p.launch();
+  try {
+    const page = await openPage(context);
+    const result = await page.evaluate(async ({ endpoint }) => {
+      const { init, logEvent, shutdown } = window.evbuf;
+      const unhandled = [];
+      addEventListener('unhandledrejection', (e) => unhandled.push(String(e.reason?.message ?? e.reason)));
+      const heard = [];
+      const onError = (e) => heard.push(e.message);
+      const cyclic = {};
+      cyclic.self = cyclic;
+      logEvent(cyclic); // rejected at once; the init called in this task has onError set by then
+      logEvent({ state: 'queued before a failed init' });
+      await init({ endpoint, flushIntervalMs: -1, onError }).catch(() => {});
+      await init({ endpoint, flushIntervalMs: 60_000, onError });
+      logEvent('x'.repeat(100_000));
+      logEvent(10n);
+      await shutdown();
+      logEvent({ state: 'after shutdown' });
+      const awaited = await logEvent({ state: 'awaited' }).then(() => 'resolved', (e) => e.message);
+      await new Promise((r) => setTimeout(r, 300));
+      return { unhandled, heard, awaited };
+    }, { endpoint: collector.endpoint });
+    assert.deepEqual(result.unhandled, [], 'no unhandled rejection');
+    assert.match(result.awaited, /evbuf was shut down/);
+    const expected = [/cannot be serialized/, /did not start.*flushIntervalMs/, /maxBatchBytes/, /cannot be serialized/, /evbuf was shut down/, /evbuf was shut down/];
+    assert.equal(result.heard.length, expected.length, JSON.stringify(result.heard));
+    expected.forEach((pattern, i) => assert.match(result.heard[i], pattern));
+  } finally {
+    await context.close();
+    p.dispose();
+  }
+});
+
 test('init with a bad option fails with a message naming it', async () => {
   const p = profile();
   const context = await p.launch();

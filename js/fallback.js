@@ -16,6 +16,9 @@ function whole(value, name, otherwise, min, max = Number.MAX_SAFE_INTEGER) {
   return value;
 }
 
+/** 413 (too large), 400 and 422 (bad content): bisect, drop what is refused alone. */
+const refusesContent = (status) => status === 400 || status === 413 || status === 422;
+
 /** Retry-After in ms from now (delay-seconds or an HTTP date); null for neither. */
 function retryAfterMs(value) {
   if (value === null) return null;
@@ -59,7 +62,7 @@ export function fallbackClient(options = {}, why, session) {
   let retryAt = null;
   let retryTimer = null;
   let lastFailure = '';
-  // After a 400 or 413, posts carry at most this many events, halving until the event the
+  // After a 400, 422 or 413, posts carry at most this many events, halving until the event the
   // server refuses is alone.
   let most = Infinity;
   let hidden = false;
@@ -118,16 +121,16 @@ export function fallbackClient(options = {}, why, session) {
       counts.sent += events.length;
       attempt = 0;
       most = Infinity;
-    } else if ((status === 400 || status === 413) && events.length === 1) {
+    } else if (refusesContent(status) && events.length === 1) {
       const reason = status === 413 ? 'oversize' : 'poison';
       dropped[reason]++;
       most = Infinity;
       report(new Error(`dropped an event in fallback mode: ${status === 413
         ? 'the server answered 413 Payload Too Large for this event alone'
-        : 'the server rejected this event with 400 Bad Request'}`));
+        : `the server rejected this event with ${status === 422 ? '422 Unprocessable Content' : '400 Bad Request'}`}`));
     } else {
       counts.failed++;
-      if (status === 400 || status === 413) most = Math.ceil(events.length / 2);
+      if (refusesContent(status)) most = Math.ceil(events.length / 2);
       requeue(events);
       backOff(status, retryAfter, networkError ?? `the server answered ${status}`, events.length);
     }
@@ -138,7 +141,7 @@ export function fallbackClient(options = {}, why, session) {
   function backOff(status, retryAfter, detail, n) {
     const asked = status === 429 || status === 503 ? retryAfterMs(retryAfter) : null;
     // 401, 403, 404 and the like: a misconfigured endpoint, whose fix takes longer than a backoff.
-    const misconfigured = status >= 400 && status < 500 && ![400, 408, 413, 429].includes(status);
+    const misconfigured = status >= 400 && status < 500 && ![400, 408, 413, 422, 429].includes(status);
     const bound = Math.min(maxMs, baseMs * 2 ** attempt);
     let wait;
     if (asked !== null) wait = Math.min(Math.max(asked, MIN_WAIT_MS), maxMs);

@@ -474,42 +474,61 @@ fn a_lone_event_answered_413_is_dropped_counted_and_reported() {
     )));
 }
 
+/// 400 and 422 say the same: something in this content is refused. Both bisect.
+const CONTENT_REFUSALS: [u16; 2] = [400, 422];
+
 #[test]
-fn status_400_bisects_to_drop_only_the_poison_event() {
-    let mut sim = Sim::with_defaults();
-    let ids = sim.log_many(8);
-    let poison = ids[5].clone();
-    sim.advance(3_000);
-    let mut guard = 0;
-    while let Some(batch) = sim.in_flight.clone() {
-        let has_poison = batch_ids(&batch).contains(&poison);
-        sim.answer(status(if has_poison { 400 } else { 200 }));
-        guard += 1;
-        assert!(guard < 20);
+fn status_400_and_422_bisect_to_drop_only_the_poison_event() {
+    for code in CONTENT_REFUSALS {
+        let mut sim = Sim::with_defaults();
+        let ids = sim.log_many(8);
+        let poison = ids[5].clone();
+        sim.advance(3_000);
+        let mut guard = 0;
+        while let Some(batch) = sim.in_flight.clone() {
+            let has_poison = batch_ids(&batch).contains(&poison);
+            sim.answer(status(if has_poison { code } else { 200 }));
+            guard += 1;
+            assert!(guard < 20, "{code}: the bisection does not end");
+        }
+        assert_eq!(sim.collector.distinct(), 7, "{code}");
+        assert!(!sim.collector.acknowledged.contains_key(&poison), "{code}");
+        assert_eq!(sim.dropped, [poison].into_iter().collect(), "{code}");
+        assert_eq!(sim.core.stats(sim.now).dropped.poison, 1, "{code}");
+        assert!(sim.store.is_empty(), "{code}");
     }
-    assert_eq!(sim.collector.distinct(), 7);
-    assert!(!sim.collector.acknowledged.contains_key(&poison));
-    assert_eq!(sim.dropped, [poison].into_iter().collect());
-    assert_eq!(sim.core.stats(sim.now).dropped.poison, 1);
-    assert!(sim.store.is_empty());
 }
 
 #[test]
-fn a_server_that_rejects_everything_with_400_loses_nothing() {
-    let mut sim = Sim::with_defaults();
-    let ids = sim.log_many(4);
-    sim.advance(3_000);
-    while sim.in_flight.is_some() {
-        sim.answer(status(400));
+fn a_server_that_rejects_everything_with_400_or_422_loses_nothing() {
+    for code in CONTENT_REFUSALS {
+        let mut sim = Sim::with_defaults();
+        let ids = sim.log_many(4);
+        sim.advance(3_000);
+        let mut guard = 0;
+        while sim.in_flight.is_some() {
+            sim.answer(status(code));
+            guard += 1;
+            assert!(guard < 20, "{code}: the bisection does not end");
+        }
+        assert!(guard > 1, "{code}: bisected before giving up");
+        assert_eq!(sim.stored_ids(), ids.into_iter().collect(), "{code}");
+        let stats = sim.core.stats(sim.now);
+        assert_eq!(stats.dropped.total(), 0, "{code}");
+        assert_eq!(
+            stats.retry_at,
+            Some(sim.now + 60_000),
+            "{code}: waits the cap"
+        );
+        assert!(
+            sim.reports
+                .iter()
+                .any(|r| matches!(r, Report::SendFailed { .. })
+                    && r.to_string().contains(&code.to_string())),
+            "{code}: the report names the status: {:?}",
+            sim.reports
+        );
     }
-    assert_eq!(sim.stored_ids(), ids.into_iter().collect());
-    let stats = sim.core.stats(sim.now);
-    assert_eq!(stats.dropped.total(), 0);
-    assert_eq!(stats.retry_at, Some(sim.now + 60_000), "waits the cap");
-    assert!(sim
-        .reports
-        .iter()
-        .any(|r| matches!(r, Report::SendFailed { .. })));
 }
 
 #[test]

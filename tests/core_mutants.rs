@@ -458,6 +458,7 @@ fn the_report_of_a_drop_names_the_status_that_caused_it() {
     for (status, reason, says) in [
         (413, DropReason::Oversize, "413 Payload Too Large"),
         (400, DropReason::Poison, "400 Bad Request"),
+        (422, DropReason::Poison, "422 Unprocessable Content"),
     ] {
         let mut sim = Sim::with_defaults();
         let ids = sim.log_many(2);
@@ -483,7 +484,7 @@ fn the_report_of_a_drop_names_the_status_that_caused_it() {
 
 #[test]
 fn an_endpoint_refusing_everything_is_reported_with_the_status_it_answered() {
-    for status in [400, 413] {
+    for status in [400, 413, 422] {
         let mut sim = Sim::with_defaults();
         sim.log_many(4);
         sim.advance(3_000);

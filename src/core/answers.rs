@@ -1,4 +1,4 @@
-//! What an answer to a normal send does: acknowledge, split or bisect (413, 400), or
+//! What an answer to a normal send does: acknowledge, split or bisect (413, 400, 422), or
 //! keep everything and back off.
 
 use super::recovery::Ending;
@@ -36,8 +36,8 @@ impl Core {
                 self.recovery.acknowledged();
                 self.acknowledge(keys);
             }
-            Verdict::TooLarge => self.refused_for_content(keys, DropReason::Oversize),
-            Verdict::Rejected => self.refused_for_content(keys, DropReason::Poison),
+            Verdict::TooLarge => self.refused_for_content(keys, 413),
+            Verdict::Rejected { status } => self.refused_for_content(keys, status),
             Verdict::Retry { server_wait_ms } => {
                 let wait = match server_wait_ms {
                     Some(ms) => within_limits(ms, self.config.retry_max_ms),
@@ -58,23 +58,20 @@ impl Core {
         self.drive(now);
     }
 
-    /// A 413 or 400: split a batch of several events; judge a lone event at the end of
-    /// the search, except one that exceeds this page's own batch limit (stored under
-    /// another configuration), which no server will take.
-    pub(super) fn refused_for_content(&mut self, keys: Vec<Key>, reason: DropReason) {
+    /// A 413, 400 or 422 (`status`): split a batch of several events; judge a lone event
+    /// at the end of the search, except one that exceeds this page's own batch limit
+    /// (stored under another configuration), which no server will take.
+    pub(super) fn refused_for_content(&mut self, keys: Vec<Key>, status: u16) {
         match keys.as_slice() {
             [] => {}
             [key] => {
                 let own_limit = self.envelope_bound + self.queue.encoded(*key).map_or(0, str::len)
                     > self.config.max_batch_bytes;
-                if reason == DropReason::Oversize && own_limit {
-                    self.drop_events(
-                        reason,
-                        &keys,
-                        "the server answered 413 Payload Too Large for this event alone".into(),
-                    );
+                if status == 413 && own_limit {
+                    let (reason, detail) = refused_alone(status);
+                    self.drop_events(reason, &keys, detail.into());
                 } else {
-                    self.recovery.suspect(*key, reason);
+                    self.recovery.suspect(*key, status);
                 }
             }
             _ => self.recovery.split(keys),
@@ -86,28 +83,18 @@ impl Core {
         match self.recovery.finish(&self.queue) {
             None => {}
             Some(Ending::Drop(suspects)) => {
-                for reason in DropReason::ALL {
+                for status in [413, 400, 422] {
                     let keys: Vec<Key> = suspects
                         .iter()
-                        .filter(|(_, r)| *r == reason)
+                        .filter(|(_, s)| *s == status)
                         .map(|(k, _)| *k)
                         .collect();
-                    let detail = match reason {
-                        DropReason::Oversize => {
-                            "the server answered 413 Payload Too Large for this event alone"
-                        }
-                        _ => "the server rejected this event with 400 Bad Request",
-                    };
+                    let (reason, detail) = refused_alone(status);
                     self.drop_events(reason, &keys, detail.into());
                 }
             }
-            Some(Ending::RefusedEverything(reason)) => {
+            Some(Ending::RefusedEverything(status)) => {
                 // The endpoint refuses everything: a misconfiguration must not burn data.
-                let status = if reason == DropReason::Oversize {
-                    413
-                } else {
-                    400
-                };
                 let wait = self.config.retry_max_ms;
                 self.schedule_retry(now, SendOutcome::status(status), wait);
             }
@@ -157,5 +144,24 @@ impl Core {
             retry_at,
             detail,
         }));
+    }
+}
+
+/// Why an event refused alone with `status` (413, 400 or 422) is dropped, and the words of
+/// its report.
+fn refused_alone(status: u16) -> (DropReason, &'static str) {
+    match status {
+        413 => (
+            DropReason::Oversize,
+            "the server answered 413 Payload Too Large for this event alone",
+        ),
+        422 => (
+            DropReason::Poison,
+            "the server rejected this event with 422 Unprocessable Content",
+        ),
+        _ => (
+            DropReason::Poison,
+            "the server rejected this event with 400 Bad Request",
+        ),
     }
 }

@@ -1,10 +1,9 @@
-//! Recovery from answers about a batch's content: 413 (too large: split it) and 400 (some
-//! event is rejected: bisect to find it). Both end the same way: events the server refused
+//! Recovery from answers about a batch's content: 413 (too large: split it) and 400 or 422
+//! (some event is rejected: bisect to find it). Both end the same way: events the server refused
 //! alone are dropped only if the server accepted something meanwhile; if it accepted
 //! nothing, the endpoint is refusing everything, and every event is kept.
 
 use super::queue::Queue;
-use super::stats::DropReason;
 use super::types::Key;
 
 #[derive(Debug, Default)]
@@ -18,17 +17,17 @@ pub(super) struct Recovery {
 struct Search {
     /// Some piece was acknowledged: the server works.
     acknowledged_any: bool,
-    /// Single events refused alone, and why.
-    suspects: Vec<(Key, DropReason)>,
+    /// Single events refused alone, and the status that refused them (413, 400, 422).
+    suspects: Vec<(Key, u16)>,
 }
 
 /// How a search ended.
 pub(super) enum Ending {
     /// The server accepted other pieces: these events are refused for themselves.
-    Drop(Vec<(Key, DropReason)>),
-    /// The server accepted nothing (the last refusal was for this reason): keep
-    /// everything and wait.
-    RefusedEverything(DropReason),
+    Drop(Vec<(Key, u16)>),
+    /// The server accepted nothing (the last refusal had this status): keep everything
+    /// and wait.
+    RefusedEverything(u16),
 }
 
 impl Recovery {
@@ -40,12 +39,12 @@ impl Recovery {
         self.pieces.push(first.to_vec());
     }
 
-    /// A single event was refused for `reason`.
-    pub fn suspect(&mut self, key: Key, reason: DropReason) {
+    /// A single event was refused with `status`.
+    pub fn suspect(&mut self, key: Key, status: u16) {
         self.search
             .get_or_insert_with(Search::default)
             .suspects
-            .push((key, reason));
+            .push((key, status));
     }
 
     /// A piece failed for a transient reason: it keeps its place at the head of the line.
@@ -87,7 +86,7 @@ impl Recovery {
         }
         self.pieces.clear();
         let search = self.search.take()?;
-        let suspects: Vec<(Key, DropReason)> = search
+        let suspects: Vec<(Key, u16)> = search
             .suspects
             .into_iter()
             .filter(|(k, _)| queue.is_free(*k))

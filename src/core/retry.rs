@@ -31,11 +31,13 @@ pub enum Verdict {
     Acknowledged,
     /// 413: the batch is too large for the server; split it.
     TooLarge,
-    /// 400: some event in it is rejected; bisect to find it.
-    Rejected,
+    /// 400 or 422 (the status): some event in it is rejected for its content; bisect to
+    /// find it.
+    Rejected { status: u16 },
     /// Transient trouble: back off with jitter, or wait what the server asked (capped).
     Retry { server_wait_ms: Option<u64> },
-    /// 401/403/404 and other 4xx: the endpoint is misconfigured; keep the events, wait the cap.
+    /// 401/403/404 and other 4xx (not 400, 408, 413, 422, 429): the endpoint is
+    /// misconfigured; keep the events, wait the cap.
     Misconfigured,
 }
 
@@ -55,7 +57,7 @@ pub fn verdict(outcome: &SendOutcome, now_ms: u64) -> Verdict {
     match status {
         200..=299 => Verdict::Acknowledged,
         413 => Verdict::TooLarge,
-        400 => Verdict::Rejected,
+        400 | 422 => Verdict::Rejected { status },
         429 | 503 => Verdict::Retry {
             server_wait_ms: retry_after
                 .as_deref()
@@ -191,8 +193,9 @@ mod tests {
         assert_eq!(at(200), Verdict::Acknowledged);
         assert_eq!(at(204), Verdict::Acknowledged);
         assert_eq!(at(413), Verdict::TooLarge);
-        assert_eq!(at(400), Verdict::Rejected);
-        for status in [401, 403, 404, 405, 422] {
+        assert_eq!(at(400), Verdict::Rejected { status: 400 });
+        assert_eq!(at(422), Verdict::Rejected { status: 422 });
+        for status in [401, 403, 404, 405, 409, 410, 415] {
             assert_eq!(at(status), Verdict::Misconfigured, "{status}");
         }
         for status in [408, 429, 500, 502, 503, 504] {

@@ -7,7 +7,7 @@ pub enum DropReason {
     Oversize,
     /// The payload could not be serialized.
     Invalid,
-    /// The server rejected it with 400 while accepting others.
+    /// The server rejected it with 400 or 422 while accepting others.
     Poison,
     /// Storage was full; the oldest went first.
     StorageLimit,

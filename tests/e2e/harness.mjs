@@ -4,11 +4,12 @@
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import Ajv2020 from 'ajv/dist/2020.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -17,13 +18,55 @@ export const CHROMIUM_ARGS = [
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
 ];
 
+/** The package's schema.json (docs/server.md), compiled: `validateBody(body)` is true
+ *  for a body that follows it, else its `errors` say why. */
+export const validateBody = new Ajv2020({ allErrors: true, strict: true })
+  .compile(JSON.parse(readFileSync(join(root, 'schema.json'), 'utf8')));
+
+const CONTENT_TYPES = ['application/json', 'text/plain;charset=UTF-8'];
+
+/**
+ * What is wrong with the bodies the collector recorded (`--record-bodies`) in `file`,
+ * one line per bad body (empty when all follow schema.json, come with a content type
+ * evbuf sends, and give every event the id `<session>-<seq>`), and how many it read.
+ */
+export function checkRecordedBodies(file) {
+  const problems = [];
+  const lines = existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : [];
+  lines.forEach((text, i) => {
+    const record = JSON.parse(text);
+    const where = `body ${i + 1} of ${lines.length} (${record.content_type}${record.content_encoding ? `, ${record.content_encoding}` : ''})`;
+    const excerpt = () => (record.body ?? '').slice(0, 300);
+    if (record.body === null) return problems.push(`${where}: ${record.error}`);
+    if (!CONTENT_TYPES.includes(record.content_type)) problems.push(`${where}: Content-Type ${record.content_type} is none evbuf sends`);
+    let body;
+    try {
+      body = JSON.parse(record.body);
+    } catch (error) {
+      return problems.push(`${where}: not JSON (${error.message}): ${excerpt()}`);
+    }
+    if (!validateBody(body)) {
+      const why = validateBody.errors.map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ');
+      return problems.push(`${where}: does not follow schema.json (${why}): ${excerpt()}`);
+    }
+    for (const e of body.events) {
+      if (e.id !== `${e.session}-${e.seq}`) problems.push(`${where}: event id ${e.id} is not <session>-<seq> (${e.session}, ${e.seq})`);
+    }
+  });
+  return { problems, count: lines.length };
+}
+
 /** Starts the reference collector serving `pages` at / and pkg/ at /pkg; `stop()` ends
- *  it, and so does the end of this process (its stdin closes). */
+ *  it, and so does the end of this process (its stdin closes). Every bulk body it
+ *  receives is recorded, and `stop()` fails naming each one that does not follow the
+ *  contract (`checkRecordedBodies`). */
 export async function startCollector({ db = ':memory:', pages = join(root, 'tests/e2e/pages') } = {}) {
+  const recorded = mkdtempSync(join(tmpdir(), 'evbuf-bodies-'));
   const child = spawn(join(root, 'target/release/evbuf-collector'), [
     '--addr', '127.0.0.1:0', '--db', db,
     '--serve', `/=${pages}`,
     '--serve', `/pkg=${join(root, 'pkg')}`,
+    '--record-bodies', recorded,
     '--exit-on-stdin-eof',
   ], { stdio: ['pipe', 'pipe', 'inherit'] });
   const url = await new Promise((resolve, reject) => {
@@ -49,11 +92,20 @@ export async function startCollector({ db = ':memory:', pages = join(root, 'test
     summary: () => call('GET', '/events?summary=1'),
     control: (settings) => call('POST', '/control', settings),
     reset: () => call('POST', '/reset'),
-    stop: () => new Promise((resolve) => {
-      if (child.exitCode !== null) return resolve();
-      child.once('exit', resolve);
-      child.kill('SIGTERM');
-    }),
+    /** What it recorded so far: { problems, count } (see checkRecordedBodies). */
+    bodies: () => checkRecordedBodies(join(recorded, 'bodies.jsonl')),
+    stop: async () => {
+      await new Promise((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', resolve);
+        child.kill('SIGTERM');
+      });
+      const { problems, count } = checkRecordedBodies(join(recorded, 'bodies.jsonl'));
+      rmSync(recorded, { recursive: true, force: true });
+      if (problems.length > 0) {
+        throw new Error(`${problems.length} of the ${count} bodies the collector received break the server contract (schema.json, docs/server.md):\n${problems.join('\n')}`);
+      }
+    },
   };
 }
 
@@ -167,8 +219,11 @@ export function scenarioFile(name) {
   const figures = [];
   before(async () => { started = await startCollector(); });
   after(async () => {
-    await started.stop();
-    publishFigures(name, figures);
+    try {
+      await started.stop();
+    } finally {
+      publishFigures(name, figures);
+    }
   });
   return { collector: () => started, ...scenarioHelpers(() => started, figures) };
 }

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pack, installInto, root } from './packed.mjs';
@@ -31,6 +31,7 @@ out.flushed = await settle(flushed);
 const wasm = readFileSync(fileURLToPath(import.meta.resolve('evbuf/evbuf_bg.wasm')));
 out.withWasm = await settle(evbuf.init({ endpoint: '/bulk/event', wasm }));
 out.version = JSON.parse(readFileSync(fileURLToPath(import.meta.resolve('evbuf/package.json')))).version;
+out.schema = JSON.parse(readFileSync(fileURLToPath(import.meta.resolve('evbuf/schema.json'))));
 console.log(JSON.stringify(out));
 `;
 
@@ -39,7 +40,8 @@ test('the tarball; in Node: import is safe, init() rejects naming browsers withi
   try {
     const { tarball, files } = pack();
     assert.deepEqual(files, ['LICENSE', 'README.md', 'package.json',
-      'pkg/evbuf.js', 'pkg/evbuf_bg.wasm', 'pkg/fallback.js', 'pkg/index.d.ts', 'pkg/index.js'], 'the tarball holds what the entry needs, nothing else');
+      'pkg/evbuf.js', 'pkg/evbuf_bg.wasm', 'pkg/fallback.js', 'pkg/index.d.ts', 'pkg/index.js', 'schema.json'],
+    'the tarball holds what the entry needs and the schema of the request body, nothing else');
     installInto(dir, tarball);
     writeFileSync(join(dir, 'app.mjs'), app);
     const out = JSON.parse(execFileSync(process.execPath, ['app.mjs'], { cwd: dir, encoding: 'utf8', timeout: 20_000 }));
@@ -53,6 +55,7 @@ test('the tarball; in Node: import is safe, init() rejects naming browsers withi
     assert.match(out.logged, /^failed to log event: evbuf did not start \(evbuf runs in browsers/);
     assert.match(out.flushed, /^failed to flush: evbuf did not start \(evbuf runs in browsers/);
     assert.match(out.withWasm, /^failed to start evbuf: evbuf runs in browsers/);
+    assert.deepEqual(out.schema, JSON.parse(readFileSync(join(root, 'schema.json'), 'utf8')), 'evbuf/schema.json is the schema');
     assert.equal(out.version, JSON.parse(execFileSync('npm', ['pkg', 'get', 'version'], { cwd: root, encoding: 'utf8' })));
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -2,11 +2,40 @@
 // and a page closed right after logging.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCollector, profile, eventually } from './harness.mjs';
+import { startCollector, profile, eventually, validateBody } from './harness.mjs';
 
 let collector;
 before(async () => { collector = await startCollector(); });
 after(async () => { await collector.stop(); });
+
+// Every body the collector receives is checked against schema.json when it stops (the
+// harness): here, that the schema would catch a body that broke the contract.
+test('schema.json takes every JSON payload and refuses a body that breaks the contract', () => {
+  const event = (fields = {}) => ({ id: 's-1', session: 's', seq: 1, ts: 1732240000000, payload: { a: 1 }, ...fields });
+  const body = (events, fields = {}) => ({ sent_at: 1732240000123, device: 'd', events, ...fields });
+  const without = (name) => { const e = event(); delete e[name]; return e; };
+  for (const payload of [{ a: 1 }, [1, 'two'], 'text', 42, 1.5, true, null]) {
+    assert.ok(validateBody(body([event({ payload })])), `payload ${JSON.stringify(payload)}: ${JSON.stringify(validateBody.errors)}`);
+  }
+  assert.ok(validateBody(body([event()], { later_field: 1 })), 'a field added later is allowed');
+  const broken = {
+    'an event without seq': body([without('seq')]),
+    'an event without session': body([without('session')]),
+    'an event without payload': body([without('payload')]),
+    'an event without id': body([without('id')]),
+    'a string ts': body([event({ ts: '1732240000000' })]),
+    'a fractional ts': body([event({ ts: 1.5 })]),
+    'seq 0': body([event({ seq: 0, id: 's-0' })]),
+    'a string seq': body([event({ seq: '1' })]),
+    'an id that is not <session>-<seq>': body([event({ id: 'a-uuid' })]),
+    'no sent_at': { device: 'd', events: [event()] },
+    'a string sent_at': body([event()], { sent_at: '1732240000123' }),
+    'no device': { sent_at: 1, events: [event()] },
+    'no events': body([]),
+    'events not an array': body(event()),
+  };
+  for (const [what, b] of Object.entries(broken)) assert.equal(validateBody(b), false, `${what} passes`);
+});
 
 async function openPage(context) {
   const page = await context.newPage();

@@ -49,7 +49,15 @@ pub struct Config {
     /// SQLite path; `:memory:` keeps everything in RAM.
     pub db: String,
     pub mounts: Vec<Mount>,
+    /// A directory where every bulk body is appended, decoded, to `bodies.jsonl` (see
+    /// [`BODIES_FILE`]), so that a test can check what clients really sent.
+    pub record_bodies: Option<PathBuf>,
 }
+
+/// The file in `record_bodies` that receives one line per `POST /bulk/event`:
+/// `{"received_at": ms, "content_type": …, "content_encoding": …, "body": "<decoded text>"}`
+/// (`body` is `null` and `error` says why when the body could not be read or decoded).
+pub const BODIES_FILE: &str = "bodies.jsonl";
 
 impl Default for Config {
     fn default() -> Self {
@@ -57,6 +65,7 @@ impl Default for Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 8787)),
             db: ":memory:".into(),
             mounts: Vec::new(),
+            record_bodies: None,
         }
     }
 }
@@ -135,7 +144,11 @@ pub async fn serve(config: Config) -> Result<(SocketAddr, Server), Error> {
             return Err(format!("--serve {}: not a directory", mount.dir.display()).into());
         }
     }
-    let app = Arc::new(App::new(open_db(&config.db)?));
+    let recorder = match &config.record_bodies {
+        Some(dir) => Some(open_recorder(dir)?),
+        None => None,
+    };
+    let app = Arc::new(App::new(open_db(&config.db)?, recorder));
     let router = router(Arc::clone(&app), &config.mounts);
     let listener = TcpListener::bind(config.addr).await?;
     let addr = listener.local_addr()?;
@@ -156,6 +169,53 @@ pub async fn serve(config: Config) -> Result<(SocketAddr, Server), Error> {
         app,
     };
     Ok((addr, server))
+}
+
+fn open_recorder(dir: &std::path::Path) -> Result<std::fs::File, Error> {
+    let fail = |e: std::io::Error| format!("--record-bodies {}: {e}", dir.display());
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(BODIES_FILE))
+        .map_err(fail)?;
+    Ok(file)
+}
+
+/// Appends one line for a bulk body to the `record_bodies` file.
+fn record_body(
+    file: &mut std::fs::File,
+    headers: &HeaderMap,
+    body: &Result<axum::body::Bytes, axum::Error>,
+    received_at: i64,
+) {
+    use std::io::Write;
+    let text = |name| {
+        headers
+            .get(name)
+            .map(|v: &HeaderValue| v.to_str().unwrap_or("(not text)").to_string())
+    };
+    let encoding = text(header::CONTENT_ENCODING);
+    let (decoded, error) = match body {
+        Err(e) => (None, Some(format!("reading body: {e}"))),
+        Ok(bytes) => match encoding::decode(encoding.as_deref(), bytes, HARD_BODY_LIMIT) {
+            Ok(plain) => (Some(String::from_utf8_lossy(&plain).into_owned()), None),
+            Err((_, msg)) => (None, Some(msg)),
+        },
+    };
+    let mut line = json!({
+        "received_at": received_at,
+        "content_type": text(header::CONTENT_TYPE),
+        "content_encoding": encoding,
+        "body": decoded,
+    });
+    if let Some(error) = error {
+        line["error"] = error.into();
+    }
+    let line = format!("{line}\n");
+    if let Err(e) = file.write_all(line.as_bytes()) {
+        eprintln!("evbuf-collector: failed to record a body in {BODIES_FILE}: {e}");
+    }
 }
 
 fn open_db(path: &str) -> rusqlite::Result<Connection> {
@@ -284,6 +344,8 @@ struct Inner {
     db: Connection,
     stats: Stats,
     control: Misbehaviour,
+    /// `record_bodies`: the file every bulk body is appended to.
+    recorder: Option<std::fs::File>,
 }
 
 #[derive(Default)]
@@ -303,12 +365,13 @@ struct Stats {
 }
 
 impl App {
-    fn new(db: Connection) -> Self {
+    fn new(db: Connection, recorder: Option<std::fs::File>) -> Self {
         App {
             inner: Mutex::new(Inner {
                 db,
                 stats: Stats::default(),
                 control: Misbehaviour::default(),
+                recorder,
             }),
             in_flight: AtomicU64::new(0),
             max_in_flight: AtomicU64::new(0),
@@ -550,6 +613,9 @@ async fn bulk(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Re
     let decided = {
         let mut inner = app.lock();
         inner.stats.requests += 1;
+        if let Some(file) = &mut inner.recorder {
+            record_body(file, &headers, &body, received_at);
+        }
         if let Ok(bytes) = &body {
             inner.stats.bytes += bytes.len() as u64;
             if unload {

@@ -14,6 +14,7 @@ Options:
   --db PATH              SQLite file [default: :memory:]
   --serve [/PREFIX=]DIR  Also serve static files from DIR, at / or at /PREFIX;
                          repeatable, one directory per prefix; API routes win at /
+  --record-bodies DIR    Append every bulk body, decoded, to DIR/bodies.jsonl (one JSON line each)
   --exit-on-stdin-eof    Stop when stdin closes (lets a test harness end it reliably)
   -h, --help             Print this help
 
@@ -53,6 +54,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Cli>, Str
             }
             "--db" => cli.config.db = value()?,
             "--serve" => cli.config.mounts.push(Mount::parse(&value()?)?),
+            "--record-bodies" => cli.config.record_bodies = Some(value()?.into()),
             "--exit-on-stdin-eof" => cli.exit_on_stdin_eof = true,
             other => return Err(format!("unknown argument: {other}")),
         }
@@ -153,6 +155,8 @@ mod tests {
             "x.db",
             "--serve",
             "/pkg=out",
+            "--record-bodies",
+            "bodies",
             "--exit-on-stdin-eof",
         ])
         .unwrap()
@@ -160,6 +164,7 @@ mod tests {
         assert_eq!(cli.config.addr.port(), 0);
         assert_eq!(cli.config.db, "x.db");
         assert_eq!(cli.config.mounts[0].prefix, "/pkg");
+        assert_eq!(cli.config.record_bodies, Some("bodies".into()));
         assert!(cli.exit_on_stdin_eof);
         assert!(parse(&["--help"]).unwrap().is_none());
         assert!(parse(&["--addr"]).is_err());

@@ -760,3 +760,56 @@ async fn decodes_gzip_bodies_and_rejects_broken_ones() {
     );
     assert_eq!(report["rejected_requests"], json!({"400": 2, "415": 1}));
 }
+
+#[tokio::test]
+async fn records_every_bulk_body_decoded_when_asked() {
+    use std::io::Write;
+
+    let dir = temp_dir("record");
+    let addr = start_with(Config {
+        record_bodies: Some(dir.clone()),
+        ..Config::default()
+    })
+    .await;
+    let plain = batch("dev-r", &[("r1", 1)]).to_string();
+    let zipped_body = batch("dev-r", &[("r2", 2)]).to_string();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(zipped_body.as_bytes()).unwrap();
+    let zipped = gz.finish().unwrap();
+    let text = ("Content-Type", "text/plain;charset=UTF-8");
+    let gzip = ("Content-Encoding", "gzip");
+    assert_eq!(
+        request(addr, "POST", "/bulk/event", &[text], plain.as_bytes())
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        request(addr, "POST", "/bulk/event", &[JSON, gzip], &zipped)
+            .await
+            .status,
+        200
+    );
+    let broken = &zipped[..zipped.len() / 2];
+    assert_eq!(
+        request(addr, "POST", "/bulk/event", &[JSON, gzip], broken)
+            .await
+            .status,
+        400
+    );
+    let recorded = std::fs::read_to_string(dir.join(evbuf_collector::BODIES_FILE)).unwrap();
+    let lines: Vec<Value> = recorded
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{recorded}");
+    assert_eq!(lines[0]["body"], plain);
+    assert_eq!(lines[0]["content_type"], "text/plain;charset=UTF-8");
+    assert_eq!(lines[1]["body"], zipped_body, "recorded decoded");
+    assert_eq!(lines[1]["content_encoding"], "gzip");
+    assert_eq!(lines[2]["body"], Value::Null);
+    assert!(lines[2]["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("decoding the gzip body: "));
+}

@@ -387,7 +387,10 @@ fn a_page_leaving_for_the_next_page_of_the_site_leaves_its_stored_events_to_it()
     // The next page sends them as it starts, without waiting for an interval, and hears
     // the answer.
     sim.crash_and_reload(true);
-    assert_eq!(batch_ids(sim.in_flight.as_ref().expect("sent at once")), ids);
+    assert_eq!(
+        batch_ids(sim.in_flight.as_ref().expect("sent at once")),
+        ids
+    );
     sim.ok();
     assert!(sim.store.is_empty());
     assert_eq!(sim.collector.duplicates(), 0);
@@ -422,11 +425,18 @@ fn events_not_yet_stored_still_go_out_when_leaving_for_the_next_page() {
     sim.persist_at_once = false;
     let writing = sim.log_many(3);
     sim.core.handle_navigation(sim.now, true);
-    assert_eq!(sim.post_on_hide(), 1, "only the events that exist nowhere else");
+    assert_eq!(
+        sim.post_on_hide(),
+        1,
+        "only the events that exist nowhere else"
+    );
     assert_eq!(batch_ids(&sim.unload[0]), writing);
     // The write dies with the page; the next page sends what is stored.
     sim.crash_and_reload(true);
-    assert_eq!(batch_ids(sim.in_flight.as_ref().expect("sent at once")), stored);
+    assert_eq!(
+        batch_ids(sim.in_flight.as_ref().expect("sent at once")),
+        stored
+    );
     sim.ok();
     assert_eq!(sim.collector.distinct(), 5);
     assert_eq!(sim.collector.duplicates(), 0);
@@ -459,7 +469,10 @@ fn a_page_that_starts_sends_what_it_finds_stored_at_once() {
     sim.core.handle_online(sim.now, false); // nothing goes out before the reload
     let ids = sim.log_many(3);
     sim.crash_and_reload(false);
-    assert_eq!(batch_ids(sim.in_flight.as_ref().expect("sent at once")), ids);
+    assert_eq!(
+        batch_ids(sim.in_flight.as_ref().expect("sent at once")),
+        ids
+    );
     // A remembered backoff still holds it back.
     let mut sim = Sim::with_defaults();
     sim.log_many(3);

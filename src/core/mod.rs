@@ -35,8 +35,8 @@ pub use config::{Config, ConfigError, KEEPALIVE_BUDGET_BYTES, MAX_TIMER_MS};
 pub use memory_store::MemoryStore;
 pub use retry::{backoff_bound_ms, parse_retry_after, SendOutcome, MIN_WAIT_MS};
 pub use stats::{DropCounts, DropReason, Stats};
-pub use unload::NAVIGATION_HANDOFF_MS;
 pub use types::{Action, Batch, FlushError, Key, LogError, NewEvent, Report, StoredEvent, Ticket};
+pub use unload::NAVIGATION_HANDOFF_MS;
 
 use std::rc::Rc;
 

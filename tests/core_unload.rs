@@ -481,3 +481,22 @@ fn a_page_that_starts_sends_what_it_finds_stored_at_once() {
     sim.crash_and_reload(false);
     assert!(sim.in_flight.is_none(), "the backoff is waited out first");
 }
+
+#[test]
+fn a_hide_at_the_end_of_the_handoff_window_still_leaves_stored_events_to_the_next_page() {
+    let mut sim = Sim::with_defaults();
+    sim.log_many(3);
+    sim.core.handle_navigation(sim.now, true);
+    sim.now += evbuf::core::NAVIGATION_HANDOFF_MS;
+    assert_eq!(sim.post_on_hide(), 0);
+}
+
+#[test]
+fn a_page_that_starts_with_nothing_stored_waits_for_the_interval() {
+    let mut sim = Sim::with_defaults();
+    sim.crash_and_reload(false);
+    let ids = sim.log_many(3);
+    assert!(sim.in_flight.is_none(), "nothing to send at once");
+    sim.advance(3_000);
+    assert_eq!(batch_ids(sim.in_flight.as_ref().expect("the interval")), ids);
+}

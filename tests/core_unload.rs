@@ -498,5 +498,8 @@ fn a_page_that_starts_with_nothing_stored_waits_for_the_interval() {
     let ids = sim.log_many(3);
     assert!(sim.in_flight.is_none(), "nothing to send at once");
     sim.advance(3_000);
-    assert_eq!(batch_ids(sim.in_flight.as_ref().expect("the interval")), ids);
+    assert_eq!(
+        batch_ids(sim.in_flight.as_ref().expect("the interval")),
+        ids
+    );
 }

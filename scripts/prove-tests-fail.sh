@@ -81,4 +81,8 @@ case_ waiting-calls-not-posted js/index.js 's/if \(started \|\| endpoint === nul
   e2e 'delivery.test.mjs:before init'
 case_ forbidden-header-accepted js/index.js 's/if \(!kept\) throw/if (false) throw/' \
   e2e 'package.test.mjs:^init checks endpoint'
+case_ stored-posted-on-navigation src/core/unload.rs 's/ && !leaving_for_next_page \{/ {/' \
+  e2e 'navigation.test.mjs:^multi-page site:'
+case_ snapshot-waits-for-the-interval src/core/storage_inputs.rs 's/\s*self\.flush_now \|= self\.queue\.free_len\(\) > 0;//' \
+  cargo 'core_navigation:a_page_that_starts_sends_what_it_finds_stored_at_once'
 exit $survived

@@ -36,6 +36,7 @@ pub use memory_store::MemoryStore;
 pub use retry::{backoff_bound_ms, parse_retry_after, SendOutcome, MIN_WAIT_MS};
 pub use stats::{DropCounts, DropReason, Stats};
 pub use types::{Action, Batch, FlushError, Key, LogError, NewEvent, Report, StoredEvent, Ticket};
+pub use unload::NAVIGATION_HANDOFF_MS;
 
 use std::rc::Rc;
 
@@ -93,6 +94,9 @@ pub struct Core {
     online: bool,
     /// The page was hidden and has not been visible since: it may die at any moment.
     hidden: bool,
+    /// When a same-origin navigation to another document last started and the page has
+    /// not been visible since: the next page of the site sends what is stored (`unload`).
+    navigating_since: Option<u64>,
     /// Another tab of the origin lives and would take over sending if this one closed.
     others_alive: bool,
     /// Storage failed to write: from this key on, events live in this tab's memory only.
@@ -133,6 +137,7 @@ impl Core {
             leader: true,
             online: true,
             hidden: false,
+            navigating_since: None,
             others_alive: false,
             memory_from: None,
             adopting: Vec::new(),

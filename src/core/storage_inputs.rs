@@ -48,19 +48,25 @@ impl Core {
     /// Events found in storage (left by an earlier page, or written by another tab).
     /// Keys already known are ignored.
     pub fn handle_loaded(&mut self, now: u64, events: Vec<StoredEvent>) {
+        self.load(now, events);
+        self.drive(now);
+    }
+
+    fn load(&mut self, now: u64, events: Vec<StoredEvent>) {
         let added = self.queue.load(events, &mut self.next_ticket);
         self.stats.loaded += added as u64;
         if added > 0 && self.flush_at.is_none() {
             self.flush_at = Some(now.saturating_add(self.config.flush_interval_ms));
         }
         self.enforce_limits(now);
-        self.drive(now);
     }
 
     /// A full read of storage, taken when every key below `below` had been assigned: a
     /// queued key below it that storage no longer holds was acknowledged (or dropped) by
     /// another tab, so it leaves the queue without being counted here. Then as
-    /// [`Core::handle_loaded`].
+    /// [`Core::handle_loaded`], except that what is stored goes out at the first chance
+    /// (this tab's start, or when it becomes the sender): an earlier page left it, and
+    /// pages of a multi-page site may live too short for an interval.
     pub fn handle_snapshot(&mut self, now: u64, events: Vec<StoredEvent>, below: Key) {
         let mut present = KeyedVec::default();
         for event in &events {
@@ -70,7 +76,9 @@ impl Core {
             .queue
             .free_keys(&|k, _| k < below && !present.contains_key(k));
         self.stats.settled_elsewhere += self.forget(&gone).len() as u64;
-        self.handle_loaded(now, events);
+        self.load(now, events);
+        self.flush_now |= self.queue.free_len() > 0;
+        self.drive(now);
     }
 
     /// Another tab deleted these keys (it acknowledged or dropped them): forget them

@@ -5,6 +5,11 @@ use super::retry::{verdict, SendOutcome, Verdict};
 use super::types::{Action, Batch, Key, NewEvent};
 use super::{wire, Core};
 
+/// How long after a same-origin navigation starts a hide still counts as leaving for the
+/// next page: the time its document takes to arrive. A tab closed within it while the
+/// navigation waits leaves what is stored to the next page of the site that opens.
+pub const NAVIGATION_HANDOFF_MS: u64 = 10_000;
+
 /// A keepalive post not yet answered.
 #[derive(Debug)]
 pub(super) struct UnloadPost {
@@ -26,15 +31,19 @@ impl Core {
     /// are stored when their write completes) until an answer acknowledges them: a closed
     /// page never hears back, and the next page sends them again (the server deduplicates
     /// by id). A later hide or `pagehide` posts only what no earlier post carried. Tabs
-    /// that do not send, and a sender another tab can replace, leave their stored events
-    /// to the sender.
+    /// that do not send, a sender another tab can replace, and a page leaving for the next
+    /// page of the site ([`Core::handle_navigation`]) leave their stored events to the
+    /// sender that comes.
     pub fn handle_page_hidden(&mut self, now: u64) {
         self.hidden = true;
         if !self.online {
             return;
         }
         self.post_unstored(now);
-        if self.leader && !self.others_alive {
+        let leaving_for_next_page = self
+            .navigating_since
+            .is_some_and(|at| now.saturating_sub(at) <= NAVIGATION_HANDOFF_MS);
+        if self.leader && !self.others_alive && !leaving_for_next_page {
             loop {
                 let keys = self.fill(self.unload_budget(), false);
                 if keys.is_empty() {
@@ -51,6 +60,20 @@ impl Core {
     /// send.
     pub fn handle_page_visible(&mut self) {
         self.hidden = false;
+        self.navigating_since = None;
+    }
+
+    /// A navigation of this page starts (the Navigation API's `navigate`); `leaving` if it
+    /// goes to another document of the same origin, or false once a navigation ended
+    /// with the page still there (`navigatesuccess`, `navigateerror`).
+    ///
+    /// If the page hides within [`NAVIGATION_HANDOFF_MS`] of a leaving one, its stored
+    /// events stay stored for the next page, which sends them as it starts
+    /// ([`Core::handle_snapshot`]) and hears the answer: a keepalive post of them is
+    /// answered to no page, so every later page of the site would post them again. Events
+    /// whose write has not completed are posted as on any hide. Being visible again ends it.
+    pub fn handle_navigation(&mut self, now: u64, leaving: bool) {
+        self.navigating_since = leaving.then_some(now);
     }
 
     /// While the page is hidden, events just logged are posted at once, as well as written:

@@ -3,7 +3,7 @@
 
 use js_sys::Reflect;
 use wasm_bindgen::closure::Closure;
-use wasm_bindgen::JsCast;
+use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Event, EventTarget};
 
 /// One event listener, removed on drop.
@@ -65,4 +65,24 @@ pub fn is_hidden(document: &EventTarget) -> bool {
         .and_then(|state| state.as_string())
         .as_deref()
         == Some("hidden")
+}
+
+/// The Navigation API's `navigation`, where the browser has it (Chromium; not in workers).
+pub fn navigation() -> Option<EventTarget> {
+    Reflect::get(&js_sys::global(), &"navigation".into())
+        .ok()
+        .filter(|n| n.is_object())
+        .map(JsCast::unchecked_into)
+}
+
+/// Whether a `navigate` event starts a navigation to another document of this page's
+/// origin: one the page could intercept (`canIntercept`: same origin, not a traversal to
+/// another document) that does not keep the page (a fragment, `history.pushState`) and
+/// is not a download.
+pub fn leaves_for_same_origin(event: &Event) -> bool {
+    let get = |target: &JsValue, name: &str| Reflect::get(target, &name.into()).unwrap_or_default();
+    let destination = get(event, "destination");
+    get(event, "canIntercept").as_bool() == Some(true)
+        && get(&destination, "sameDocument").as_bool() == Some(false)
+        && get(event, "downloadRequest").is_null()
 }

@@ -224,11 +224,33 @@ impl Inner {
 
     fn listen(self: &Rc<Self>) {
         let mut listeners = self.listeners.borrow_mut();
-        for (kind, online) in [("online", true), ("offline", false)] {
+        // Online and offline on the global scope; where the Navigation API is, a
+        // navigation to another page of the origin (the next page sends what is stored)
+        // and the end of one that left the page here. One closure: each costs glue.
+        let navigation = lifecycle::navigation();
+        for kind in [
+            "online",
+            "offline",
+            "navigate",
+            "navigatesuccess",
+            "navigateerror",
+        ] {
+            let target = match (kind.starts_with("nav"), &navigation) {
+                (false, _) => None,
+                (true, Some(navigation)) => Some(navigation.clone()),
+                (true, None) => break,
+            };
             let weak = Rc::downgrade(self);
-            listeners.extend(Listener::new(None, kind, move |_| {
+            listeners.extend(Listener::new(target, kind, move |event| {
                 if let Some(inner) = weak.upgrade() {
-                    inner.core.borrow_mut().handle_online(inner.now(), online);
+                    let now = inner.now();
+                    if kind.starts_with("nav") {
+                        let leaving =
+                            kind == "navigate" && lifecycle::leaves_for_same_origin(&event);
+                        inner.core.borrow_mut().handle_navigation(now, leaving);
+                    } else {
+                        inner.core.borrow_mut().handle_online(now, kind == "online");
+                    }
                     inner.pump();
                 }
             }));

@@ -10,27 +10,11 @@ import {
 } from './harness.mjs';
 
 const {
-  collector, openPage, init, delivered, deliveredCount, deltas, report, scenario, nextPageDelivers,
+  collector, openPage, init, delivered, assertExactly, deliveredCount, deltas, report, scenario, nextPageDelivers,
 } = scenarioFile('delivery');
 
 /** One batch: the most a send whose answer was lost may repeat (maxBatchEvents default). */
 const BATCH = 100;
-
-/** Asserts the collector holds, for each tab, exactly the events i = 0..perTab[tab]-1
- *  (payloads without a tab count as tab 0). */
-async function assertExactly(run, perTab) {
-  const events = await delivered(run);
-  perTab.forEach((expected, tab) => {
-    const seen = new Set(events.filter((e) => (e.payload.tab ?? 0) === tab).map((e) => e.payload.i));
-    const missing = Array.from({ length: expected }, (_, i) => i).filter((i) => !seen.has(i));
-    const unexpected = [...seen].filter((i) => !(i >= 0 && i < expected));
-    assert.ok(missing.length === 0 && unexpected.length === 0,
-      `tab ${tab}: ${seen.size} of ${expected} delivered; missing ${missing.length} ` +
-      `(first ${missing.slice(0, 10).join(',')}), unexpected ${unexpected.slice(0, 10).join(',')}`);
-  });
-  const total = perTab.reduce((a, b) => a + b, 0);
-  assert.equal(events.length, total, 'distinct events delivered');
-}
 
 /** How a page-side promise ended within `ms`: 'resolved', 'rejected: …' or 'still pending'. */
 async function settleWithin(page, fn, ms) {

@@ -1,6 +1,6 @@
 // evbuf's fallback client, imported by the entry only where the page cannot run
 // WebAssembly, so that pages in full mode never download it.
-import { KEEPALIVE_BUDGET, eventLine, fetchWithin, utf8Bytes, uuid } from './send.js';
+import { KEEPALIVE_BUDGET, coded, eventLine, fetchWithin, utf8Bytes, uuid } from './send.js';
 
 // What the envelope around the events adds: sent_at, a device of 45 characters, brackets.
 const ENVELOPE_BYTES = 100;
@@ -11,7 +11,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 function whole(value, name, otherwise, min, max = Number.MAX_SAFE_INTEGER) {
   if (value === undefined) return otherwise;
   if (!Number.isSafeInteger(value) || value < min || value > max) {
-    throw new TypeError(`invalid option \`${name}\`: expected a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
+    throw coded(new TypeError(`invalid option \`${name}\`: expected a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`), 'config');
   }
   return value;
 }
@@ -35,10 +35,10 @@ function retryAfterMs(value) {
  */
 export function fallbackClient(options = {}, why, session) {
   const { endpoint, headers, onError } = options;
-  if (typeof endpoint !== 'string') throw new TypeError(`invalid option \`endpoint\`: expected a string URL, got ${endpoint}`);
+  if (typeof endpoint !== 'string') throw coded(new TypeError(`invalid option \`endpoint\`: expected a string URL, got ${endpoint}`), 'config');
   const url = new URL(endpoint, location.href).href;
   const retry = options.retry ?? {};
-  if (typeof retry !== 'object') throw new TypeError('invalid option `retry`: expected { baseMs, maxMs }');
+  if (typeof retry !== 'object') throw coded(new TypeError('invalid option `retry`: expected { baseMs, maxMs }'), 'config');
   const baseMs = whole(retry.baseMs, 'retry.baseMs', 1_000, 1);
   const maxMs = whole(retry.maxMs ?? 60_000, 'retry.maxMs', 60_000, baseMs);
   const sendTimeoutMs = whole(options.sendTimeoutMs, 'sendTimeoutMs', 30_000, 100, MAX_TIMER_MS);
@@ -125,9 +125,10 @@ export function fallbackClient(options = {}, why, session) {
       const reason = status === 413 ? 'oversize' : 'poison';
       dropped[reason]++;
       most = Infinity;
-      report(new Error(`dropped an event in fallback mode: ${status === 413
+      report(coded(new Error(`dropped an event in fallback mode: ${status === 413
         ? 'the server answered 413 Payload Too Large for this event alone'
-        : `the server rejected this event with ${status === 422 ? '422 Unprocessable Content' : '400 Bad Request'}`}`));
+        : `the server rejected this event with ${status === 422 ? '422 Unprocessable Content' : '400 Bad Request'}`}`),
+      'dropped', { reason, events: 1, status }));
     } else {
       counts.failed++;
       if (refusesContent(status)) most = Math.ceil(events.length / 2);
@@ -155,7 +156,8 @@ export function fallbackClient(options = {}, why, session) {
       retryTimer = retryAt = null;
       pump();
     }, wait);
-    const error = new Error(`failed to send ${n} events in fallback mode (${detail}); they are retried in ${wait} ms`);
+    const error = coded(new Error(`failed to send ${n} events in fallback mode (${detail}); they are retried in ${wait} ms`),
+      'send-failed', { status: status || undefined, retryAt: new Date(retryAt), events: n });
     report(error);
     refuseWaiters(error);
   }
@@ -192,7 +194,8 @@ export function fallbackClient(options = {}, why, session) {
     }
     if (n === 0) return;
     dropped.storageLimit += n;
-    report(new Error(`dropped the ${n} oldest events in fallback mode: more than maxStoredEvents (${maxEvents}) or maxStoredBytes (${maxBytes}) waited in memory`));
+    report(coded(new Error(`dropped the ${n} oldest events in fallback mode: more than maxStoredEvents (${maxEvents}) or maxStoredBytes (${maxBytes}) waited in memory`),
+      'dropped', { reason: 'storageLimit', events: n }));
     settleWaiters();
   }
 
@@ -213,7 +216,8 @@ export function fallbackClient(options = {}, why, session) {
       settleWaiters();
       if (waiters.length === 0) return;
       if (retryTimer !== null && !hidden) {
-        refuseWaiters(new Error(`failed to flush in fallback mode: backing off until ${new Date(retryAt).toISOString()} (${lastFailure})`));
+        refuseWaiters(coded(new Error(`failed to flush in fallback mode: backing off until ${new Date(retryAt).toISOString()} (${lastFailure})`),
+          'backing-off', { retryAt: new Date(retryAt) }));
         return;
       }
       pump();
@@ -228,12 +232,15 @@ export function fallbackClient(options = {}, why, session) {
     stopped = true;
     clearTimeout(retryTimer);
     const left = queue.length + inFlightEvents;
-    if (left > 0) report(new Error(`dropped ${left} events at shutdown in fallback mode: the endpoint had not acknowledged them (${lastFailure}), and nothing is stored`));
+    if (left > 0) {
+      report(coded(new Error(`dropped ${left} events at shutdown in fallback mode: the endpoint had not acknowledged them (${lastFailure}), and nothing is stored`),
+        'dropped', { reason: 'shutdown', events: left }));
+    }
   }
 
-  report(new Error(`evbuf runs in fallback mode: this page cannot run WebAssembly (${String(why).trim()}); events are kept ` +
+  report(coded(new Error(`evbuf runs in fallback mode: this page cannot run WebAssembly (${String(why).trim()}); events are kept ` +
     "in memory only, posted and retried while the page lives. If the page's Content-Security-Policy blocks it, add " +
-    "'wasm-unsafe-eval' to script-src"));
+    "'wasm-unsafe-eval' to script-src"), 'fallback'));
 
   // No logJson: the entry batches every payload here (nothing is too large to post).
   return {

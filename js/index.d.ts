@@ -1,3 +1,32 @@
+/** What every error evbuf gives onError or rejects with carries, for code to branch on:
+ *  - `config`: an option init() cannot use (it names it);
+ *  - `storage`: IndexedDB failed; events are kept in memory for the page;
+ *  - `send-failed`: a send failed (`status` if the server answered, `retryAt`, and in
+ *    fallback mode `events`); events are kept and retried;
+ *  - `dropped`: events dropped and counted (`reason` as in stats().dropped, or 'shutdown'
+ *    in fallback mode; `events`; `status` where the server refused them);
+ *  - `offline`, `backing-off` (`retryAt`), `sender-silent`: why flush() could not deliver;
+ *  - `not-started`, `shut-down`, `start-failed`: a call before init(), after shutdown(),
+ *    or waiting for an init() that failed;
+ *  - `load-failed`: evbuf_bg.wasm could not be loaded; `unsupported`: not a browser or
+ *    worker scope; `fallback`: the page cannot run WebAssembly and evbuf runs without it. */
+export type EvbufErrorCode =
+  | 'config' | 'storage' | 'send-failed' | 'dropped' | 'offline' | 'backing-off'
+  | 'sender-silent' | 'not-started' | 'shut-down' | 'start-failed' | 'load-failed'
+  | 'unsupported' | 'fallback';
+
+export interface EvbufError extends Error {
+  code: EvbufErrorCode;
+  /** The HTTP status of the answer, where one came. */
+  status?: number;
+  /** When the events are sent again. */
+  retryAt?: Date;
+  /** How many events it concerns. */
+  events?: number;
+  /** Why events were dropped (`dropped`). */
+  reason?: 'oversize' | 'invalid' | 'poison' | 'storageLimit' | 'age' | 'shutdown';
+}
+
 export interface Options {
   /** URL of the bulk endpoint, e.g. 'https://api.example.com/bulk/event': absolute http(s),
    *  or relative to the page (in a worker, to its script), e.g. '/bulk/event'. */
@@ -27,9 +56,9 @@ export interface Options {
    *  where the browser has `CompressionStream`, plain elsewhere; the unload path always
    *  goes plain. Default 'none'. */
   compression?: 'gzip' | 'none';
-  /** Called with an Error for drops, failed sends and storage trouble, and for every
-   *  logEvent call that fails, awaited or not. */
-  onError?: (error: Error) => void;
+  /** Called with an EvbufError for drops, failed sends and storage trouble, and for
+   *  every logEvent call that fails, awaited or not. */
+  onError?: (error: EvbufError) => void;
   /** IndexedDB database name. Default 'evbuf'. */
   storageName?: string;
   /** false keeps events in memory only (tests, or where storage is unwanted). */

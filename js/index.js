@@ -5,7 +5,7 @@
 // API, so that server-side rendering can import it anywhere. Where the page cannot run
 // WebAssembly, a fallback client posts events as the legacy call did.
 import loadWasm, * as wasm from './evbuf.js';
-import { KEEPALIVE_BUDGET, eventLine, fetchWithin, utf8Bytes, uuid } from './send.js';
+import { KEEPALIVE_BUDGET, coded, eventLine, fetchWithin, utf8Bytes, uuid } from './send.js';
 
 const PASS_WASM = 'pass it as init({ endpoint, wasm }): a URL, a Response, the bytes or a WebAssembly.Module of evbuf_bg.wasm';
 
@@ -60,10 +60,12 @@ function serialize(payload) {
     json = JSON.stringify(payload);
   } catch (cause) {
     // Cyclic objects and BigInt land here; the message names the problem.
-    throw new TypeError(`failed to log event: the payload cannot be serialized to JSON (${cause.message})`);
+    throw coded(new TypeError(`failed to log event: the payload cannot be serialized to JSON (${cause.message})`),
+      'dropped', { reason: 'invalid', events: 1 });
   }
   if (json === undefined) {
-    throw new TypeError(`failed to log event: the payload (${typeof payload}) cannot be serialized to JSON`);
+    throw coded(new TypeError(`failed to log event: the payload (${typeof payload}) cannot be serialized to JSON`),
+      'dropped', { reason: 'invalid', events: 1 });
   }
   return json;
 }
@@ -116,7 +118,7 @@ function attempt(run) {
 // client takes it; `posted` is then the promise of that post's answer.
 function call(verb, run, log) {
   if (started) return attempt(run);
-  if (shut) return Promise.reject(new Error(`failed to ${verb}: ${SHUT_DOWN}`));
+  if (shut) return Promise.reject(coded(new Error(`failed to ${verb}: ${SHUT_DOWN}`), 'shut-down'));
   return new Promise((resolve, reject) => waiting.push({ verb, run, log, resolve, reject, posted: null }));
 }
 
@@ -206,9 +208,9 @@ function postIfHidden() {
   });
 }
 
-function refuse(why, cause) {
+function refuse(code, why, cause) {
   for (const c of waiting.splice(0)) {
-    const error = new Error(`failed to ${c.verb}: ${why}`, { cause });
+    const error = coded(new Error(`failed to ${c.verb}: ${why}`, { cause }), code);
     // A call in an unload post is settled by its answer: it may have arrived.
     if (c.posted) c.posted.then((ok) => (ok ? c.resolve() : c.reject(error)));
     else c.reject(error);
@@ -220,9 +222,9 @@ function refuse(why, cause) {
 function browserScope() {
   const scope = typeof window !== 'undefined' ? window : typeof self !== 'undefined' ? self : undefined;
   if (scope?.indexedDB === undefined) {
-    throw new Error('evbuf runs in browsers and web workers, and this scope is neither (no window or ' +
+    throw coded(new Error('evbuf runs in browsers and web workers, and this scope is neither (no window or ' +
       'self with IndexedDB: server-side rendering? call init() from code that runs in the browser); ' +
-      `where the bundler does not serve evbuf_bg.wasm, ${PASS_WASM}`);
+      `where the bundler does not serve evbuf_bg.wasm, ${PASS_WASM}`), 'unsupported');
   }
 }
 
@@ -230,7 +232,7 @@ function load(module) {
   // A failed load is forgotten, so that the next init() loads again.
   return (loading ??= loadWasm({ module_or_path: module }).catch((cause) => {
     loading = null;
-    throw new Error(`could not load evbuf_bg.wasm (${cause?.message ?? cause}); evbuf runs in browsers and web workers; where the bundler does not serve the file, ${PASS_WASM}`, { cause });
+    throw coded(new Error(`could not load evbuf_bg.wasm (${cause?.message ?? cause}); evbuf runs in browsers and web workers; where the bundler does not serve the file, ${PASS_WASM}`, { cause }), 'load-failed');
   }));
 }
 
@@ -250,9 +252,9 @@ function checkHeaders(headers) {
     try {
       kept = new Request('data:,', { headers: { [name]: value } }).headers.has(name);
     } catch (cause) {
-      throw new TypeError(`invalid option \`headers\`: \`${name}\`: not a valid header name or value`, { cause });
+      throw coded(new TypeError(`invalid option \`headers\`: \`${name}\`: not a valid header name or value`, { cause }), 'config');
     }
-    if (!kept) throw new TypeError(`invalid option \`headers\`: \`${name}\` is a header a page may not set`);
+    if (!kept) throw coded(new TypeError(`invalid option \`headers\`: \`${name}\` is a header a page may not set`), 'config');
   }
 }
 
@@ -300,8 +302,8 @@ export function init(options) {
     } catch (cause) {
       const reason = cause?.message ?? cause;
       // The calls waiting for a later init() are its to run.
-      if (mine === latest) refuse(`evbuf did not start (${reason})`, cause);
-      throw new Error(`failed to start evbuf: ${reason}`, { cause });
+      if (mine === latest) refuse('start-failed', `evbuf did not start (${reason})`, cause);
+      throw coded(new Error(`failed to start evbuf: ${reason}`, { cause }), cause?.code ?? 'start-failed');
     }
     // Calls in an unload post wait for its answer (within sendTimeoutMs): handed to the
     // client only if it failed, in their place.
@@ -362,7 +364,7 @@ export function shutdown() {
   ++latest;
   started = false;
   shut = true;
-  refuse(SHUT_DOWN);
+  refuse('shut-down', SHUT_DOWN);
   return inTurn(async () => {
     // Only a load that succeeded stays in `loading`; without one no core runs.
     if (fallback) await fallback.shutdown();

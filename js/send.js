@@ -16,6 +16,12 @@ export const uuid = () => crypto.randomUUID?.()
 export const eventLine = (session, seq, ts, json) =>
   `{"id":"${session}-${seq}","session":"${session}","seq":${seq},"ts":${ts},"payload":${json}}`;
 
+/**
+ * `error` with the stable `code` and the fields that apply (`status`, `retryAt` as a Date,
+ * `events`, `reason`), as the client's errors carry them (src/web/errors.rs).
+ */
+export const coded = (error, code, fields) => Object.assign(error, { code }, fields);
+
 /** UTF-8 bytes: what the keepalive budget counts (a JS length counts UTF-16 code units). */
 export const utf8Bytes = (text) => new Blob([text]).size;
 

@@ -6,6 +6,7 @@ mod api;
 mod channel;
 mod client;
 mod clock;
+pub(crate) mod errors;
 mod leader;
 mod lifecycle;
 mod options;
@@ -16,7 +17,6 @@ mod transport;
 
 use std::fmt;
 
-use wasm_bindgen::JsValue;
 
 use crate::core::{FlushError, LogError};
 
@@ -24,7 +24,8 @@ pub use client::Client;
 pub use clock::Clock;
 pub use options::Options;
 
-/// What can go wrong at the JS boundary; each becomes a JS `Error` with this message.
+/// What can go wrong at the JS boundary; each becomes a JS `Error` with this message and
+/// a `code` (`errors`).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Error {
@@ -52,9 +53,3 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
-
-impl From<Error> for JsValue {
-    fn from(err: Error) -> JsValue {
-        js_sys::Error::new(&err.to_string()).into()
-    }
-}

@@ -23,7 +23,7 @@ const logAroundInit = (page, run) => page.evaluate(async ({ endpoint, run }) => 
   const { init, logEvent, flush, stats } = window.evbuf;
   const errors = [];
   const calls = Array.from({ length: 10 }, (_, i) => settle(logEvent({ run, i })));
-  const started = await settle(init({ endpoint, onError: (e) => errors.push(e.message) }));
+  const started = await settle(init({ endpoint, onError: (e) => errors.push(`${e.code}: ${e.message}`) }));
   for (let i = 10; i < 20; i++) calls.push(settle(logEvent({ run, i })));
   calls.push(settle(flush()));
   return { started, calls: await Promise.all(calls), stats: stats(), errors };
@@ -39,7 +39,7 @@ test("without 'wasm-unsafe-eval', init() resolves in fallback mode and all 20 ev
   assert.deepEqual(result.calls, Array(21).fill('resolved'), 'every call settles');
   assert.equal(result.stats.mode, 'fallback');
   assert.equal(result.errors.length, 1, 'one explanation, no failed send');
-  assert.match(result.errors[0], /fallback mode: this page cannot run WebAssembly \(.*Content Security Policy.*\).*add 'wasm-unsafe-eval' to script-src/);
+  assert.match(result.errors[0], /^fallback: evbuf runs in fallback mode: this page cannot run WebAssembly \(.*Content Security Policy.*\).*add 'wasm-unsafe-eval' to script-src/);
   const events = await delivered(run);
   assert.deepEqual(events.map((e) => e.payload.i).sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i));
   assertNumberedAsLogged(events);
@@ -65,7 +65,10 @@ async function fallbackPage(launch, options) {
   const page = await openPage(context);
   const mode = await page.evaluate(async (options) => {
     window.evbufErrors = [];
-    await window.evbuf.init({ ...options, onError: (e) => window.evbufErrors.push(e.message) });
+    await window.evbuf.init({ ...options, onError: (e) => {
+      window.evbufErrors.push(e.message);
+      if (typeof e.code !== 'string') window.evbufTestUnhandled?.(`onError got an error without a code: ${e.message}`);
+    } });
     return window.evbuf.stats().mode;
   }, { endpoint: collector().endpoint, ...options });
   assert.equal(mode, 'fallback', 'precondition: the page runs in fallback mode');

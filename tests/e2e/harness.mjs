@@ -251,11 +251,20 @@ function scenarioHelpers(collector, figures) {
     }
   }
 
-  /** Initializes evbuf in `page`; errors given to onError are kept in window.evbufErrors. */
+  /** Initializes evbuf in `page`; errors given to onError are kept in window.evbufErrors
+   *  (their messages) and window.evbufErrorCodes (their code and fields, `retryAt` in ms).
+   *  One without a code fails the scenario, as an unhandled rejection does. */
   function init(page, options = {}) {
     return page.evaluate(async (options) => {
       window.evbufErrors = [];
-      await window.evbuf.init({ ...options, onError: (e) => window.evbufErrors.push(e.message) });
+      window.evbufErrorCodes = [];
+      const onError = (e) => {
+        window.evbufErrors.push(e.message);
+        const { code, status, events, reason } = e;
+        window.evbufErrorCodes.push({ code, status, events, reason, retryAt: e.retryAt instanceof Date ? e.retryAt.getTime() : e.retryAt });
+        if (typeof code !== 'string') window.evbufTestUnhandled?.(`onError got an error without a code: ${e.message}`);
+      };
+      await window.evbuf.init({ ...options, onError });
     }, { endpoint: collector().endpoint, ...options });
   }
 

@@ -175,7 +175,7 @@ test('a call site that does not await logEvent sees no unhandled rejection in an
       const unhandled = [];
       addEventListener('unhandledrejection', (e) => unhandled.push(String(e.reason?.message ?? e.reason)));
       const heard = [];
-      const onError = (e) => heard.push(e.message);
+      const onError = (e) => heard.push({ message: e.message, code: e.code, reason: e.reason, events: e.events });
       const cyclic = {};
       cyclic.self = cyclic;
       logEvent(cyclic); // rejected at once; the init called in this task has onError set by then
@@ -186,15 +186,27 @@ test('a call site that does not await logEvent sees no unhandled rejection in an
       logEvent(10n);
       await shutdown();
       logEvent({ state: 'after shutdown' });
-      const awaited = await logEvent({ state: 'awaited' }).then(() => 'resolved', (e) => e.message);
+      const awaited = await logEvent({ state: 'awaited' }).then(() => 'resolved', (e) => `${e.code}: ${e.message}`);
       await new Promise((r) => setTimeout(r, 300));
       return { unhandled, heard, awaited };
     }, { endpoint: collector.endpoint });
     assert.deepEqual(result.unhandled, [], 'no unhandled rejection');
-    assert.match(result.awaited, /evbuf was shut down/);
-    const expected = [/cannot be serialized/, /did not start.*flushIntervalMs/, /maxBatchBytes/, /cannot be serialized/, /evbuf was shut down/, /evbuf was shut down/];
+    assert.match(result.awaited, /^shut-down: .*evbuf was shut down/);
+    const invalid = { code: 'dropped', reason: 'invalid', events: 1 };
+    const expected = [
+      [/cannot be serialized/, invalid],
+      [/did not start.*flushIntervalMs/, { code: 'start-failed' }],
+      [/maxBatchBytes/, { code: 'dropped', reason: 'oversize', events: 1 }],
+      [/cannot be serialized/, invalid],
+      [/evbuf was shut down/, { code: 'shut-down' }],
+      [/evbuf was shut down/, { code: 'shut-down' }],
+    ];
     assert.equal(result.heard.length, expected.length, JSON.stringify(result.heard));
-    expected.forEach((pattern, i) => assert.match(result.heard[i], pattern));
+    expected.forEach(([pattern, fields], i) => {
+      const { message, ...got } = result.heard[i];
+      assert.match(message, pattern);
+      assert.deepEqual(Object.fromEntries(Object.entries(got).filter(([, v]) => v !== undefined)), fields, message);
+    });
   } finally {
     await context.close();
     p.dispose();
@@ -206,9 +218,10 @@ test('init with a bad option fails with a message naming it', async () => {
   const context = await p.launch();
   try {
     const page = await openPage(context);
-    const message = await page.evaluate(() =>
-      window.evbuf.init({ endpoint: '/bulk/event', maxBatchBytes: 1e9 }).then(() => 'ok', (e) => e.message));
+    const { message, code } = await page.evaluate(() =>
+      window.evbuf.init({ endpoint: '/bulk/event', maxBatchBytes: 1e9 }).then(() => ({ message: 'ok' }), (e) => ({ message: e.message, code: e.code })));
     assert.match(message, /invalid option `maxBatchBytes`/);
+    assert.equal(code, 'config');
   } finally {
     await context.close();
     p.dispose();

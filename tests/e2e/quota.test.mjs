@@ -56,4 +56,6 @@ test('a real 1 MB quota: 3,000 events of ~1.2 KB at 150/s while the server answe
     `${ids.size} delivered + ${s.dropped.total} counted as dropped, of ${N} logged (stats: ${JSON.stringify(s)})`);
   assert.equal(outcome.resolved, N, `every logEvent resolved (rejections: ${JSON.stringify(outcome.rejections)})`);
   assert.ok(errors.some((e) => /failed to store events/.test(e)), `onError was told that storage is full: ${JSON.stringify(errors.slice(0, 3))}`);
+  const codes = await page.evaluate(() => window.evbufErrorCodes);
+  assert.ok(codes.some((e) => e.code === 'storage'), `with the code 'storage': ${JSON.stringify(codes.slice(0, 3))}`);
 }));

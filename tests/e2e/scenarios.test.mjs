@@ -207,6 +207,9 @@ test('outage: 10 s of 503 while 1,000 events are logged at 100/s, retried with b
   report(t, 'outage', d, { failed_503: failed, retries: s.retries, gaps_ms: gaps.join('/') });
   assert.equal((await delivered(run)).length, N);
   assert.equal(during.failed > 0 || during.retries > 0, true, 'the sender saw the outage');
+  const told = (await page.evaluate(() => window.evbufErrorCodes)).filter((e) => e.code === 'send-failed');
+  assert.ok(told.length > 0 && told.every((e) => e.status === 503 && e.retryAt > outageStart),
+    `onError got { code: 'send-failed', status: 503, retryAt } for each failure: ${JSON.stringify(told.slice(0, 3))}`);
   // Each retry comes the formula's wait after the failure before it (plus a request's time
   // and a late timer), so the gaps grow 250, 500, 1000, 2000 ms: a fixed interval, no
   // backoff or a missing cap all fail here.
@@ -297,6 +300,9 @@ test('poison: one event the server rejects with 400 is dropped alone, the other 
   }, 30_000, 'the poison event to be dropped and the rest sent');
   const d = await deltas(since);
   const errors = await page.evaluate(() => window.evbufErrors);
+  const codes = await page.evaluate(() => window.evbufErrorCodes);
+  assert.ok(codes.some((e) => e.code === 'dropped' && e.reason === 'poison' && e.events === 1),
+    `onError got { code: 'dropped', reason: 'poison', events: 1 }: ${JSON.stringify(codes)}`);
   report(t, 'poison', d, { dropped_poison: s.dropped.poison });
   const events = await delivered(run);
   assert.equal(events.length, N - 1);

@@ -9,7 +9,12 @@ async function start(): Promise<void> {
     flushIntervalMs: 5000,
     headers: { authorization: 'Bearer t' },
     compression: 'gzip',
-    onError: (error) => console.warn(error.message),
+    onError: (error) => {
+      if (error.code === 'send-failed') console.warn(error.status, error.retryAt?.toISOString());
+      else if (error.code === 'dropped') console.warn(error.reason, error.events);
+      // @ts-expect-error: not a code evbuf gives
+      else if (error.code === 'timeout') console.warn(error.message);
+    },
   };
   await init(options);
   await logEvent({ type: 'page_view', path: '/' });

@@ -13,6 +13,7 @@ use crate::core::{wire, Action, Batch, Core, Stats};
 
 use super::channel::{Channel, Message};
 use super::clock::Clock;
+use super::errors;
 use super::leader::Leadership;
 use super::lifecycle::{self, Listener};
 use super::options::Options;
@@ -108,7 +109,9 @@ impl Client {
             safe_payload_len,
         });
         if let Some(err) = storage_error {
-            inner.report(&format!("{err}; keeping events in memory for this page"));
+            inner.report(Error::Storage(format!(
+                "{err}; keeping events in memory for this page"
+            )));
         }
         inner
             .core
@@ -215,10 +218,11 @@ impl Inner {
         self.clock.now()
     }
 
-    /// Calls `onError` (never while a borrow is held: the callback may call back in).
-    fn report(&self, message: &str) {
+    /// Calls `onError` with `error` (never while a borrow is held: the callback may call
+    /// back in).
+    fn report(&self, error: impl Into<JsValue>) {
         if let Some(on_error) = &self.on_error {
-            let _ = on_error.call1(&JsValue::NULL, &js_sys::Error::new(message));
+            let _ = on_error.call1(&JsValue::NULL, &error.into());
         }
     }
 
@@ -320,7 +324,7 @@ impl Inner {
             Action::Delete(keys) => self.delete_later(keys),
             Action::Send(batch) => self.send(batch, Mode::Normal),
             Action::SendUnload(batch) => self.send(batch, Mode::Unload),
-            Action::Report(report) => self.report(&report.to_string()),
+            Action::Report(report) => self.report(errors::reported(&report)),
             Action::AskSenderToFlush => self.broadcast(Message::Flush),
             Action::AnnounceStored(keys) => self.announce_stored(&keys),
             Action::StepDown => {
@@ -339,7 +343,7 @@ impl Inner {
                 let inner = self.clone();
                 spawn_local(async move {
                     if let Err(err) = inner.store.get().remember_backoff(backoff).await {
-                        inner.report(&err.to_string());
+                        inner.report(err);
                     }
                 });
             }

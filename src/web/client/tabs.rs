@@ -35,7 +35,7 @@ impl Inner {
                             Ok(events) => {
                                 inner.core.borrow_mut().handle_loaded(inner.now(), events)
                             }
-                            Err(err) => inner.report(&err.to_string()),
+                            Err(err) => inner.report(err),
                         }
                         inner.pump();
                     });
@@ -108,7 +108,7 @@ impl Inner {
                 core.handle_backoff_restored(now, snapshot.backoff);
                 core.handle_snapshot(now, snapshot.events, snapshot.below)
             }
-            Err(err) => self.report(&err.to_string()),
+            Err(err) => self.report(err),
         }
     }
 

@@ -160,7 +160,7 @@ impl Inner {
                     }
                 }
                 // The next page sends them again; the server deduplicates.
-                Err(err) => inner.report(&err.to_string()),
+                Err(err) => inner.report(err),
             }
             let now = inner.now();
             inner.core.borrow_mut().handle_deleted(now, keys.len());

@@ -75,12 +75,19 @@ export interface Options {
  *  settledElsewhere + queued + unpersisted`. */
 export interface Stats {
   started: true;
+  /** Where this tab keeps events: IndexedDB, or its memory after IndexedDB failed. */
   mode: 'indexeddb' | 'memory';
+  /** This tab is the one that sends for the origin (it holds the Web Lock). */
   leader: boolean;
+  /** What `navigator.onLine` last said; nothing is sent while false. */
   online: boolean;
+  /** logEvent calls in this page, refused ones included. */
   logged: number;
+  /** Events this tab holds: `queued + unpersisted`. */
   stored: number;
+  /** Events this page wrote to storage. */
   persisted: number;
+  /** Events found in storage, left by an earlier page or written by another tab. */
   loaded: number;
   /** Events another tab could keep in memory only and handed to this one, the sender. */
   adopted: number;
@@ -88,23 +95,34 @@ export interface Stats {
   handedOver: number;
   /** Events this tab held that the sending tab acknowledged or dropped. */
   settledElsewhere: number;
+  /** Events put on the wire (an event sent twice counts twice). */
   sent: number;
+  /** Events a 2xx acknowledged. */
   acknowledged: number;
+  /** Requests made, keepalive posts included. */
   requests: number;
+  /** Keepalive posts made as the page was hidden or closed. */
   unloadRequests: number;
+  /** Requests that failed: no answer, or an answer that keeps the events. */
   failed: number;
+  /** Retries scheduled after a failure. */
   retries: number;
+  /** Events dropped, by reason (the `reason` of an EvbufError with code 'dropped'). */
   dropped: { oversize: number; invalid: number; poison: number; storageLimit: number; age: number; total: number };
+  /** Events stored and waiting for an acknowledgement, and their bytes on the wire. */
   queued: number;
   queuedBytes: number;
+  /** Events logged whose write has not completed. */
   unpersisted: number;
+  /** Events an unanswered request carries. */
   inFlight: number;
-  /** null while nothing is stored. */
+  /** Age of the oldest event held (ms); null while nothing is stored. */
   oldestAgeMs: number | null;
   /** When the timer sends next (ms since the epoch); null while it waits for nothing. */
   nextFlushAt: number | null;
   /** When a failed send is retried (ms since the epoch); null while none waits. */
   retryAt: number | null;
+  /** Failures in a row the backoff has counted; 0 after a success. */
   backoffAttempt: number;
 }
 

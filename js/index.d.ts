@@ -78,7 +78,7 @@ export interface Stats {
   /** Where this tab keeps events: IndexedDB, or its memory after IndexedDB failed. */
   mode: 'indexeddb' | 'memory';
   /** This tab is the one that sends for the origin (it holds the Web Lock). */
-  leader: boolean;
+  sender: boolean;
   /** What `navigator.onLine` last said; nothing is sent while false. */
   online: boolean;
   /** logEvent calls in this page, refused ones included. */

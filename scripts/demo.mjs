@@ -211,7 +211,7 @@ evbuf React demo (headless Chromium)
   duplicates:           ${held.duplicates}
   sequence gaps:        ${gaps}
   max in flight:        ${held.max_in_flight}
-  storage:              ${stats.mode}, leader ${stats.leader}
+  storage:              ${stats.mode}, sender ${stats.sender}
   ${(ok ? 'drained in:' : 'gave up after:').padEnd(22)}${(deliveredMs / 1000).toFixed(1)} s after the last event was logged
   screenshot:           ${relative(process.cwd(), screenshotPath)}
   result:               ${ok ? 'OK, every event delivered' : 'INCOMPLETE'}`);

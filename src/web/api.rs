@@ -85,7 +85,7 @@ impl Serialize for JsStats {
         let mut map = serializer.serialize_map(None)?;
         map.serialize_entry("started", &true)?;
         map.serialize_entry("mode", if self.memory { "memory" } else { "indexeddb" })?;
-        map.serialize_entry("leader", &s.leader)?;
+        map.serialize_entry("sender", &s.leader)?;
         map.serialize_entry("online", &s.online)?;
         for (name, value) in [
             ("logged", s.logged),

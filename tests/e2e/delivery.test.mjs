@@ -43,14 +43,14 @@ function fakeVisibility(page) {
 async function openSender(context, options) {
   const sender = await openPage(context);
   await init(sender, options);
-  await eventually(async () => (await stats(sender)).leader, 10_000, 'the first tab to send');
+  await eventually(async () => (await stats(sender)).sender, 10_000, 'the first tab to send');
   return sender;
 }
 
 /** Index of the page whose evbuf is the origin's sender, or -1. */
 async function senderOf(pages) {
   const all = await Promise.all(pages.map((page) => stats(page)));
-  return all.findIndex((s) => s.leader);
+  return all.findIndex((s) => s.sender);
 }
 
 test('hang: the server holds every request for 10 s, then answers; 300 events at 30/s all delivered within one timeout plus one backoff of the recovery, flush and shutdown settle', { timeout: 75_000 }, scenario(async ({ t, launch, run }) => {
@@ -538,7 +538,7 @@ test('a follower whose IndexedDB writes fail: its events are still delivered whi
   const sender = await openSender(context, { flushIntervalMs: 1_000 });
   const follower = await openPage(context);
   await init(follower, { flushIntervalMs: 1_000 });
-  assert.equal((await stats(follower)).leader, false, 'precondition: the second tab follows');
+  assert.equal((await stats(follower)).sender, false, 'precondition: the second tab follows');
   const since = await collector().summary();
   const atFailure = await follower.evaluate(async ({ run, N }) => {
     await window.evbuf.logEvent({ run, tab: 1, i: 0, kind: 'follower' });
@@ -559,7 +559,7 @@ test('a follower whose IndexedDB writes fail: its events are still delivered whi
   const d = await deltas(since);
   const after = await stats(follower);
   report(t, 'follower in memory', d, {
-    follower_mode: atFailure.mode, follower_leader: after.leader, follower_queued: after.queued,
+    follower_mode: atFailure.mode, follower_leader: after.sender, follower_queued: after.queued,
   });
   assert.equal(atFailure.mode, 'memory', 'precondition: the follower fell back to memory');
   await assertExactly(run, [N, N]);
@@ -572,7 +572,7 @@ test('a sender whose IndexedDB writes fail steps down: another tab sends, and ev
   const context = await launch();
   const first = await openPage(context);
   await init(first, { flushIntervalMs: 1_000 });
-  await eventually(async () => (await stats(first)).leader, 10_000, 'the first tab to send');
+  await eventually(async () => (await stats(first)).sender, 10_000, 'the first tab to send');
   const second = await openPage(context);
   await init(second, { flushIntervalMs: 1_000 });
   // The sender learns that another tab waits for its lock.
@@ -595,11 +595,11 @@ test('a sender whose IndexedDB writes fail steps down: another tab sends, and ev
   await deliveredCount(since, 2 * N, 20_000, `${2 * N} events`).catch(() => {});
   const d = await deltas(since);
   const [a, b] = [await stats(first), await stats(second)];
-  report(t, 'sender in memory', d, { first_mode: atFailure.mode, first_leader: a.leader, second_leader: b.leader });
+  report(t, 'sender in memory', d, { first_mode: atFailure.mode, first_leader: a.sender, second_leader: b.sender });
   assert.equal(atFailure.mode, 'memory', 'precondition: the sender fell back to memory');
   await assertExactly(run, [N, N]);
   assert.ok(d.duplicates <= 5, `${d.duplicates} wire duplicates (at most 5)`);
-  assert.ok(!a.leader && b.leader, 'the tab that can store became the sender');
+  assert.ok(!a.sender && b.sender, 'the tab that can store became the sender');
 }));
 
 test('a follower hidden while its write is out: the sender does not send again what the follower posted', { timeout: 60_000 }, scenario(async ({ t, launch, run }) => {
@@ -691,7 +691,7 @@ test('a follower in memory does not become the sender while a tab that can store
   const context = await launch();
   const first = await openPage(context);
   await init(first, { flushIntervalMs: 1_000 });
-  await eventually(async () => (await stats(first)).leader, 10_000, 'the first tab to send');
+  await eventually(async () => (await stats(first)).sender, 10_000, 'the first tab to send');
   const inMemory = await openPage(context);
   await init(inMemory, { flushIntervalMs: 1_000 });
   const since = await collector().summary();
@@ -706,16 +706,16 @@ test('a follower in memory does not become the sender while a tab that can store
   const third = await openPage(context);
   await init(third, { flushIntervalMs: 1_000 });
   await first.close({ runBeforeUnload: true });
-  await eventually(async () => (await stats(third)).leader, 10_000, 'the tab that can store to send').catch(() => {});
+  await eventually(async () => (await stats(third)).sender, 10_000, 'the tab that can store to send').catch(() => {});
   await third.evaluate(async ({ run, N }) => {
     await Promise.all(Array.from({ length: N }, (_, i) => window.evbuf.logEvent({ run, tab: 2, i, kind: 'memory-follower' })));
   }, { run, N });
   await deliveredCount(since, N + 1, 15_000, `${N + 1} events`).catch(() => {});
   const d = await deltas(since);
   const [m, c] = [await stats(inMemory), await stats(third)];
-  report(t, 'memory follower', d, { memory_leader: m.leader, third_leader: c.leader });
+  report(t, 'memory follower', d, { memory_leader: m.sender, third_leader: c.sender });
   assert.equal(atFailure.mode, 'memory', 'precondition: the follower fell back to memory');
-  assert.ok(!m.leader && c.leader, 'the tab that can store became the sender');
+  assert.ok(!m.sender && c.sender, 'the tab that can store became the sender');
   await assertExactly(run, [0, 1, N]);
 }));
 

@@ -554,7 +554,7 @@ test('stats() says started, and a figure without a value is null', async () => {
     assert.equal(result.idle.started, true);
     assert.equal(result.idle.queued, 0);
     // Every figure of the Stats type (js/index.d.ts), named as there, in its order.
-    assert.deepEqual(Object.keys(result.idle), ['started', 'mode', 'leader', 'online', 'logged', 'stored',
+    assert.deepEqual(Object.keys(result.idle), ['started', 'mode', 'sender', 'online', 'logged', 'stored',
       'persisted', 'loaded', 'adopted', 'handedOver', 'settledElsewhere', 'sent', 'acknowledged', 'requests', 'unloadRequests', 'failed', 'retries', 'dropped',
       'queued', 'queuedBytes', 'unpersisted', 'inFlight', 'oldestAgeMs', 'nextFlushAt', 'retryAt', 'backoffAttempt']);
     assert.deepEqual(result.busy.dropped, { oversize: 0, invalid: 0, poison: 0, storageLimit: 0, age: 0, total: 0 });

@@ -23,8 +23,8 @@ test('two tabs logging 1,000 each deliver 2,000 distinct events through one send
   await Promise.all(pages.map((page, tab) => logStored(page, { run, n: 1_000, tab })));
   await eventually(async () => (await delivered(run)).length === 2000, 30_000, '2,000 events');
   const all = await Promise.all(pages.map((page) => stats(page)));
-  assert.equal(all.filter((s) => s.leader).length, 1, 'exactly one tab sends');
-  const follower = all.find((s) => !s.leader);
+  assert.equal(all.filter((s) => s.sender).length, 1, 'exactly one tab sends');
+  const follower = all.find((s) => !s.sender);
   assert.equal(follower.requests, 0, 'the other tab makes no request');
   const d = await deltas(since);
   report(t, 'two tabs', d);
@@ -51,7 +51,7 @@ test('without Web Locks, each of two tabs sends only the events it logged itself
   }, 10_000, 'each tab to have nothing left')));
   const d = await deltas(since);
   report(t, 'no Web Locks', d, { tab_requests: all.map((s) => s.requests).join('/') });
-  assert.ok(all.every((s) => s.leader && s.requests > 0), 'both tabs send');
+  assert.ok(all.every((s) => s.sender && s.requests > 0), 'both tabs send');
   all.forEach((s, tab) => assert.equal(s.acknowledged, 200, `tab ${tab} sent its own 200 events, no other`));
   assert.equal(d.duplicates, 0, 'wire duplicates');
 }, { unloadPath: true, senders: 2 }));
@@ -61,17 +61,17 @@ test('when the sending tab closes, another takes over, reloads storage and sends
   const quiet = { flushIntervalMs: 60_000, maxBufferSize: 100_000 };
   const first = await openPage(context);
   await init(first, quiet);
-  await eventually(() => first.evaluate(() => window.evbuf.stats().leader), 5_000, 'a leader');
+  await eventually(() => first.evaluate(() => window.evbuf.stats().sender), 5_000, 'a leader');
   const second = await openPage(context);
   await init(second, { flushIntervalMs: 300 });
-  assert.equal((await stats(second)).leader, false);
+  assert.equal((await stats(second)).sender, false);
   const since = await collector().summary();
   // Stored by the sender, not sent: only the next sender can deliver them (with another
   // tab alive, a closing sender posts nothing at unload).
   await logStored(first, { run, n: 30, tab: 0 });
   assert.equal((await stats(first)).requests, 0, 'precondition: the first tab sent nothing');
   await first.close();
-  await eventually(async () => (await stats(second)).leader, 5_000, 'the second tab to lead');
+  await eventually(async () => (await stats(second)).sender, 5_000, 'the second tab to lead');
   await logStored(second, { run, n: 20, tab: 1 });
   await eventually(async () => (await delivered(run)).length === 50, 10_000, '50 events');
   const d = await deltas(since);
@@ -86,11 +86,11 @@ test('shutdown() hands the sender role to another tab, which sends what was stor
   const context = await launch();
   const pages = [await openPage(context), await openPage(context)];
   await init(pages[0], { flushIntervalMs: 300 });
-  await eventually(() => pages[0].evaluate(() => window.evbuf.stats().leader), 5_000, 'a leader');
+  await eventually(() => pages[0].evaluate(() => window.evbuf.stats().sender), 5_000, 'a leader');
   await init(pages[1], { flushIntervalMs: 300 });
   const since = await collector().summary();
   await pages[0].evaluate(() => window.evbuf.shutdown());
-  const taken = await eventually(async () => (await stats(pages[1])).leader, 5_000, 'the other tab to lead');
+  const taken = await eventually(async () => (await stats(pages[1])).sender, 5_000, 'the other tab to lead');
   assert.ok(taken);
   // The page that shut down is still open: the role moved because of shutdown(), not a close.
   assert.equal(await pages[0].evaluate(() => document.visibilityState), 'visible');
@@ -227,7 +227,7 @@ test('hiding the page sends stored events with keepalive, text/plain, no preflig
     await window.evbuf.init({ endpoint, flushIntervalMs: 60_000, maxBufferSize: 100_000 });
     await Promise.all(Array.from({ length: 40 }, (_, i) => window.evbuf.logEvent({ run, i })));
     // Only the sending tab posts: wait for this tab to hold the sender's lock.
-    while (!window.evbuf.stats().leader) await new Promise((r) => setTimeout(r, 10));
+    while (!window.evbuf.stats().sender) await new Promise((r) => setTimeout(r, 10));
     // What the browser does as a tab is hidden or closed.
     Object.defineProperty(document, 'visibilityState', { value: 'hidden', configurable: true });
     document.dispatchEvent(new Event('visibilitychange'));

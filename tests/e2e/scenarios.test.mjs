@@ -327,17 +327,17 @@ test('several tabs: two pages logging 1,000 each, 2,000 distinct events, no wire
   }, { run, tab, N })));
   await deliveredCount(since, 2 * N, 30_000, `${2 * N} events`);
   const all = await Promise.all(pages.map((page) => stats(page)));
-  const leader = pages[all.findIndex((s) => s.leader)];
+  const leader = pages[all.findIndex((s) => s.sender)];
   assert.ok(leader, 'one tab sends');
   await drained(leader);
   const d = await deltas(since);
   const st = await Promise.all(pages.map((page) => stats(page)));
-  report(t, 'several tabs', d, { leaders: st.filter((s) => s.leader).length,
+  report(t, 'several tabs', d, { leaders: st.filter((s) => s.sender).length,
     tab_requests: st.map((s) => s.requests).join('/') });
   const events = await delivered(run);
   assert.equal(events.length, 2 * N);
   for (const tab of [0, 1]) assert.equal(events.filter((e) => e.payload.tab === tab).length, N);
-  assert.equal(st.filter((s) => s.leader).length, 1, 'exactly one sender');
+  assert.equal(st.filter((s) => s.sender).length, 1, 'exactly one sender');
   assert.equal(d.duplicates, 0, 'wire duplicates');
 }));
 

@@ -68,9 +68,9 @@ for (const engine of Object.values(ENGINES)) {
       await session.run(() => window.evbuf.flush());
       assertAllOnce(await delivered(run), 50);
       const s = await stats(session);
-      t.diagnostic(`mode=${s.mode} leader=${s.leader} requests=${s.requests}`);
+      t.diagnostic(`mode=${s.mode} sender=${s.sender} requests=${s.requests}`);
       assert.equal(s.mode, 'indexeddb');
-      assert.equal(s.leader, true, 'the only tab sends');
+      assert.equal(s.sender, true, 'the only tab sends');
       assert.equal((await deltas(since)).duplicates, 0, 'wire duplicates');
       assert.deepEqual(await session.run(() => window.evbufErrors), []);
     }));
@@ -123,9 +123,9 @@ for (const engine of Object.values(ENGINES)) {
       const all = [await stats(session)];
       await other.enter();
       all.push(await stats(session));
-      t.diagnostic(`leaders=${all.map((s) => s.leader)} requests=${all.map((s) => s.requests)}`);
-      assert.equal(all.filter((s) => s.leader).length, 1, 'exactly one tab sends');
-      assert.equal(all.find((s) => !s.leader).requests, 0, 'the other tab makes no request');
+      t.diagnostic(`senders=${all.map((s) => s.sender)} requests=${all.map((s) => s.requests)}`);
+      assert.equal(all.filter((s) => s.sender).length, 1, 'exactly one tab sends');
+      assert.equal(all.find((s) => !s.sender).requests, 0, 'the other tab makes no request');
       assert.equal((await deltas(since)).duplicates, 0, 'wire duplicates');
     }));
 
@@ -134,7 +134,7 @@ for (const engine of Object.values(ENGINES)) {
       await init(session, { flushIntervalMs: 60_000 });
       const since = await collector().summary();
       await logStored(session, { run, n: 40 });
-      await eventually(async () => (await stats(session)).leader, 5_000, 'this tab to send');
+      await eventually(async () => (await stats(session)).sender, 5_000, 'this tab to send');
       assert.equal((await stats(session)).requests, 0, 'precondition: nothing sent yet');
       // A real pagehide: the page is gone, only its keepalive post can deliver.
       await session.goto('about:blank');

@@ -9,7 +9,7 @@ const ROWS = [
   ['retries', 'Retries'],
   ['requests', 'Requests'],
   ['mode', 'Mode'],
-  ['leader', 'Leader'],
+  ['sender', 'Sending tab'],
   ['online', 'Online'],
 ];
 

@@ -1,6 +1,5 @@
 //! A fleet of browsers against one endpoint through a steady state, an outage and the
-//! recovery (issue 13): prints the table and writes the picture of the README's "Fleet
-//! behaviour" section.
+//! recovery: prints the table and writes the picture of docs/fleet.md.
 //!
 //! ```sh
 //! cargo run --release --example fleet -- --devices 100000 --svg docs/fleet.svg

@@ -1,4 +1,4 @@
-//! evbuf: analytics events that cannot be lost. See README.md.
+//! evbuf: analytics events stored in IndexedDB and sent in bulk, at least once. See README.md.
 //!
 //! `core` is the pure delivery state machine (native and wasm); `web` holds the browser
 //! drivers and the wasm-bindgen API, compiled only for wasm32.

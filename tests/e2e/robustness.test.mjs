@@ -1,4 +1,4 @@
-// The browser-robustness guarantees (README "In the browser", ARCHITECTURE.md), each in
+// The browser-robustness guarantees (docs/behaviour.md "In the browser", ARCHITECTURE.md), each in
 // headless Chromium against the reference collector: several tabs (with and without Web
 // Locks), a sender handing over on close and on shutdown(), offline, headers, no
 // IndexedDB, a worker, unload.

@@ -16,7 +16,7 @@ const TAB_SETTLE_MS: u32 = 250;
 impl Inner {
     /// Several tabs share one IndexedDB: elect one sender with Web Locks and keep the
     /// others informed over a BroadcastChannel. Without Web Locks every tab sends what it
-    /// logged itself (see README: duplicates only for events stored as a tab opens).
+    /// logged itself (see docs/behaviour.md: duplicates only for events stored as a tab opens).
     pub(super) fn coordinate_tabs(self: &Rc<Self>, storage_name: &str) {
         let leadership = self.request_leadership(false);
         if leadership.is_some() {

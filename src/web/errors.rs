@@ -44,9 +44,7 @@ impl From<Error> for JsValue {
             Error::Flush(FlushError::BackingOff { retry_at }) => {
                 coded(&message, "backing-off", &[("retryAt", date(*retry_at))])
             }
-            Error::Flush(FlushError::SenderSilent { .. }) => {
-                coded(&message, "sender-silent", &[])
-            }
+            Error::Flush(FlushError::SenderSilent { .. }) => coded(&message, "sender-silent", &[]),
             Error::NotStarted => coded(&message, "not-started", &[]),
         }
     }
@@ -59,7 +57,10 @@ pub(crate) fn reported(report: &Report) -> JsValue {
         Report::Dropped { reason, ids, .. } => coded(
             &message,
             "dropped",
-            &[("reason", reason.name().into()), ("events", count(ids.len()))],
+            &[
+                ("reason", reason.name().into()),
+                ("events", count(ids.len())),
+            ],
         ),
         Report::SendFailed {
             outcome, retry_at, ..

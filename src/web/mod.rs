@@ -17,7 +17,6 @@ mod transport;
 
 use std::fmt;
 
-
 use crate::core::{FlushError, LogError};
 
 pub use client::Client;

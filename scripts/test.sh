@@ -21,7 +21,7 @@ cargo build --release -p evbuf-collector
 printf '\n== native tests (cargo test)\n'
 cargo test --workspace
 
-printf '\n== the docs' figures are those of the committed results; no prose figure, no broken link\n'
+printf '\n== the figures in the docs are those of the committed results; no prose figure, no broken link\n'
 node bench/readme.mjs --check
 
 printf '\n== the fleet bounds, 5,000 devices in virtual time (cargo test --release --test fleet_bounds)\n'

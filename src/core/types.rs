@@ -28,6 +28,22 @@ pub struct NewEvent {
     pub payload: String,
 }
 
+impl NewEvent {
+    /// The event as it goes on the wire.
+    pub fn wire_line(&self) -> String {
+        let mut line = String::new();
+        super::wire::push_event(
+            &mut line,
+            &self.id,
+            &self.session,
+            self.seq,
+            self.ts,
+            &self.payload,
+        );
+        line
+    }
+}
+
 /// An event as storage holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEvent {

@@ -3,7 +3,7 @@
 use super::config::KEEPALIVE_BUDGET_BYTES;
 use super::retry::{verdict, SendOutcome, Verdict};
 use super::types::{Action, Batch, Key, NewEvent};
-use super::{wire, Core};
+use super::Core;
 
 /// How long after a same-origin navigation starts a hide still counts as leaving for the
 /// next page: the time its document takes to arrive. A tab closed within it while the
@@ -104,15 +104,7 @@ impl Core {
             if self.posted_unstored.iter().any(|&(t, _)| t == event.ticket) {
                 continue;
             }
-            let mut line = String::new();
-            wire::push_event(
-                &mut line,
-                &event.id,
-                &event.session,
-                event.seq,
-                event.ts,
-                &event.payload,
-            );
+            let line = event.wire_line();
             bytes += line.len() + 1;
             if bytes > budget || lines.len() == self.config.max_batch_events {
                 break;

@@ -200,16 +200,7 @@ impl IdbStorage {
                 if !record.is_empty() {
                     record.push('\n');
                 }
-                let mut line = String::new();
-                wire::push_event(
-                    &mut line,
-                    &event.id,
-                    &event.session,
-                    event.seq,
-                    event.ts,
-                    &event.payload,
-                );
-                wire::push_keyed(&mut record, key, &line);
+                wire::push_keyed(&mut record, key, &event.wire_line());
             }
             records.push((
                 JsValue::from_str(&record),

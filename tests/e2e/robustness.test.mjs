@@ -225,9 +225,11 @@ test('hiding the page sends stored events with keepalive, text/plain, no preflig
   const endpoint = collector().endpoint.replace('127.0.0.1', 'localhost');
   await page.evaluate(async ({ endpoint, run }) => {
     await window.evbuf.init({ endpoint, flushIntervalMs: 60_000, maxBufferSize: 100_000 });
-    await Promise.all(Array.from({ length: 40 }, (_, i) => window.evbuf.logEvent({ run, i })));
-    // Only the sending tab posts: wait for this tab to hold the sender's lock.
+    // Only the sending tab posts. Wait for this tab to take over before logging: a tab
+    // that takes over sends at once what it finds stored, which would leave nothing to
+    // the unload post.
     while (!window.evbuf.stats().sender) await new Promise((r) => setTimeout(r, 10));
+    await Promise.all(Array.from({ length: 40 }, (_, i) => window.evbuf.logEvent({ run, i })));
     // What the browser does as a tab is hidden or closed.
     Object.defineProperty(document, 'visibilityState', { value: 'hidden', configurable: true });
     document.dispatchEvent(new Event('visibilitychange'));

@@ -102,6 +102,27 @@ window.bench = {
     return { loopMs, durableMs, promises: promises.length, stats: s, longTasks: await longTasks() };
   },
 
+  /**
+   * A steady app: one call per macrotask, `everyMs` apart, `n` calls; performance.now()
+   * around each call (for evbuf un-awaited, as call sites do), durations in µs. `what` is
+   * 'evbuf' or 'stringifyPush', the floor measured the same way.
+   */
+  async perTick(what, n, everyMs) {
+    const sink = [];
+    const call = what === 'evbuf'
+      ? (i) => { window.evbuf.logEvent(makePayload(i)); }
+      : (i) => { sink.push(JSON.stringify(makePayload(i))); };
+    const us = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      await new Promise((r) => setTimeout(r, everyMs));
+      const t0 = performance.now();
+      call(i);
+      us[i] = (performance.now() - t0) * 1000;
+    }
+    window.benchSink = sink;
+    return Array.from(us);
+  },
+
   /** Logs n events without waiting (the request-economy burst). */
   burst(n) {
     for (let i = 0; i < n; i++) window.evbuf.logEvent(makePayload(i));

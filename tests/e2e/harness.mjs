@@ -253,7 +253,8 @@ function scenarioHelpers(collector, figures) {
   }
 
   /** Initializes evbuf in `page`; errors given to onError are kept in window.evbufErrors
-   *  (their messages) and window.evbufErrorCodes (their code and fields, `retryAt` in ms).
+   *  (their messages) and window.evbufErrorCodes (their code and fields, `retryAt` in ms,
+   *  and `at`: the page's clock when onError was called).
    *  One without a code fails the scenario, as an unhandled rejection does. */
   function init(page, options = {}) {
     return page.evaluate(async (options) => {
@@ -262,7 +263,7 @@ function scenarioHelpers(collector, figures) {
       const onError = (e) => {
         window.evbufErrors.push(e.message);
         const { code, status, events, reason } = e;
-        window.evbufErrorCodes.push({ code, status, events, reason, retryAt: e.retryAt instanceof Date ? e.retryAt.getTime() : e.retryAt });
+        window.evbufErrorCodes.push({ code, status, events, reason, retryAt: e.retryAt instanceof Date ? e.retryAt.getTime() : e.retryAt, at: Date.now() });
         if (typeof code !== 'string') window.evbufTestUnhandled?.(`onError got an error without a code: ${e.message}`);
       };
       await window.evbuf.init({ ...options, onError });

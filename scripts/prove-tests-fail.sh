@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Proves that tests fail when the behaviour they are named after breaks: each case below
-# breaks evbuf on purpose (one edit), builds it in a throwaway git worktree and runs the
+# breaks evbuf or an example endpoint on purpose (one edit), builds it in a throwaway git worktree and runs the
 # test that guards that behaviour, which must fail. Prints one line per case and exits 1 if
 # any test passed against its break. Slow (a wasm build per browser case, ~20 min in all);
 # not part of `npm test`. Needs what `npm test` sets up. Usage: scripts/prove-tests-fail.sh [case…]
@@ -11,6 +11,9 @@ work="$(mktemp -d)/evbuf"
 git -C "$root" worktree add -q --detach "$work" HEAD
 trap 'git -C "$root" worktree remove --force "$work"' EXIT
 ln -s "$root/node_modules" "$work/node_modules"
+# endpoints.test.mjs installs it when missing (a native build): reuse the checkout's.
+[ -d "$root/examples/endpoint-express/node_modules" ] &&
+  ln -s "$root/examples/endpoint-express/node_modules" "$work/examples/endpoint-express/node_modules"
 (cd "$work" && cargo build -q --release -p evbuf-collector)
 logs="$work/logs"
 mkdir -p "$logs"
@@ -21,14 +24,17 @@ survived=0
 case_() {
   local name=$1 file=$2 edit=$3 kind=$4 test=$5
   if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then return; fi
-  git -C "$work" checkout -q -- src tests js
+  git -C "$work" checkout -q -- src tests js examples
   perl -0pi -e "$edit" "$work/$file"
   if git -C "$work" diff --quiet; then
     echo "$name: the edit no longer applies to $file (update this script)"; survived=1; return
   fi
   local ok
   if [ "$kind" = e2e ]; then
-    (cd "$work" && bash scripts/build.sh > "$logs/$name.build" 2>&1) || { echo "$name: build failed"; survived=1; return; }
+    # A break of an example endpoint leaves the package as built.
+    if [[ $file != examples/* || ! -d $work/pkg ]]; then
+      (cd "$work" && bash scripts/build.sh > "$logs/$name.build" 2>&1) || { echo "$name: build failed"; survived=1; return; }
+    fi
     # A break can wedge a test's cleanup (a collector waiting on held requests): bounded.
     (cd "$work" && timeout 900 node --test --test-concurrency=1 --test-name-pattern="${test#*:}" "tests/e2e/${test%%:*}" > "$logs/$name.log" 2>&1)
     ok=$?
@@ -85,4 +91,14 @@ case_ stored-posted-on-navigation src/core/unload.rs 's/ && !leaving_for_next_pa
   e2e 'navigation.test.mjs:^multi-page site:'
 case_ snapshot-waits-for-the-interval src/core/storage_inputs.rs 's/\s*self\.flush_now \|= self\.queue\.free_len\(\) > 0;//' \
   cargo 'core_navigation:a_page_that_starts_sends_what_it_finds_stored_at_once'
+case_ endpoint-parses-only-json examples/endpoint-express/server.js 's/type: \(\) => true, //' \
+  e2e 'endpoints.test.mjs:^the unload post'
+case_ endpoint-hides-retry-after examples/endpoint-express/server.js "s/, 'Access-Control-Expose-Headers': 'Retry-After'//" \
+  e2e 'endpoints.test.mjs:^429'
+case_ endpoint-ignores-gzip examples/endpoint-python/server.py 's/if content_encoding == "gzip":/if False:/; s/elif content_encoding not in/elif False and content_encoding not in/' \
+  e2e 'endpoints.test.mjs:^compression'
+case_ endpoint-inserts-duplicates examples/endpoint-python/server.py 's/INSERT OR IGNORE/INSERT/' \
+  e2e 'endpoints.test.mjs:^normal sends'
+case_ endpoint-cors-only-on-success examples/endpoint-python/server.py 's/(\s+)(self\.send_header\("Access-Control-Allow-Origin")/$1if self._status < 300: $2/; s/(\s+)(self\.send_response\(status\))/$1self._status = status$1$2/' \
+  e2e 'endpoints.test.mjs:^400'
 exit $survived

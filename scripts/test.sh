@@ -6,7 +6,8 @@
 #      (wasm-bindgen-test)
 #   3. the React demo, driven headless, every event delivered          (scripts/demo.mjs)
 #   4. the types: a usage file under strict, bundler and nodenext resolution  (tsc)
-#   5. end to end: the npm package in Chromium via Playwright, and in Node (node --test)
+#   5. end to end: the npm package in Chromium via Playwright, and in Node (node --test);
+#      the example endpoints (examples/endpoint-*), their SQLite databases read back
 #   6. the end-to-end essentials in WebKitGTK and WPE WebKit 2.38 via WebDriver (node --test)
 #   7. consumers: the packed package in Vite 8, Vite 7, webpack 5 and esbuild apps, in
 #      Chromium (node --test; installs cached in node_modules/.cache/evbuf-consumers)

@@ -34,6 +34,7 @@ function invalid(batch) {
   }
 }
 
+// RATE_LIMIT's counts in the current second.
 let requestsPerDevice = new Map();
 setInterval(() => { requestsPerDevice = new Map(); }, 1000).unref();
 
@@ -56,7 +57,7 @@ app.post('/bulk/event', express.json({ type: () => true, limit: MAX_BODY_BYTES }
   const accepted = results.filter((r) => r.changes === 1).length;
   res.json({ accepted, duplicates: results.length - accepted });
 });
-// The body parser's errors: 400 not JSON, 413 too large, 415 an encoding other than gzip.
+// The body parser's errors: 400 not JSON, 413 too large, 415 an encoding it cannot decode.
 // Anything else is our own trouble (the database): 503, and evbuf retries.
 app.use((error, req, res, next) => {
   const status = error.status >= 400 && error.status < 500 ? error.status : 503;

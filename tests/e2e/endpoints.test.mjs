@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { eventually, stats, scenarioFile } from './harness.mjs';
+import { drained, eventually, stats, scenarioFile } from './harness.mjs';
 import { root } from './packed.mjs';
 
 const { collector, openPage, init, scenario } = scenarioFile('endpoints');
@@ -96,7 +96,8 @@ const logStored = (page, { run, n, pad }) => page.evaluate(async ({ run, n, pads
   await Promise.all(Array.from({ length: n }, (_, i) => window.evbuf.logEvent({ run, i, pad: 'x'.repeat(pads[i]) })));
 }, { run, n, pads: Array.from({ length: n }, (_, i) => pad?.(i) ?? 0) });
 
-/** Every bulk request the page makes to `endpoint` and the status it got, as they happen. */
+/** Every bulk request the page makes to `endpoint` and the status it got (or why it
+ *  failed), as they happen. */
 function watchRequests(page, endpoint) {
   const sent = [];
   page.on('response', (response) => {
@@ -105,7 +106,7 @@ function watchRequests(page, endpoint) {
     sent.push({ headers: request.headers(), body: request.postDataBuffer(), status: response.status() });
   });
   page.on('requestfailed', (request) => {
-    if (request.url() === endpoint) sent.push({ method: request.method(), failure: request.failure()?.errorText });
+    if (request.url() === endpoint) sent.push({ failure: request.failure()?.errorText });
   });
   return sent;
 }
@@ -126,12 +127,6 @@ async function assertStored(rows, run, n, except = []) {
   assert.equal(new Set(mine.map((row) => row.session)).size, 1, 'one page session');
   return mine;
 }
-
-/** Waits until the page has nothing left to send; returns its stats. */
-const settled = (page) => eventually(async () => {
-  const s = await stats(page);
-  return s.queued === 0 && s.inFlight === 0 && s;
-}, 20_000, 'the page to have nothing left to send');
 
 for (const kind of Object.keys(ENDPOINTS)) {
   describe(`the ${kind} example endpoint`, () => {
@@ -164,11 +159,20 @@ for (const kind of Object.keys(ENDPOINTS)) {
         document.dispatchEvent(new Event('visibilitychange'));
       });
       await assertStored(rows, run, 40);
-      const s = await settled(page);
+      const s = await drained(page);
       assert.equal(s.unloadRequests, 1, 'one unload post');
       assert.equal(s.requests, 1, 'and no other request');
       assert.deepEqual(sent.map((r) => [r.headers?.['content-type'], r.status]), [['text/plain;charset=UTF-8', 200]],
         'posted as text/plain, answered 2xx with CORS the page can read');
+    }));
+
+    test('the unload post: 40 events logged, the page closed: all stored, though no page is left to send them again', withEndpoint(kind, {}, async ({ launch, run, endpoint, rows }) => {
+      const page = await openPage(await launch());
+      await init(page, { endpoint, flushIntervalMs: 60_000, maxBufferSize: 100_000 });
+      await eventually(async () => (await stats(page)).sender, 10_000, 'the page to be the sender');
+      await logStored(page, { run, n: 40 });
+      await page.close({ runBeforeUnload: true });
+      await assertStored(rows, run, 40);
     }));
 
     test("compression: 'gzip': the gzip sends are decoded and stored", withEndpoint(kind, {}, async ({ launch, run, endpoint, rows }) => {
@@ -203,7 +207,7 @@ for (const kind of Object.keys(ENDPOINTS)) {
       await logStored(page, { run, n: 30, pad: (i) => (i === refused ? 2_000 : 10) });
       await page.evaluate(() => window.evbuf.flush().catch(() => {}));
       await assertStored(rows, run, 30, [refused]);
-      const s = await settled(page);
+      const s = await drained(page);
       assert.deepEqual(s.dropped, { ...s.dropped, poison: 1, total: 1 }, 'the refused event counted as poison, no other drop');
       assert.ok(sent.some((r) => r.status === 400), 'the endpoint answered 400');
       const codes = await page.evaluate(() => window.evbufErrorCodes);
@@ -220,7 +224,7 @@ for (const kind of Object.keys(ENDPOINTS)) {
       await logStored(page, { run, n: 40, pad: () => 400 });
       await page.evaluate(() => window.evbuf.flush());
       await assertStored(rows, run, 40);
-      assert.equal((await settled(page)).dropped.total, 0);
+      assert.equal((await drained(page)).dropped.total, 0);
       assert.ok(sent.some((r) => r.status === 413), `the endpoint answered 413: ${JSON.stringify(sent.map((r) => r.status))}`);
     }));
 
@@ -234,7 +238,7 @@ for (const kind of Object.keys(ENDPOINTS)) {
       await init(page, { endpoint, flushIntervalMs: 100, maxBatchEvents: 10, retry: { baseMs: 50, maxMs: 5_000 } });
       await logStored(page, { run, n: 40 });
       await assertStored(rows, run, 40);
-      assert.equal((await settled(page)).dropped.total, 0);
+      assert.equal((await drained(page)).dropped.total, 0);
       const limited = (await page.evaluate(() => window.evbufErrorCodes)).filter((e) => e.code === 'send-failed');
       assert.ok(limited.length > 0 && sent.some((r) => r.status === 429), `the endpoint answered 429: ${JSON.stringify(sent.map((r) => r.status ?? r.failure))}`);
       for (const e of limited) {

@@ -327,8 +327,9 @@ function scenarioHelpers(collector, figures) {
   }
 
   /**
-   * The collector's view of order at the end of a scenario: one send in flight at a time
-   * per sender (`senders` is 1 but without Web Locks, where every tab sends its own), the
+   * The collector's view of order at the end of a scenario: one answered send in flight at
+   * a time per sender (`senders` is 1 but without Web Locks, where every tab sends its own;
+   * a send whose page closed may be cancelled only after the next sender's arrived), the
    * unload path's text/plain posts overlapping a send only where `unloadPath` says the
    * scenario hides or closes pages, and no seq missing in any page session (from 1 to the
    * highest the collector saw) except the `missing` ones a scenario drops on purpose.

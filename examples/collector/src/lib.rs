@@ -330,10 +330,6 @@ struct App {
     inner: Mutex<Inner>,
     in_flight: AtomicU64,
     max_in_flight: AtomicU64,
-    /// The JSON sends among `in_flight`: the in-flight guard is about these; the unload
-    /// path's text/plain posts may overlap one by design.
-    sends_in_flight: AtomicU64,
-    max_sends_in_flight: AtomicU64,
     /// Bulk requests held open by `hang_*`, a subset of `in_flight`.
     held: AtomicU64,
     /// Wakes a shutdown waiting for only held requests to remain.
@@ -346,6 +342,28 @@ struct Inner {
     control: Misbehaviour,
     /// `record_bodies`: the file every bulk body is appended to.
     recorder: Option<std::fs::File>,
+    /// When each answered JSON send arrived and was answered: the in-flight guard is
+    /// about these (the unload path's text/plain posts may overlap one by design). A send
+    /// whose client gave up (its timeout, its page closed) is waited for by no one, and
+    /// the browser may cancel it only after the next sender's send has arrived.
+    answered_sends: Vec<(Instant, Instant)>,
+}
+
+/// The most of `sends` (arrived, answered) that were out at one moment.
+fn most_at_once(sends: &[(Instant, Instant)]) -> u64 {
+    // An answer at the instant another send arrives is not an overlap: ends sort first.
+    let mut edges: Vec<(Instant, i64)> = sends
+        .iter()
+        .flat_map(|&(arrived, answered)| [(arrived, 1), (answered, -1)])
+        .collect();
+    edges.sort();
+    let mut out = 0;
+    let mut most = 0;
+    for (_, step) in edges {
+        out += step;
+        most = most.max(out);
+    }
+    most as u64
 }
 
 #[derive(Default)]
@@ -372,11 +390,10 @@ impl App {
                 stats: Stats::default(),
                 control: Misbehaviour::default(),
                 recorder,
+                answered_sends: Vec::new(),
             }),
             in_flight: AtomicU64::new(0),
             max_in_flight: AtomicU64::new(0),
-            sends_in_flight: AtomicU64::new(0),
-            max_sends_in_flight: AtomicU64::new(0),
             held: AtomicU64::new(0),
             in_flight_changed: Notify::new(),
         }
@@ -404,26 +421,18 @@ impl App {
 /// including when the client gives up and the handler is dropped.
 struct InFlight<'a> {
     app: &'a App,
-    unload: bool,
 }
 
 impl<'a> InFlight<'a> {
-    fn enter(app: &'a App, unload: bool) -> Self {
+    fn enter(app: &'a App) -> Self {
         let now = app.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         app.max_in_flight.fetch_max(now, Ordering::SeqCst);
-        if !unload {
-            let sends = app.sends_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-            app.max_sends_in_flight.fetch_max(sends, Ordering::SeqCst);
-        }
-        InFlight { app, unload }
+        InFlight { app }
     }
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        if !self.unload {
-            self.app.sends_in_flight.fetch_sub(1, Ordering::SeqCst);
-        }
         self.app.in_flight.fetch_sub(1, Ordering::SeqCst);
         self.app.in_flight_changed.notify_waiters();
     }
@@ -605,7 +614,8 @@ async fn bulk(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Re
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/plain"));
-    let _in_flight = InFlight::enter(&app, unload);
+    let _in_flight = InFlight::enter(&app);
+    let arrived = Instant::now();
     let received_at = now_ms();
     let body = axum::body::to_bytes(body, HARD_BODY_LIMIT).await;
 
@@ -670,6 +680,9 @@ async fn bulk(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Re
             accept(&mut inner, &bytes, encoding, received_at)
         }
     };
+    if !unload {
+        inner.answered_sends.push((arrived, Instant::now()));
+    }
     let status = res.status();
     if status.is_success() {
         inner.stats.accepted_requests += 1;
@@ -766,7 +779,7 @@ async fn events(State(app): State<Arc<App>>, Query(q): Query<EventsQuery>) -> Re
     match report(&inner, summary) {
         Ok(mut body) => {
             body["max_in_flight"] = app.max_in_flight.load(Ordering::SeqCst).into();
-            body["max_sends_in_flight"] = app.max_sends_in_flight.load(Ordering::SeqCst).into();
+            body["max_sends_in_flight"] = most_at_once(&inner.answered_sends).into();
             body["in_flight"] = app.in_flight.load(Ordering::SeqCst).into();
             body["held"] = app.held.load(Ordering::SeqCst).into();
             Json(body).into_response()
@@ -913,8 +926,7 @@ async fn reset(State(app): State<Arc<App>>) -> Response {
     inner.control = Misbehaviour::default();
     app.max_in_flight
         .store(app.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
-    app.max_sends_in_flight
-        .store(app.sends_in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
+    inner.answered_sends.clear();
     StatusCode::NO_CONTENT.into_response()
 }
 
@@ -940,6 +952,23 @@ mod tests {
             ("/", PathBuf::from("/srv/www"))
         );
         assert!(Mount::parse("/x=").is_err());
+    }
+
+    #[test]
+    fn counts_the_answered_sends_out_at_once() {
+        let t = Instant::now();
+        let ms = |n| t + Duration::from_millis(n);
+        assert_eq!(most_at_once(&[]), 0);
+        // One after the other, the second arriving as the first is answered.
+        assert_eq!(most_at_once(&[(ms(0), ms(100)), (ms(100), ms(200))]), 1);
+        assert_eq!(most_at_once(&[(ms(0), ms(100)), (ms(99), ms(200))]), 2);
+        let three = [
+            (ms(0), ms(300)),
+            (ms(10), ms(20)),
+            (ms(50), ms(400)),
+            (ms(60), ms(70)),
+        ];
+        assert_eq!(most_at_once(&three), 3);
     }
 
     #[test]

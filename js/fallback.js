@@ -44,9 +44,6 @@ export function fallbackClient(options = {}, why, session) {
   const sendTimeoutMs = whole(options.sendTimeoutMs, 'sendTimeoutMs', 30_000, 100, MAX_TIMER_MS);
   const maxEvents = whole(options.maxStoredEvents, 'maxStoredEvents', 10_000, 1);
   const maxBytes = whole(options.maxStoredBytes, 'maxStoredBytes', 8 * 1024 * 1024, 1);
-  // Custom headers need a preflight anyway; without them the type stays CORS-safelisted,
-  // so that a post at unload needs none.
-  const type = headers ? { 'content-type': 'application/json', ...headers } : { 'content-type': 'text/plain;charset=UTF-8' };
   const device = `fallback-${uuid()}`;
   const counts = { logged: 0, sent: 0, requests: 0, failed: 0 };
   const dropped = { oversize: 0, invalid: 0, poison: 0, storageLimit: 0 };
@@ -107,9 +104,15 @@ export function fallbackClient(options = {}, why, session) {
     keepaliveBytes += flight.keepalive;
     counts.requests++;
     const body = `{"sent_at":${Date.now()},"device":"${device}","events":[${events.map((e) => e.line).join(',')}]}`;
-    fetchWithin(sendTimeoutMs, url, { method: 'POST', body, keepalive, headers: type })
+    // Custom headers need a preflight anyway; without them the type stays CORS-safelisted,
+    // so that a post at unload needs none.
+    (headers ? headers() : Promise.resolve(null))
+      .then((extra) => fetchWithin(sendTimeoutMs, url, {
+        method: 'POST', body, keepalive,
+        headers: extra ? { 'content-type': 'application/json', ...extra } : { 'content-type': 'text/plain;charset=UTF-8' },
+      }).catch((cause) => { throw new Error(`network error: ${cause?.message ?? cause}`); }))
       .then((response) => answered(flight, response.status, response.headers.get('retry-after')),
-        (cause) => answered(flight, 0, null, `network error: ${cause?.message ?? cause}`));
+        (cause) => answered(flight, 0, null, cause.message));
   }
 
   function answered(flight, status, retryAfter, networkError) {

@@ -24,7 +24,7 @@ export interface EvbufError extends Error {
   /** How many events it concerns. */
   events?: number;
   /** Why events were dropped (`dropped`). */
-  reason?: 'oversize' | 'invalid' | 'poison' | 'storageLimit' | 'age' | 'shutdown';
+  reason?: 'oversize' | 'invalid' | 'poison' | 'storageLimit' | 'age' | 'waitingLimit' | 'shutdown';
 }
 
 export interface Options {
@@ -48,10 +48,13 @@ export interface Options {
   /** A request with no answer after this long is aborted and retried with backoff (ms),
    *  100..2^31-1. Default 30000. */
   sendTimeoutMs?: number;
-  /** Extra request headers (normal sends only; the unload path cannot carry them). A name
-   *  or value the browser's `Headers` refuses, or a name a page may not set (Cookie, Host,
-   *  Origin, ...), fails init(). */
-  headers?: Record<string, string>;
+  /** Extra request headers (normal sends only; the unload path cannot carry them): an
+   *  object, a `Headers`, or a function called before each send that returns either or a
+   *  promise of either (a token that refreshes). A name or value the browser's `Headers`
+   *  refuses, or a name a page may not set (Cookie, Host, Origin, ...), fails init(); from
+   *  a function, it fails that send (code 'send-failed', retried with backoff), as does a
+   *  function that throws, rejects or gives nothing within sendTimeoutMs. */
+  headers?: HeadersOption | (() => HeadersOption | PromiseLike<HeadersOption>);
   /** 'gzip' compresses normal sends (`Content-Encoding: gzip`, the server must decode it)
    *  where the browser has `CompressionStream`, plain elsewhere; the unload path always
    *  goes plain. Default 'none'. */
@@ -69,6 +72,9 @@ export interface Options {
    *  the package's script. Read by the first init() that loads the module. */
   wasm?: string | URL | Request | Response | PromiseLike<Response> | BufferSource | WebAssembly.Module;
 }
+
+/** Header names to string values, or a `Headers`. */
+export type HeadersOption = Record<string, string> | Headers;
 
 /** What stats() returns while a client runs. The books of this tab always balance:
  *  `logged + loaded + adopted` equals `acknowledged + dropped.total + handedOver +
@@ -108,7 +114,7 @@ export interface Stats {
   /** Retries scheduled after a failure. */
   retries: number;
   /** Events dropped, by reason (the `reason` of an EvbufError with code 'dropped'). */
-  dropped: { oversize: number; invalid: number; poison: number; storageLimit: number; age: number; total: number };
+  dropped: { oversize: number; invalid: number; poison: number; storageLimit: number; age: number; waitingLimit: number; total: number };
   /** Events stored and waiting for an acknowledgement, and their bytes on the wire. */
   queued: number;
   queuedBytes: number;
@@ -131,6 +137,9 @@ export interface NotStarted {
   started: false;
   /** Calls waiting for an init(). */
   waitingCalls: number;
+  /** logEvent calls refused in this page because 10,000 calls, or 8 MiB of payload, already
+   *  waited for init() (reason 'waitingLimit'). */
+  droppedWaiting: number;
 }
 
 /** Fallback mode, where the page cannot compile or instantiate WebAssembly (a CSP without
@@ -145,7 +154,7 @@ export interface FallbackStats {
   sent: number;
   requests: number;
   failed: number;
-  dropped: { oversize: number; invalid: number; poison: number; storageLimit: number; total: number };
+  dropped: { oversize: number; invalid: number; poison: number; storageLimit: number; waitingLimit: number; total: number };
   queued: number;
   inFlight: number;
   /** When a failed post is retried (ms since the epoch); null while none waits. */
@@ -164,11 +173,15 @@ export function init(options: Options): Promise<void>;
 /** Resolves once the event is stored; the calls of one tick share one promise. Rejects at
  *  once for a payload JSON cannot serialize, for one larger than maxBatchBytes, and after
  *  shutdown() (until init() again) with "failed to log event: evbuf was shut down; call
- *  init() again". The rejection is handled, so a call site that does not await sees no
+ *  init() again". Before init() has finished, calls wait for it in memory, at most 10,000
+ *  calls or 8 MiB of payload; past that a call is refused (code 'dropped', reason
+ *  'waitingLimit', counted in stats()). The rejection is handled, so a call site that does not await sees no
  *  unhandled rejection; onError hears it. */
 export function logEvent(payload: unknown): Promise<void>;
 /** Sends now; resolves once everything logged before is acknowledged, rejects with the
- *  reason otherwise. After shutdown(): "failed to flush: evbuf was shut down; …". */
+ *  reason otherwise. While an init() runs, waits for it; with none running (before the
+ *  first, after a failed one) it rejects at once (code 'not-started'). After shutdown():
+ *  "failed to flush: evbuf was shut down; …". */
 export function flush(): Promise<void>;
 /** Flushes, stops the timer and hands the sender role on. Calls still waiting for an
  *  init() reject, as do calls made after it until init() is called again. */

@@ -19,6 +19,18 @@ let loading = null;
 let turn = Promise.resolve();
 let latest = 0;
 const waiting = [];
+// The calls waiting for a client are held in memory: past these limits (those of the
+// fallback's memory, maxStoredEvents' and maxStoredBytes' defaults) a call is refused and
+// counted, as a dropped event is.
+const MAX_WAITING_CALLS = 10_000;
+const MAX_WAITING_CHARS = 8 * 1024 * 1024;
+let waitingChars = 0;
+// logEvent calls refused for those limits in this page, and those of them no onError heard
+// yet (before the first init() there is none).
+let droppedWaiting = 0;
+let unreportedDrops = 0;
+// An init() runs: the calls made meanwhile wait for its client.
+let initPending = false;
 // The onError of the latest init(): it hears why a logEvent call failed, which a call site
 // that does not await (the legacy call does not) never would.
 let onError = null;
@@ -119,7 +131,24 @@ function attempt(run) {
 function call(verb, run, log) {
   if (started) return attempt(run);
   if (shut) return Promise.reject(coded(new Error(`failed to ${verb}: ${SHUT_DOWN}`), 'shut-down'));
+  if (log) {
+    if (waiting.length >= MAX_WAITING_CALLS || waitingChars + log.json.length > MAX_WAITING_CHARS) {
+      droppedWaiting++;
+      if (onError === null) unreportedDrops++;
+      return Promise.reject(coded(new Error(`failed to log event: ${MAX_WAITING_CALLS} calls or ${MAX_WAITING_CHARS} characters of payload already wait for init() to finish; this one is dropped`),
+        'dropped', { reason: 'waitingLimit', events: 1 }));
+    }
+    waitingChars += log.json.length;
+  } else if (!initPending) {
+    return Promise.reject(coded(new Error(`failed to ${verb}: evbuf has not been started; call init() first`), 'not-started'));
+  }
   return new Promise((resolve, reject) => waiting.push({ verb, run, log, resolve, reject, posted: null }));
+}
+
+/** Takes every waiting call out of the queue. */
+function takeWaiting() {
+  waitingChars = 0;
+  return waiting.splice(0);
 }
 
 // The endpoint and sendTimeoutMs of the latest init(), while no client runs.
@@ -170,7 +199,10 @@ function postWaiting() {
         c.posted = null;
         if (!ok) continue;
         const at = waiting.indexOf(c);
-        if (at >= 0) waiting.splice(at, 1);
+        if (at >= 0) {
+          waiting.splice(at, 1);
+          waitingChars -= c.log.json.length;
+        }
         c.resolve();
       }
       return ok;
@@ -209,7 +241,7 @@ function postIfHidden() {
 }
 
 function refuse(code, why, cause) {
-  for (const c of waiting.splice(0)) {
+  for (const c of takeWaiting()) {
     const error = coded(new Error(`failed to ${c.verb}: ${why}`, { cause }), code);
     // A call in an unload post is settled by its answer: it may have arrived.
     if (c.posted) c.posted.then((ok) => (ok ? c.resolve() : c.reject(error)));
@@ -242,26 +274,57 @@ function inTurn(step) {
   return run;
 }
 
-// The browser's rules for request headers, asked before any send: it throws for a name or
-// value it refuses, and drops without a word a name a page may not set (Cookie, Host,
-// Origin, ...), which would never reach the server.
-function checkHeaders(headers) {
-  if (headers === null || typeof headers !== 'object') return; // the client names the type
-  for (const [name, value] of Object.entries(headers)) {
+/**
+ * The `headers` option (an object, a `Headers` or a function returning either, or a
+ * promise of either) as what the clients call before each normal send: a function
+ * returning a promise of a plain object, which rejects with the cause (within
+ * `sendTimeoutMs`: a token that never comes must not hold the send for good). Checked by
+ * the browser's rules for request headers: it throws for a name or value it refuses, and
+ * drops without a word a name a page may not set (Cookie, Host, Origin, ...), which would
+ * never reach the server. An object or a `Headers` is checked once, here; what a function
+ * returns, at each send.
+ */
+function headersOption(headers) {
+  if (headers === undefined || headers === null) return undefined;
+  if (typeof headers !== 'function') {
+    const fixed = checkedHeaders(headers, 'invalid option `headers`');
+    return () => Promise.resolve(fixed);
+  }
+  const ms = sendTimeoutMs;
+  return () => {
+    let timer;
+    const late = new Promise((_, reject) => {
+      timer = setTimeout(reject, ms, new Error(`the headers function gave no headers within ${ms} ms (sendTimeoutMs)`));
+    });
+    const given = Promise.resolve().then(headers).then((value) => checkedHeaders(value, 'what the headers function returned'),
+      (cause) => { throw new Error(`the headers function failed: ${cause?.message ?? cause}`, { cause }); });
+    return Promise.race([given, late]).finally(() => clearTimeout(timer));
+  };
+}
+
+function checkedHeaders(headers, what) {
+  const invalid = (message, cause) => coded(new TypeError(`${what}: ${message}`, { cause }), 'config');
+  if (headers === null || typeof headers !== 'object') {
+    throw invalid('expected an object of header names to string values, a Headers, or a function returning either');
+  }
+  const entries = headers instanceof Headers ? [...headers] : Object.entries(headers);
+  for (const [name, value] of entries) {
+    if (typeof value !== 'string') throw invalid(`the value of \`${name}\` must be a string`);
     let kept;
     try {
       kept = new Request('data:,', { headers: { [name]: value } }).headers.has(name);
     } catch (cause) {
-      throw coded(new TypeError(`invalid option \`headers\`: \`${name}\`: not a valid header name or value`, { cause }), 'config');
+      throw invalid(`\`${name}\`: not a valid header name or value`, cause);
     }
-    if (!kept) throw coded(new TypeError(`invalid option \`headers\`: \`${name}\` is a header a page may not set`), 'config');
+    if (!kept) throw invalid(`\`${name}\` is a header a page may not set`);
   }
+  return Object.fromEntries(entries);
 }
 
 /** Loads the module and starts the core; where WebAssembly cannot run, the fallback. */
-async function startClient(options) {
+async function startClient(given) {
   browserScope();
-  checkHeaders(options?.headers);
+  const options = { ...given, headers: headersOption(given?.headers) };
   try {
     await load(options?.wasm);
   } catch (error) {
@@ -283,6 +346,12 @@ export function init(options) {
   const mine = ++latest;
   started = shut = false;
   onError = typeof options?.onError === 'function' ? options.onError : null;
+  if (unreportedDrops > 0 && onError) {
+    report(coded(new Error(`dropped ${unreportedDrops} logEvent calls made before init(): more than ${MAX_WAITING_CALLS} calls or ${MAX_WAITING_CHARS} characters of payload waited`),
+      'dropped', { reason: 'waitingLimit', events: unreportedDrops }));
+    unreportedDrops = 0;
+  }
+  initPending = true;
   endpoint = null; // unless the options name one: the client says what is wrong with them
   // The client refuses a value out of range; until then the default.
   const timeout = options?.sendTimeoutMs;
@@ -302,7 +371,10 @@ export function init(options) {
     } catch (cause) {
       const reason = cause?.message ?? cause;
       // The calls waiting for a later init() are its to run.
-      if (mine === latest) refuse('start-failed', `evbuf did not start (${reason})`, cause);
+      if (mine === latest) {
+        initPending = false;
+        refuse('start-failed', `evbuf did not start (${reason})`, cause);
+      }
       throw coded(new Error(`failed to start evbuf: ${reason}`, { cause }), cause?.code ?? 'start-failed');
     }
     // Calls in an unload post wait for its answer (within sendTimeoutMs): handed to the
@@ -313,8 +385,9 @@ export function init(options) {
     }
     if (mine !== latest) return;
     started = true;
+    initPending = false;
     endpoint = null;
-    for (const c of waiting.splice(0)) attempt(c.run).then(c.resolve, c.reject);
+    for (const c of takeWaiting()) attempt(c.run).then(c.resolve, c.reject);
   });
 }
 
@@ -323,12 +396,14 @@ export function init(options) {
  * site that does not await it sees no unhandled rejection, and one that awaits still does.
  */
 function handled(promise) {
-  promise.catch((error) => {
-    try {
-      onError?.(error);
-    } catch { /* the page's handler */ }
-  });
+  promise.catch(report);
   return promise;
+}
+
+function report(error) {
+  try {
+    onError?.(error);
+  } catch { /* the page's handler */ }
 }
 
 /** Stores the event durably; resolves once it is stored. No request per event. */
@@ -362,7 +437,7 @@ export function flush() {
 export function shutdown() {
   handOver();
   ++latest;
-  started = false;
+  started = initPending = false;
   shut = true;
   refuse('shut-down', SHUT_DOWN);
   return inTurn(async () => {
@@ -373,8 +448,14 @@ export function shutdown() {
   });
 }
 
-/** Counters and gauges; without a running client, only how many calls wait for one. */
+/** Counters and gauges; without a running client, the calls that wait for one. The calls
+ *  refused while waiting count as logged and dropped, as the client's own drops do. */
 export function stats() {
   handOver();
-  return started ? client().stats() : { started: false, waitingCalls: waiting.length };
+  if (!started) return { started: false, waitingCalls: waiting.length, droppedWaiting };
+  const s = client().stats();
+  s.logged += droppedWaiting;
+  const { total, ...byReason } = s.dropped;
+  s.dropped = { ...byReason, waitingLimit: droppedWaiting, total: total + droppedWaiting };
+  return s;
 }

@@ -590,13 +590,14 @@ fn endpoint_and_headers_are_checked_and_the_endpoint_is_made_absolute() {
             "`endpoint`: expected a string URL (http or https, absolute or relative to the page), got \"ftp://example.com/e\"",
         ),
         (&[("endpoint", "http://[::1/e".into())], "`endpoint`: "),
-        // The browser's rules for header names and values are the entry's (package tests).
+        // The entry turns every form of `headers` into a function, and applies the
+        // browser's rules for header names and values (package tests).
         (
             &[
                 ("endpoint", "/e".into()),
-                ("headers", obj(&[("x-ok", 5.into())])),
+                ("headers", obj(&[("x-ok", "yes".into())])),
             ],
-            "`headers`: the value of `x-ok` must be a string",
+            "`headers`: expected the entry's function",
         ),
         (
             &[("endpoint", "/e".into()), ("sendTimeoutMs", 10.into())],

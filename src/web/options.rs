@@ -21,7 +21,10 @@ pub struct Options {
     /// Absolute: a relative `endpoint` is resolved against the page (or worker script).
     pub endpoint: String,
     pub config: Config,
-    pub headers: Vec<(String, String)>,
+    /// Called before each normal send for its extra headers: the entry makes every form
+    /// of the `headers` option a function returning a promise of a plain object, checked
+    /// by the browser's rules.
+    pub headers: Option<Function>,
     /// `compression: 'gzip'`.
     pub gzip: bool,
     pub on_error: Option<Function>,
@@ -151,24 +154,14 @@ impl Options {
             .validate()
             .map_err(|e| Error::Options(e.to_string()))?;
 
-        let mut headers = Vec::new();
-        if let Some(object) = get(raw, "headers") {
-            if !object.is_object() {
-                return Err(bad(
-                    "headers",
-                    "expected an object of header names to string values",
-                ));
-            }
-            for entry in Object::entries(object.unchecked_ref::<Object>()).iter() {
-                let pair: js_sys::Array = entry.unchecked_into();
-                let name = pair.get(0).as_string().unwrap_or_default();
-                let value = pair.get(1).as_string().ok_or_else(|| {
-                    bad("headers", format!("the value of `{name}` must be a string"))
-                })?;
-                // The browser's rules for names and values: the entry's `checkHeaders`.
-                headers.push((name, value));
-            }
-        }
+        let headers = match get(raw, "headers") {
+            None => None,
+            Some(value) => Some(
+                value
+                    .dyn_into::<Function>()
+                    .map_err(|_| bad("headers", "expected the entry's function"))?,
+            ),
+        };
         let gzip = match get(raw, "compression") {
             None => false,
             Some(value) => match value.as_string().as_deref() {

@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::task::Poll;
 
 use gloo_timers::future::TimeoutFuture;
-use js_sys::{Object, Promise, Reflect, Uint8Array};
+use js_sys::{Function, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -56,7 +56,7 @@ pub enum Mode {
 /// in-flight guard forever. `gzip` compresses normal sends where the engine can.
 pub async fn send(
     endpoint: &str,
-    headers: &[(String, String)],
+    headers: Option<&Function>,
     body: &str,
     mode: Mode,
     gzip: bool,
@@ -70,7 +70,7 @@ pub async fn send(
 
 async fn try_send(
     endpoint: &str,
-    headers: &[(String, String)],
+    headers: Option<&Function>,
     body: &str,
     mode: Mode,
     gzip: bool,
@@ -91,8 +91,16 @@ async fn try_send(
                 set("body", &zipped)?;
                 request_headers.set("Content-Encoding", "gzip")?;
             }
-            for (name, value) in headers {
-                request_headers.set(name, value)?;
+            if let Some(headers) = headers {
+                let extra = match call_headers(headers).await {
+                    Ok(extra) => extra,
+                    Err(err) => return Ok(SendOutcome::NetworkError(describe(&err))),
+                };
+                for entry in Object::entries(extra.unchecked_ref()).iter() {
+                    let pair: js_sys::Array = entry.unchecked_into();
+                    let name = pair.get(0).as_string().unwrap_or_default();
+                    request_headers.set(&name, &pair.get(1).as_string().unwrap_or_default())?;
+                }
             }
         }
         Mode::Unload => {
@@ -124,6 +132,15 @@ async fn try_send(
         status: response.status(),
         retry_after: response.headers().get("Retry-After")?,
     })
+}
+
+/// The promise the `headers` function returns; the entry's function rejects, with the
+/// cause, rather than throw, and within `sendTimeoutMs`.
+fn call_headers(headers: &Function) -> JsFuture {
+    let promise = headers
+        .call0(&JsValue::NULL)
+        .unwrap_or_else(|err| Promise::reject(&err).into());
+    JsFuture::from(Promise::from(promise))
 }
 
 /// What `fetch` settles with, or `None` if `ms` pass first.

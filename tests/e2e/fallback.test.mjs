@@ -3,7 +3,7 @@
 // around init() arrive in the wire format. With 'wasm-unsafe-eval' the same page runs full.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assertNumberedAsLogged, eventually, scenarioFile } from './harness.mjs';
+import { assertNumberedAsLogged, eventually, logWithHeadersFunction, scenarioFile } from './harness.mjs';
 
 const { collector, openPage, delivered, scenario } = scenarioFile('fallback');
 
@@ -80,6 +80,16 @@ function assertAddsUp(s) {
   assert.equal(s.logged, s.sent + s.queued + s.inFlight + s.dropped.total,
     `logged = sent + queued + inFlight + dropped: ${JSON.stringify(s)}`);
 }
+
+test('fallback: headers from a function, called before each post: a new token each time; a function that throws or returns a forbidden header fails that post, retried', scenario(async ({ launch, run }) => {
+  const page = await fallbackPage(launch, {});
+  const { heard, keys } = await logWithHeadersFunction(page, { endpoint: collector().endpoint, run, delivered });
+  assert.deepEqual(keys, ['token-1', 'token-4'], 'the failed calls made no request');
+  const failures = heard.filter((m) => m.startsWith('send-failed'));
+  assert.equal(failures.length, 2, heard.join('\n'));
+  assert.match(failures[0], /the headers function failed: the token service is down/);
+  assert.match(failures[1], /what the headers function returned: `Cookie` is a header a page may not set/);
+}, { unloadPath: true }));
 
 test('fallback: a burst of 200 events of 1 KB in one tick, answers taking 500 ms: all delivered, none refused by the keepalive budget', { timeout: 60_000 }, scenario(async ({ launch, run }) => {
   const N = 200;

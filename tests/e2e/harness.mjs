@@ -140,6 +140,41 @@ export async function assertBooksBalance(context) {
   }
 }
 
+/**
+ * Starts evbuf in `page` with a `headers` function, as an app whose token refreshes: it
+ * takes 20 ms a call, returns a `Headers` with a new token each time, but throws at its
+ * second call and returns a header a page may not set at its third. Logs two events and
+ * flushes after each, and waits until both are delivered (`delivered()` gives their count).
+ * Returns what onError heard and the X-Api-Key of every POST the page made.
+ */
+export async function logWithHeadersFunction(page, { endpoint, run, delivered }) {
+  const keys = [];
+  page.on('request', (request) => {
+    if (request.method() === 'POST' && request.url() === endpoint) keys.push(request.headers()['x-api-key']);
+  });
+  const heard = await page.evaluate(async ({ endpoint, run }) => {
+    const { init, logEvent, flush } = window.evbuf;
+    const heard = [];
+    let calls = 0;
+    const headers = async () => {
+      calls++;
+      await new Promise((r) => setTimeout(r, 20));
+      if (calls === 2) throw new Error('the token service is down');
+      if (calls === 3) return { Cookie: 'a=1' };
+      return new Headers({ 'X-Api-Key': `token-${calls}` });
+    };
+    await init({ endpoint, flushIntervalMs: 60_000, retry: { baseMs: 50, maxMs: 100 }, headers,
+      onError: (e) => heard.push(`${e.code}: ${e.message}`) });
+    for (let i = 0; i < 2; i++) {
+      await logEvent({ run, i });
+      await flush().catch(() => {});
+    }
+    window.evbufHeard = heard;
+  }, { endpoint, run });
+  await eventually(async () => (await delivered(run)).length === 2, 10_000, 'both events');
+  return { heard: await page.evaluate(() => window.evbufHeard), keys };
+}
+
 /** Polls `check` until it returns a truthy value or `ms` pass. */
 export async function eventually(check, ms = 15_000, what = 'condition') {
   const end = Date.now() + ms;

@@ -60,16 +60,70 @@ test('calls made before init are queued in order and delivered', async () => {
       const logged = [];
       for (let i = 0; i < 5; i++) logged.push(logEvent({ run, i }));
       const waiting = stats().waitingCalls;
+      // With no init() running, a flush has nothing to wait for; during one, it waits.
+      const early = await flush().then(() => 'resolved', (e) => `${e.code}: ${e.message}`);
+      const starting = init({ endpoint, flushIntervalMs: 60_000 });
       const flushed = flush();
-      await init({ endpoint, flushIntervalMs: 60_000 });
+      await starting;
       await Promise.all(logged);
       await flushed;
-      return { waiting, stats: stats() };
+      return { waiting, early, stats: stats() };
     }, { endpoint: collector.endpoint, run });
     assert.equal(result.waiting, 5);
+    assert.equal(result.early, 'not-started: failed to flush: evbuf has not been started; call init() first');
     assert.equal(result.stats.mode, 'indexeddb');
     const events = await delivered(run);
     assert.deepEqual(events.map((e) => e.payload.i), [0, 1, 2, 3, 4], 'in the order of the calls');
+  } finally {
+    await context.close();
+    p.dispose();
+  }
+});
+
+test('calls waiting for init are held up to 10,000 (or 8 MiB of payload): later ones are refused, counted and reported', async () => {
+  const p = profile();
+  const context = await p.launch();
+  try {
+    const page = await openPage(context);
+    const run = `capped-${Date.now()}`;
+    const result = await page.evaluate(async ({ endpoint, run }) => {
+      const { init, logEvent, flush, stats } = window.evbuf;
+      const unhandled = [];
+      addEventListener('unhandledrejection', (e) => unhandled.push(String(e.reason?.message ?? e.reason)));
+      const outcomes = [];
+      for (let i = 0; i < 10_003; i++) {
+        logEvent({ run, i }).then(() => outcomes.push('resolved'), (e) => outcomes.push(`${e.code}/${e.reason}`));
+      }
+      await new Promise((r) => setTimeout(r, 0));
+      const refusedAtOnce = outcomes.slice();
+      const before = stats();
+      const heard = [];
+      await init({ endpoint, flushIntervalMs: 60_000, storageName: run,
+        onError: (e) => heard.push({ code: e.code, reason: e.reason, events: e.events, message: e.message }) });
+      await flush();
+      // Past the payload limit, while a re-init runs: payloads of 4,096 characters of
+      // JSON, of which 2,048 make 8 MiB.
+      const restarting = init({ endpoint, flushIntervalMs: 60_000, storageName: run, maxStoredBytes: 16 * 1024 * 1024 });
+      const pad = 'x'.repeat(4096 - JSON.stringify({ run, pad: '' }).length);
+      const padded = await Promise.all(Array.from({ length: 2_050 }, () => logEvent({ run, pad })
+        .then(() => 'resolved', (e) => `${e.code}/${e.reason}`)));
+      await restarting;
+      await flush();
+      const after = stats();
+      return { unhandled, refusedAtOnce, before, heard, padded: padded.slice(2_047), after };
+    }, { endpoint: collector.endpoint, run });
+    assert.deepEqual(result.unhandled, []);
+    assert.deepEqual(result.refusedAtOnce, Array(3).fill('dropped/waitingLimit'), 'the calls past 10,000, at once');
+    assert.deepEqual(result.before, { started: false, waitingCalls: 10_000, droppedWaiting: 3 });
+    assert.deepEqual(result.heard.map(({ message, ...fields }) => fields), [{ code: 'dropped', reason: 'waitingLimit', events: 3 }]);
+    assert.match(result.heard[0].message, /dropped 3 logEvent calls made before init\(\)/);
+    assert.deepEqual(result.padded, ['resolved', 'dropped/waitingLimit', 'dropped/waitingLimit']);
+    const s = result.after;
+    assert.equal(s.dropped.waitingLimit, 5);
+    assert.equal(s.logged, s.acknowledged + s.dropped.total + s.queued + s.unpersisted, `the books balance: ${JSON.stringify(s)}`);
+    const events = await delivered(run);
+    assert.equal(events.filter((e) => e.payload.i !== undefined).length, 10_000);
+    assert.equal(events.filter((e) => e.payload.pad !== undefined).length, 2_048);
   } finally {
     await context.close();
     p.dispose();
@@ -319,8 +373,9 @@ test('a failed wasm load rejects the calls queued before it and is not cached', 
     const first = await page.evaluate(async ({ endpoint, run }) => {
       const { init, logEvent, flush, stats } = window.evbuf;
       const logged = logEvent({ run, i: 0 });
+      const starting = init({ endpoint });
       const flushed = flush();
-      const started = await settle(init({ endpoint }));
+      const started = await settle(starting);
       const results = { started, logged: await settle(logged), flushed: await settle(flushed) };
       // Calls after a failed init wait for the next one, as before the first.
       window.later = logEvent({ run, i: 1 });
@@ -421,6 +476,8 @@ test('init checks endpoint and headers (a header a page may not set too), and re
         await fails({ endpoint: '/bulk/event', sendTimeoutMs: 10 }),
         await fails({ endpoint: '/bulk/event', headers: { 'X-Api-Key': 'k', Cookie: 'a=1' } }),
         await fails({ endpoint: '/bulk/event', headers: { 'x-ok': 5 } }),
+        await fails({ endpoint: '/bulk/event', headers: new Headers({ 'X-Api-Key': 'k', Cookie: 'a=1' }) }),
+        await fails({ endpoint: '/bulk/event', headers: 'X-Api-Key: k' }),
       ];
       await init({ endpoint: '/bulk/event', flushIntervalMs: 60_000, sendTimeoutMs: 5_000 });
       await logEvent({ run });
@@ -434,6 +491,8 @@ test('init checks endpoint and headers (a header a page may not set too), and re
     assert.match(result[4], /invalid option `sendTimeoutMs`/);
     assert.equal(result[5], 'failed to start evbuf: invalid option `headers`: `Cookie` is a header a page may not set');
     assert.equal(result[6], 'failed to start evbuf: invalid option `headers`: the value of `x-ok` must be a string');
+    assert.equal(result[7], 'failed to start evbuf: invalid option `headers`: `cookie` is a header a page may not set');
+    assert.match(result[8], /invalid option `headers`: expected an object of header names to string values, a Headers, or a function/);
     assert.equal((await delivered(run)).length, 1, 'the relative endpoint reached the collector');
   } finally {
     await context.close();
@@ -550,14 +609,14 @@ test('stats() says started, and a figure without a value is null', async () => {
       await logEvent({ n: 1 });
       return { before, idle, busy: stats() };
     }, collector.endpoint);
-    assert.deepEqual(result.before, { started: false, waitingCalls: 0 });
+    assert.deepEqual(result.before, { started: false, waitingCalls: 0, droppedWaiting: 0 });
     assert.equal(result.idle.started, true);
     assert.equal(result.idle.queued, 0);
     // Every figure of the Stats type (js/index.d.ts), named as there, in its order.
     assert.deepEqual(Object.keys(result.idle), ['started', 'mode', 'sender', 'online', 'logged', 'stored',
       'persisted', 'loaded', 'adopted', 'handedOver', 'settledElsewhere', 'sent', 'acknowledged', 'requests', 'unloadRequests', 'failed', 'retries', 'dropped',
       'queued', 'queuedBytes', 'unpersisted', 'inFlight', 'oldestAgeMs', 'nextFlushAt', 'retryAt', 'backoffAttempt']);
-    assert.deepEqual(result.busy.dropped, { oversize: 0, invalid: 0, poison: 0, storageLimit: 0, age: 0, total: 0 });
+    assert.deepEqual(result.busy.dropped, { oversize: 0, invalid: 0, poison: 0, storageLimit: 0, age: 0, waitingLimit: 0, total: 0 });
     assert.equal(result.busy.logged, 1);
     assert.equal(result.busy.mode, 'indexeddb');
     for (const figure of ['oldestAgeMs', 'nextFlushAt', 'retryAt']) {

@@ -4,7 +4,7 @@
 // IndexedDB, a worker, unload.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { eventually, sleep, stats, scenarioFile } from './harness.mjs';
+import { eventually, logWithHeadersFunction, sleep, stats, scenarioFile } from './harness.mjs';
 
 const {
   collector, openPage, init, delivered, deltas, report, scenario,
@@ -119,6 +119,15 @@ test('offline: nothing is sent; back online, everything is delivered', scenario(
   await context.setOffline(false);
   await eventually(async () => (await delivered(run)).length === 300, 15_000, '300 events');
   report(t, 'offline', await deltas(since));
+}));
+
+test('headers from a function, called before each send: a new token each time; a function that throws or returns a forbidden header fails that send, retried', scenario(async ({ launch, run }) => {
+  const page = await openPage(await launch());
+  const { heard, keys } = await logWithHeadersFunction(page, { endpoint: collector().endpoint, run, delivered });
+  assert.deepEqual(keys, ['token-1', 'token-4'], 'the failed calls made no request');
+  assert.equal(heard.length, 2, heard.join('\n'));
+  assert.match(heard[0], /^send-failed: .*the headers function failed: the token service is down/);
+  assert.match(heard[1], /^send-failed: .*what the headers function returned: `Cookie` is a header a page may not set/);
 }));
 
 test('the headers option goes on every normal send and never on the unload path', scenario(async ({ t, launch, run }) => {

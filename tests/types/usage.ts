@@ -21,6 +21,19 @@ async function start(): Promise<void> {
   await flush();
 }
 
+// Every form of the headers option.
+async function headerForms(token: () => Promise<string>): Promise<void> {
+  const endpoint = '/bulk/event';
+  await init({ endpoint, headers: new Headers({ 'X-Api-Key': 'k' }) });
+  await init({ endpoint, headers: () => ({ 'X-Api-Key': 'k' }) });
+  await init({ endpoint, headers: async () => ({ Authorization: `Bearer ${await token()}` }) });
+  await init({ endpoint, headers: async () => new Headers({ Authorization: `Bearer ${await token()}` }) });
+  // @ts-expect-error: header values are strings
+  await init({ endpoint, headers: { 'X-Retries': 3 } });
+  // @ts-expect-error: a function gives headers, not a string
+  await init({ endpoint, headers: () => 'X-Api-Key: k' });
+}
+
 // Every form of the module the loader takes.
 async function wasmForms(bytes: Uint8Array, module: WebAssembly.Module): Promise<void> {
   const endpoint = '/bulk/event';
@@ -49,7 +62,7 @@ function report(): number {
     const retry: number = running.retryAt ?? 0;
     return running.queued + running.dropped.total + (oldest ?? 0) + retry;
   }
-  return s.waitingCalls;
+  return s.waitingCalls + s.droppedWaiting;
 }
 
-export { start, wasmForms, report, shutdown };
+export { start, headerForms, wasmForms, report, shutdown };

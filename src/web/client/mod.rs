@@ -39,7 +39,7 @@ struct Inner {
     store: Store,
     clock: Clock,
     endpoint: String,
-    headers: Vec<(String, String)>,
+    headers: Option<Function>,
     /// `compression: 'gzip'`: normal sends only, a keepalive post cannot wait for a stream.
     gzip: bool,
     on_error: Option<Function>,
@@ -373,7 +373,7 @@ impl Inner {
         spawn_local(async move {
             let outcome = transport::send(
                 &inner.endpoint,
-                &inner.headers,
+                inner.headers.as_ref(),
                 &batch.body,
                 mode,
                 inner.gzip,

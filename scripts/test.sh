@@ -10,7 +10,8 @@
 #      the example endpoints (examples/endpoint-*), their SQLite databases read back
 #   6. the end-to-end essentials in WebKitGTK and WPE WebKit 2.38 via WebDriver (node --test)
 #   7. consumers: the packed package in Vite 8, Vite 7, webpack 5 and esbuild apps, in
-#      Chromium (node --test; installs cached in node_modules/.cache/evbuf-consumers)
+#      Chromium, and in a Vitest app's own tests under jsdom (node --test; installs cached
+#      in node_modules/.cache/evbuf-consumers)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -60,5 +61,5 @@ node --test --test-concurrency=1 tests/e2e/
 printf '\n== end-to-end essentials in WebKitGTK 2.50 and WPE WebKit 2.38 (WebDriver)\n'
 node --test --test-concurrency=1 tests/webkit/
 
-printf '\n== consumers: the packed package built by each bundler, in Chromium\n'
+printf '\n== consumers: the packed package built by each bundler, in Chromium; in a Vitest app under jsdom\n'
 node --test --test-concurrency=1 tests/consumers/

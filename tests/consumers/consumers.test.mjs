@@ -1,13 +1,15 @@
 // The packed package in the apps users build: each bundler's tiny app (a directory here,
 // its package.json pinning the bundler, its build script the documented setup) gets the
 // `npm pack` tarball, is built or served, and is loaded in Chromium; the test passes when
-// the collector holds the app's events. Installs are cached per app in
-// node_modules/.cache/evbuf-consumers, keyed on the app's package.json.
+// the collector holds the app's events; the Vitest app runs its own tests under jsdom.
+// Installs are cached per app in node_modules/.cache/evbuf-consumers, keyed on the app's
+// package.json.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { startCollector, profile, eventually } from '../e2e/harness.mjs';
@@ -141,3 +143,19 @@ test('Vite 8: build + preview, and the dev server, with no config', () => underV
 test('Vite 7: the dev server with optimizeDeps.exclude', () => underVite('vite7', ['dev']));
 test('webpack 5: a production build with no config', () => builtAndServed('webpack5'));
 test('esbuild: a bundle with the .wasm copied next to it', () => builtAndServed('esbuild'));
+
+test("Vitest 4 with jsdom: an app's own tests, evbuf mocked as docs/testing.md shows, and unmocked", () => {
+  const dir = prepare('vitest');
+  // Vitest neither transforms nor mocks for files under node_modules, where the cache is:
+  // the app's tests run from a directory of their own, with the cached install.
+  const app = mkdtempSync(join(tmpdir(), 'evbuf-vitest-'));
+  try {
+    cpSync(join(here, 'vitest'), app, { recursive: true });
+    symlinkSync(join(dir, 'node_modules'), join(app, 'node_modules'));
+    execFileSync('nice', ['npm', 'test', '-s'], { cwd: app, stdio: ['ignore', 'inherit', 'inherit'] });
+    const result = JSON.parse(readFileSync(join(app, 'vitest-result.json'), 'utf8'));
+    assert.deepEqual([result.numPassedTests, result.numFailedTests], [4, 0], 'every test of both files ran and passed');
+  } finally {
+    rmSync(app, { recursive: true, force: true });
+  }
+});

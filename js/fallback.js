@@ -258,6 +258,16 @@ export function fallbackClient(options = {}, why, session) {
     },
     flush,
     shutdown,
+    // Consent withdrawn: the events in memory go, nothing more is posted.
+    withdraw: () => {
+      stopped = true;
+      clearTimeout(retryTimer);
+      removeEventListener('pagehide', onPageHide);
+      if (typeof document === 'object') document.removeEventListener('visibilitychange', onVisibility);
+      queue.length = 0;
+      queuedBytes = 0;
+      refuseWaiters(coded(new Error('failed to flush in fallback mode: optOut() withdrew consent; call init() again to log'), 'opted-out'));
+    },
     countInvalid: () => {
       counts.logged++;
       dropped.invalid++;

@@ -7,13 +7,13 @@
  *    in fallback mode; `events`; `status` where the server refused them);
  *  - `offline`, `backing-off` (`retryAt`), `sender-silent`: why flush() could not deliver;
  *  - `not-started`, `shut-down`, `start-failed`: a call before init(), after shutdown(),
- *    or waiting for an init() that failed;
+ *    or waiting for an init() that failed; `opted-out`: a flush after optOut();
  *  - `load-failed`: evbuf_bg.wasm could not be loaded; `unsupported`: not a browser or
  *    worker scope; `fallback`: the page cannot run WebAssembly and evbuf runs without it. */
 export type EvbufErrorCode =
   | 'config' | 'storage' | 'send-failed' | 'dropped' | 'offline' | 'backing-off'
   | 'sender-silent' | 'not-started' | 'shut-down' | 'start-failed' | 'load-failed'
-  | 'unsupported' | 'fallback';
+  | 'unsupported' | 'fallback' | 'opted-out';
 
 export interface EvbufError extends Error {
   code: EvbufErrorCode;
@@ -140,6 +140,8 @@ export interface NotStarted {
   /** logEvent calls refused in this page because 10,000 calls, or 8 MiB of payload, already
    *  waited for init() (reason 'waitingLimit'). */
   droppedWaiting: number;
+  /** optOut() withdrew consent, here or in another tab, and no init() came since. */
+  optedOut: boolean;
 }
 
 /** Fallback mode, where the page cannot compile or instantiate WebAssembly (a CSP without
@@ -183,6 +185,13 @@ export function logEvent(payload: unknown): Promise<void>;
  *  first, after a failed one) it rejects at once (code 'not-started'). After shutdown():
  *  "failed to flush: evbuf was shut down; …". */
 export function flush(): Promise<void>;
+/** Withdraws consent in every tab that called init() with this storage: deletes the events
+ *  stored, waiting for init() or not yet written, and the device id, and stops sending and
+ *  storing until init() is called again (in each tab). Until then logEvent resolves and
+ *  does nothing, and flush rejects (code 'opted-out'). A send already on the wire may still
+ *  arrive. Resolves once storage is erased. Remembering the choice for later visits is the
+ *  app's: do not call init() without consent. */
+export function optOut(): Promise<void>;
 /** Flushes, stops the timer and hands the sender role on. Calls still waiting for an
  *  init() reject, as do calls made after it until init() is called again. */
 export function shutdown(): Promise<void>;

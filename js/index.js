@@ -31,6 +31,13 @@ let droppedWaiting = 0;
 let unreportedDrops = 0;
 // An init() runs: the calls made meanwhile wait for its client.
 let initPending = false;
+// optOut() withdrew consent (here or in another tab), and no init() came since: calls do
+// nothing. `consent` tells the tabs of the latest init()'s storage.
+let optedOut = false;
+let consent = null;
+// optOut() calls so far: an init() called before the latest starts nothing.
+let withdrawals = 0;
+const OPTED_OUT = 'optOut() withdrew consent; call init() again to log';
 // The onError of the latest init(): it hears why a logEvent call failed, which a call site
 // that does not await (the legacy call does not) never would.
 let onError = null;
@@ -131,6 +138,7 @@ function attempt(run) {
 function call(verb, run, log) {
   if (started) return attempt(run);
   if (shut) return Promise.reject(coded(new Error(`failed to ${verb}: ${SHUT_DOWN}`), 'shut-down'));
+  if (optedOut) return Promise.reject(coded(new Error(`failed to ${verb}: ${OPTED_OUT}`), 'opted-out'));
   if (log) {
     if (waiting.length >= MAX_WAITING_CALLS || waitingChars + log.json.length > MAX_WAITING_CHARS) {
       droppedWaiting++;
@@ -260,9 +268,12 @@ function browserScope() {
   }
 }
 
+// The module's exports can be called.
+let wasmLoaded = false;
+
 function load(module) {
   // A failed load is forgotten, so that the next init() loads again.
-  return (loading ??= loadWasm({ module_or_path: module }).catch((cause) => {
+  return (loading ??= loadWasm({ module_or_path: module }).then(() => { wasmLoaded = true; }, (cause) => {
     loading = null;
     throw coded(new Error(`could not load evbuf_bg.wasm (${cause?.message ?? cause}); evbuf runs in browsers and web workers; where the bundler does not serve the file, ${PASS_WASM}`, { cause }), 'load-failed');
   }));
@@ -322,8 +333,9 @@ function checkedHeaders(headers, what) {
 }
 
 /** Loads the module and starts the core; where WebAssembly cannot run, the fallback. */
-async function startClient(given) {
+async function startClient(given, epoch) {
   browserScope();
+  listenForOptOut(typeof given?.storageName === 'string' ? given.storageName : 'evbuf');
   const options = { ...given, headers: headersOption(given?.headers) };
   try {
     await load(options?.wasm);
@@ -332,10 +344,14 @@ async function startClient(given) {
     const cause = error.cause ?? error;
     if (!wasmUnavailable(cause)) throw error;
     const { fallbackClient } = await import('./fallback.js');
+    if (epoch !== withdrawals) return;
     fallback = fallbackClient(options, cause?.message ?? cause, pageSession());
     batchPayloadLimit = Infinity;
     return;
   }
+  // Nothing to start for an init() that an optOut() overtook: it would load and send what
+  // is about to be erased.
+  if (epoch !== withdrawals) return;
   batchPayloadLimit = await wasm.start(options, pageSession());
 }
 
@@ -344,7 +360,8 @@ export function init(options) {
   // The events of this tick go to the client they were logged with.
   handOver();
   const mine = ++latest;
-  started = shut = false;
+  const epoch = withdrawals;
+  started = shut = optedOut = false;
   onError = typeof options?.onError === 'function' ? options.onError : null;
   if (unreportedDrops > 0 && onError) {
     report(coded(new Error(`dropped ${unreportedDrops} logEvent calls made before init(): more than ${MAX_WAITING_CALLS} calls or ${MAX_WAITING_CHARS} characters of payload waited`),
@@ -367,7 +384,7 @@ export function init(options) {
     await fallback?.shutdown();
     fallback = null;
     try {
-      await startClient(options);
+      await startClient(options, epoch);
     } catch (cause) {
       const reason = cause?.message ?? cause;
       // The calls waiting for a later init() are its to run.
@@ -415,6 +432,8 @@ export function logEvent(payload) {
     if (started) client().countInvalid();
     return handled(Promise.reject(error));
   }
+  // Withdrawn consent: the event goes nowhere, and takes no seq (no gap at the server).
+  if (optedOut) return Promise.resolve();
   const seq = ++latestSeq;
   if (!started) {
     const at = Date.now();
@@ -441,10 +460,99 @@ export function shutdown() {
   shut = true;
   refuse('shut-down', SHUT_DOWN);
   return inTurn(async () => {
-    // Only a load that succeeded stays in `loading`; without one no core runs.
     if (fallback) await fallback.shutdown();
-    else if (loading) await wasm.shutdown();
+    else if (wasmLoaded) await wasm.shutdown();
     fallback = null;
+  });
+}
+
+/**
+ * Withdraws consent in every tab of the latest init()'s storage: the events stored, waiting
+ * for a client or not yet written are deleted, with the device id, and nothing is sent or
+ * stored until init() again. Resolves once storage is erased.
+ */
+export function optOut() {
+  consent?.postMessage('opt-out');
+  return withdraw();
+}
+
+function withdraw() {
+  // What was logged is let go: its calls resolve, as if stored and deleted at once.
+  staged = [];
+  settleTick?.resolve();
+  tick = settleTick = null;
+  ++latest;
+  ++withdrawals;
+  started = initPending = shut = false;
+  optedOut = true;
+  endpoint = null;
+  // The next init() starts a page session of its own: the events of this one are gone.
+  session = null;
+  latestSeq = 0;
+  for (const c of takeWaiting()) {
+    if (c.log) c.resolve();
+    else c.reject(coded(new Error(`failed to ${c.verb}: ${OPTED_OUT}`), 'opted-out'));
+  }
+  const name = consent?.name.slice(CONSENT_PREFIX.length) ?? 'evbuf';
+  // The running client stops at once, not after an init() in progress: its turn would
+  // shut it down with a flush. A client that turn is starting stops in this one's turn.
+  fallback?.withdraw();
+  fallback = null;
+  const stopping = wasmLoaded ? wasm.optOut() : null;
+  return inTurn(async () => {
+    await stopping;
+    if (wasmLoaded) await wasm.optOut();
+    fallback?.withdraw();
+    fallback = null;
+    await eraseStorage(name);
+  });
+}
+
+const CONSENT_PREFIX = 'evbuf-consent:';
+
+function listenForOptOut(storageName) {
+  if (typeof BroadcastChannel === 'undefined' || consent?.name === CONSENT_PREFIX + storageName) return;
+  consent?.close();
+  consent = new BroadcastChannel(CONSENT_PREFIX + storageName);
+  consent.onmessage = () => withdraw().catch(report);
+}
+
+/**
+ * Deletes every stored event, the device id and the remembered backoff from the client's
+ * IndexedDB database (its schema: src/web/storage/idb.rs), in one transaction awaited to
+ * its end; `next_seq` stays, so that no key is given twice. Where no database of that name
+ * exists, none is made.
+ */
+function eraseStorage(name) {
+  if (typeof indexedDB === 'undefined') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const failed = (cause) => reject(coded(new Error(`failed to erase stored events: ${cause?.name}: ${cause?.message}`, { cause }), 'storage'));
+    const open = indexedDB.open(name);
+    let none = false;
+    open.onupgradeneeded = () => {
+      none = true;
+      open.transaction.abort();
+    };
+    open.onerror = (e) => {
+      e.preventDefault();
+      if (none) resolve();
+      else failed(open.error);
+    };
+    open.onsuccess = () => {
+      const db = open.result;
+      const tx = db.transaction(['events', 'meta'], 'readwrite');
+      tx.objectStore('events').clear();
+      tx.objectStore('meta').delete('device');
+      tx.objectStore('meta').delete('backoff');
+      tx.oncomplete = () => {
+        db.close();
+        resolve();
+      };
+      tx.onabort = () => {
+        db.close();
+        failed(tx.error);
+      };
+    };
   });
 }
 
@@ -452,7 +560,7 @@ export function shutdown() {
  *  refused while waiting count as logged and dropped, as the client's own drops do. */
 export function stats() {
   handOver();
-  if (!started) return { started: false, waitingCalls: waiting.length, droppedWaiting };
+  if (!started) return { started: false, waitingCalls: waiting.length, droppedWaiting, optedOut };
   const s = client().stats();
   s.logged += droppedWaiting;
   const { total, ...byReason } = s.dropped;

@@ -64,6 +64,15 @@ pub async fn shutdown() -> Result<(), JsValue> {
     Ok(())
 }
 
+/// Withdraws consent: the running client, if any, stops sending and storing; resolves once
+/// its writes under way have ended (the wrapper then erases storage).
+#[wasm_bindgen(js_name = optOut)]
+pub async fn opt_out() {
+    if let Some(client) = CLIENT.with(|c| c.borrow_mut().take()) {
+        client.withdraw().await;
+    }
+}
+
 /// What `stats()` returns, as JS numbers (counts stay far below 2^53). `started` is always
 /// true: it tells them apart from what the wrapper returns without a client. Written as
 /// maps with string keys: serde's struct path would cache every field name in a hash map

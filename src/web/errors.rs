@@ -46,6 +46,7 @@ impl From<Error> for JsValue {
             }
             Error::Flush(FlushError::SenderSilent { .. }) => coded(&message, "sender-silent", &[]),
             Error::NotStarted => coded(&message, "not-started", &[]),
+            Error::OptedOut => coded(&message, "opted-out", &[]),
         }
     }
 }

@@ -38,6 +38,8 @@ pub enum Error {
     Flush(FlushError),
     /// A call needs `init()` first, or came after `shutdown()`.
     NotStarted,
+    /// `optOut()` withdrew consent.
+    OptedOut,
 }
 
 impl fmt::Display for Error {
@@ -47,6 +49,9 @@ impl fmt::Display for Error {
             Error::Log(err) => err.fmt(f),
             Error::Flush(err) => err.fmt(f),
             Error::NotStarted => f.write_str("evbuf is not started: call init({ endpoint }) first"),
+            Error::OptedOut => {
+                f.write_str("failed to flush: optOut() withdrew consent; call init() again to log")
+            }
         }
     }
 }

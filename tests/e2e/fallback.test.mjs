@@ -3,7 +3,7 @@
 // around init() arrive in the wire format. With 'wasm-unsafe-eval' the same page runs full.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assertNumberedAsLogged, eventually, logWithHeadersFunction, scenarioFile } from './harness.mjs';
+import { assertNumberedAsLogged, eventually, logWithHeadersFunction, scenarioFile, sleep } from './harness.mjs';
 
 const { collector, openPage, delivered, scenario } = scenarioFile('fallback');
 
@@ -89,6 +89,25 @@ test('fallback: headers from a function, called before each post: a new token ea
   assert.equal(failures.length, 2, heard.join('\n'));
   assert.match(failures[0], /the headers function failed: the token service is down/);
   assert.match(failures[1], /what the headers function returned: `Cookie` is a header a page may not set/);
+}, { unloadPath: true }));
+
+test('fallback: optOut() lets the events waiting in memory go, and nothing more is posted', { timeout: 60_000 }, scenario(async ({ launch, run }) => {
+  const page = await fallbackPage(launch, { retry: { baseMs: 100, maxMs: 200 } });
+  await collector().control({ fail_status: 503, fail_for_ms: 60_000 });
+  const outcome = await page.evaluate(async (run) => {
+    const { logEvent, flush, optOut, stats } = window.evbuf;
+    await Promise.all(Array.from({ length: 10 }, (_, i) => logEvent({ run, i })));
+    const pending = flush().then(() => 'resolved', (e) => e.code);
+    await new Promise((r) => setTimeout(r, 300));
+    await optOut();
+    await logEvent({ run, after: true });
+    return { flushed: await pending, stats: stats() };
+  }, run);
+  await collector().control({});
+  await sleep(1_000);
+  assert.equal(outcome.stats.optedOut, true);
+  assert.ok(['opted-out', 'send-failed'].includes(outcome.flushed), outcome.flushed);
+  assert.deepEqual(await delivered(run), [], 'nothing posted after the opt-out, nothing delivered before it');
 }, { unloadPath: true }));
 
 test('fallback: a burst of 200 events of 1 KB in one tick, answers taking 500 ms: all delivered, none refused by the keepalive budget', { timeout: 60_000 }, scenario(async ({ launch, run }) => {

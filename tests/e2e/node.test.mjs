@@ -21,9 +21,11 @@ const settle = (promise, ms = 3000) => Promise.race([
 ]);
 const out = { exports: Object.keys(evbuf).sort(), before: evbuf.stats() };
 const logged = evbuf.logEvent({ page: '/' });
-const flushed = evbuf.flush();
+out.early = await settle(evbuf.flush());
 const t0 = performance.now();
-out.init = await settle(evbuf.init({ endpoint: 'http://127.0.0.1:9/bulk/event' }));
+const starting = evbuf.init({ endpoint: 'http://127.0.0.1:9/bulk/event' });
+const flushed = evbuf.flush();
+out.init = await settle(starting);
 out.ms = performance.now() - t0;
 out.logged = await settle(logged);
 out.flushed = await settle(flushed);
@@ -47,8 +49,9 @@ test('the tarball; in Node: import is safe, init() rejects naming browsers withi
     const out = JSON.parse(execFileSync(process.execPath, ['app.mjs'], { cwd: dir, encoding: 'utf8', timeout: 20_000 }));
     rmSync(tarball);
 
-    assert.deepEqual(out.exports, ['flush', 'init', 'logEvent', 'shutdown', 'stats']);
-    assert.deepEqual(out.before, { started: false, waitingCalls: 0 });
+    assert.deepEqual(out.exports, ['flush', 'init', 'logEvent', 'optOut', 'shutdown', 'stats']);
+    assert.deepEqual(out.before, { started: false, waitingCalls: 0, droppedWaiting: 0, optedOut: false });
+    assert.equal(out.early, 'failed to flush: evbuf has not been started; call init() first');
     assert.match(out.init, /^failed to start evbuf: evbuf runs in browsers and web workers/);
     assert.match(out.init, /init\(\{ endpoint, wasm \}\)/, 'says how to pass the module');
     assert.ok(out.ms < 1000, `rejected after ${out.ms} ms`);

@@ -114,7 +114,7 @@ test('calls waiting for init are held up to 10,000 (or 8 MiB of payload): later 
     }, { endpoint: collector.endpoint, run });
     assert.deepEqual(result.unhandled, []);
     assert.deepEqual(result.refusedAtOnce, Array(3).fill('dropped/waitingLimit'), 'the calls past 10,000, at once');
-    assert.deepEqual(result.before, { started: false, waitingCalls: 10_000, droppedWaiting: 3 });
+    assert.deepEqual(result.before, { started: false, waitingCalls: 10_000, droppedWaiting: 3, optedOut: false });
     assert.deepEqual(result.heard.map(({ message, ...fields }) => fields), [{ code: 'dropped', reason: 'waitingLimit', events: 3 }]);
     assert.match(result.heard[0].message, /dropped 3 logEvent calls made before init\(\)/);
     assert.deepEqual(result.padded, ['resolved', 'dropped/waitingLimit', 'dropped/waitingLimit']);
@@ -609,7 +609,7 @@ test('stats() says started, and a figure without a value is null', async () => {
       await logEvent({ n: 1 });
       return { before, idle, busy: stats() };
     }, collector.endpoint);
-    assert.deepEqual(result.before, { started: false, waitingCalls: 0, droppedWaiting: 0 });
+    assert.deepEqual(result.before, { started: false, waitingCalls: 0, droppedWaiting: 0, optedOut: false });
     assert.equal(result.idle.started, true);
     assert.equal(result.idle.queued, 0);
     // Every figure of the Stats type (js/index.d.ts), named as there, in its order.

@@ -1,7 +1,7 @@
 // What a TypeScript user writes, checked by `tsc --noEmit` under strict with the
 // package's own types (bundler and nodenext resolution). A @ts-expect-error line whose
 // error disappears fails the check too.
-import { init, logEvent, flush, shutdown, stats, type Options, type Stats } from 'evbuf';
+import { init, logEvent, flush, optOut, shutdown, stats, type Options, type Stats } from 'evbuf';
 
 async function start(): Promise<void> {
   const options: Options = {
@@ -65,4 +65,10 @@ function report(): number {
   return s.waitingCalls + s.droppedWaiting;
 }
 
-export { start, headerForms, wasmForms, report, shutdown };
+async function withdraw(): Promise<boolean> {
+  await optOut();
+  const s = stats();
+  return !s.started && s.optedOut;
+}
+
+export { start, headerForms, wasmForms, report, withdraw, shutdown };

@@ -55,6 +55,8 @@ struct Inner {
     tab_id: String,
     channel: RefCell<Option<Channel>>,
     stopped: Cell<bool>,
+    /// Consent was withdrawn: nothing the core asks for is done any more.
+    withdrawn: Cell<bool>,
     /// The longest payload (in UTF-16 code units, as JS counts) that fits in a batch
     /// whatever its characters, id and timestamp: the entry stages these in bulk.
     safe_payload_len: usize,
@@ -106,6 +108,7 @@ impl Client {
             tab_id,
             channel: RefCell::new(None),
             stopped: Cell::new(false),
+            withdrawn: Cell::new(false),
             safe_payload_len,
         });
         if let Some(err) = storage_error {
@@ -200,11 +203,31 @@ impl Client {
         }
         // The sender loads what a tab stored only when told, over the channel closed below.
         self.inner.writes.settled().await;
-        self.inner.stopped.set(true);
-        self.inner.timer.borrow_mut().cancel();
-        self.inner.listeners.borrow_mut().clear();
-        self.inner.leadership.borrow_mut().take();
-        self.inner.channel.borrow_mut().take();
+        self.stop();
+    }
+
+    /// Consent withdrawn: from now on this client sends, stores and tells nothing (a send
+    /// already on the wire may still arrive). Resolves once the writes under way have
+    /// ended, so that the entry's erase of storage comes after them; the calls waiting for
+    /// a write resolve, the flushes waiting reject.
+    pub async fn withdraw(&self) {
+        let inner = &self.inner;
+        inner.withdrawn.set(true);
+        inner.writes.settled().await;
+        inner.writes.let_go();
+        for (_, _, reject) in inner.flush_waiters.borrow_mut().drain(..) {
+            let _ = reject.call1(&JsValue::NULL, &Error::OptedOut.into());
+        }
+        self.stop();
+    }
+
+    fn stop(&self) {
+        let inner = &self.inner;
+        inner.stopped.set(true);
+        inner.timer.borrow_mut().cancel();
+        inner.listeners.borrow_mut().clear();
+        inner.leadership.borrow_mut().take();
+        inner.channel.borrow_mut().take();
     }
 
     pub fn stats(&self) -> (Stats, bool) {
@@ -298,6 +321,9 @@ impl Inner {
 
     /// Drains the core's actions, executes them, and arms the timer.
     fn pump(self: &Rc<Self>) {
+        if self.withdrawn.get() {
+            return;
+        }
         loop {
             let action = self.core.borrow_mut().poll_action();
             let Some(action) = action else { break };

@@ -50,6 +50,17 @@ impl Writes {
             .clone()
     }
 
+    /// Resolves the promises of every event not yet durable, as the events are let go
+    /// (consent withdrawn): their calls must not wait for a write that never comes.
+    pub(super) fn let_go(&self) {
+        self.next_write.borrow_mut().take();
+        let waiting = std::mem::take(&mut *self.waiting.borrow_mut());
+        let writing = std::mem::take(&mut *self.writing.borrow_mut());
+        for resolve in waiting.into_iter().chain(writing) {
+            let _ = resolve.call0(&JsValue::NULL);
+        }
+    }
+
     /// Resolves once no write runs: each write, as it ends, starts the next one for what
     /// was logged meanwhile.
     pub(super) async fn settled(&self) {

@@ -9,7 +9,8 @@ vi.mock('evbuf', () => ({
   logEvent: vi.fn(async () => {}),
   flush: vi.fn(async () => {}),
   shutdown: vi.fn(async () => {}),
-  stats: vi.fn(() => ({ started: false, waitingCalls: 0, droppedWaiting: 0 })),
+  optOut: vi.fn(async () => {}),
+  stats: vi.fn(() => ({ started: false, waitingCalls: 0, droppedWaiting: 0, optedOut: false })),
 }));
 
 afterEach(() => vi.clearAllMocks());

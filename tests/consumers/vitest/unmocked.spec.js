@@ -10,7 +10,7 @@ test('init rejects with code unsupported; the app runs, and its call waits', asy
   await expect(init({ endpoint: '/bulk/event', onError: (e) => heard.push(e.code) }))
     .rejects.toMatchObject({ code: 'unsupported' });
   expect(checkout({ total: 42, items: ['a'] })).toBe('paid');
-  expect(stats()).toEqual({ started: false, waitingCalls: 1, droppedWaiting: 0 });
+  expect(stats()).toEqual({ started: false, waitingCalls: 1, droppedWaiting: 0, optedOut: false });
   await expect(flush()).rejects.toMatchObject({ code: 'not-started' });
   expect(heard).toEqual([]);
 });

@@ -1,7 +1,7 @@
 //! A fleet of browsers against one endpoint, in virtual time: every device is a real
 //! [`Core`] with default options, the endpoint has a capacity in requests per second, and
 //! an outage ends at a known moment. Shared by the bounds test (`tests/fleet_bounds.rs`)
-//! and the full run (`examples/fleet.rs`).
+//! and the full run (`bench/fleet.rs`).
 //!
 //! Model (what is simplified, and why it does not flatter the core):
 //! - each device logs one event every 5–30 s (uniform), the first within 30 s of the

@@ -29,6 +29,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use tower_http::services::ServeDir;
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -261,50 +262,21 @@ fn router(app: Arc<App>, mounts: &[Mount]) -> Router {
     // CORS is outermost so that preflights and every error carry its headers.
     router
         .layer(middleware::from_fn(content_headers))
-        .layer(middleware::from_fn(cors))
+        .layer(cors())
 }
 
-/// Test pages are served from other loopback ports, so every answer must be
-/// readable cross-origin, including failures the SDK must react to.
-async fn cors(req: Request, next: Next) -> Response {
-    let mut res = if req.method() == Method::OPTIONS {
-        let mut res = StatusCode::NO_CONTENT.into_response();
-        let h = res.headers_mut();
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("GET, POST, OPTIONS"),
-        );
-        // `*` alone is not honoured by every browser; naming content-type too
-        // keeps JSON posts working everywhere.
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("*, content-type"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_MAX_AGE,
-            HeaderValue::from_static("600"),
-        );
-        // Lets pages from non-loopback origins reach us under Chrome's
-        // Private Network Access rules.
-        h.insert(
-            "access-control-allow-private-network",
-            HeaderValue::from_static("true"),
-        );
-        res
-    } else {
-        next.run(req).await
-    };
-    let h = res.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    // Without this, fetch() cannot see Retry-After on 429/503.
-    h.insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("Retry-After"),
-    );
-    res
+/// Test pages are served from other loopback ports, so every answer must be readable
+/// cross-origin, failures the SDK must react to included: any origin, the headers a
+/// preflight asks for (the `headers` option's names, `Content-Encoding`), `Retry-After`
+/// readable by fetch(), and Chrome's Private Network Access for pages of other hosts.
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::any())
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers(AllowHeaders::mirror_request())
+        .expose_headers([header::RETRY_AFTER])
+        .max_age(Duration::from_secs(600))
+        .allow_private_network(true)
 }
 
 /// Browsers refuse to stream-compile wasm or run module scripts with the

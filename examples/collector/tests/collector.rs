@@ -246,7 +246,10 @@ async fn cors_headers_on_posts_errors_and_preflight() {
     let preflight = [
         origin,
         ("Access-Control-Request-Method", "POST"),
-        ("Access-Control-Request-Headers", "content-type,content-encoding,x-api-key"),
+        (
+            "Access-Control-Request-Headers",
+            "content-type,content-encoding,x-api-key",
+        ),
     ];
     let resp = request(addr, "OPTIONS", "/bulk/event", &preflight, b"").await;
     assert_eq!(resp.status, 200);

@@ -7,7 +7,8 @@ import { eventually, sleep, stats, scenarioFile } from './harness.mjs';
 
 const { collector, openPage, init, delivered, scenario } = scenarioFile('consent');
 
-/** What the client's IndexedDB database holds: its events and whether a device id. */
+/** What the client's IndexedDB database holds: its events (a record is a string of lines,
+ *  one per event), its records and its device id. */
 const storedInPage = (page, name = 'evbuf') => page.evaluate((name) => new Promise((resolve, reject) => {
   const open = indexedDB.open(name);
   open.onerror = () => reject(open.error);
@@ -18,7 +19,7 @@ const storedInPage = (page, name = 'evbuf') => page.evaluate((name) => new Promi
     const device = tx.objectStore('meta').get('device');
     tx.oncomplete = () => {
       db.close();
-      resolve({ events: records.result.flatMap((r) => r.events ?? [r]).length, records: records.result.length, device: device.result ?? null });
+      resolve({ events: records.result.reduce((n, r) => n + String(r).split('\n').length, 0), records: records.result.length, device: device.result ?? null });
     };
   };
 }), name);

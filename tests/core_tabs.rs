@@ -1,5 +1,6 @@
 //! The tabs of one origin, one named test per decision: what a tab tells the sender it
-//! stored, and who may send while a tab keeps its events in memory.
+//! stored, who may send while a tab keeps its events in memory, and how those events are
+//! handed to the sender. (Which tab sends, and flushes across tabs: core_leadership.rs.)
 #![cfg(not(target_arch = "wasm32"))]
 
 mod sim;

@@ -72,11 +72,11 @@ case_ shutdown-keeps-the-role src/web/client/mod.rs 's/(self\.inner\.listeners\.
 case_ acknowledged-also-dropped src/core/mod.rs 's/(self\.stats\.acknowledged \+= keys\.len\(\) as u64;\s*)self\.forget\(&keys\);/${1}let ids: Vec<String> = self.forget(&keys).iter().map(Queued::id).collect(); self.actions.push(Action::Report(Report::Dropped { reason: DropReason::Age, ids, detail: String::new() }));/' \
   cargo 'core_properties:no_event_disappears'
 case_ timer-armed-while-unable-to-send src/core/mod.rs 's/let send = if self\.can_send\(\) && self\.queue/let send = if self.queue/' \
-  cargo 'core_decisions:'
+  cargo 'core_leadership:'
 case_ no-backoff-floor src/core/retry.rs 's/pub const MIN_WAIT_MS: u64 = 50;/pub const MIN_WAIT_MS: u64 = 0;/' \
-  cargo 'core_decisions:no_wait_is_shorter_than_the_50_ms_floor'
+  cargo 'core_retry:no_wait_is_shorter_than_the_50_ms_floor'
 case_ snapshot-before-backoff tests/sim/mod.rs 's/(\s*self\.core\s*\.handle_backoff_restored\(self\.now, self\.remembered_backoff\);)(\s*let stored = self\.store\.load\(\);\s*let below = self\.store\.next_key\(\);\s*self\.core\.handle_snapshot\(self\.now, stored, below\);)/$2$1/' \
-  cargo 'core_decisions:a_reloaded_page_with_a_full_buffer'
+  cargo 'core_retry:a_reloaded_page_with_a_full_buffer'
 case_ unstored-not-posted src/core/unload.rs 's/\.chain\(&self\.unpersisted\)/.chain(&self.unpersisted).take(0)/' \
   e2e 'delivery.test.mjs:^log and leave: 100'
 case_ logged-while-hidden-not-posted src/core/unload.rs 's/if self\.hidden && self\.online \{/if false {/' \

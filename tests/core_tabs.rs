@@ -1,10 +1,11 @@
 //! The tabs of one origin, one named test per decision: what a tab tells the sender it
-//! stored, and who may send while a tab keeps its events in memory.
+//! stored, who may send while a tab keeps its events in memory, and how those events are
+//! handed to the sender. (Which tab sends, and flushes across tabs: core_leadership.rs.)
 #![cfg(not(target_arch = "wasm32"))]
 
 mod sim;
 
-use evbuf::core::{Key, SendOutcome};
+use evbuf::core::{wire, Key, MemoryStore, SendOutcome};
 use sim::Sim;
 
 /// A tab that does not send, sharing the sender's storage and collector.
@@ -154,4 +155,147 @@ fn a_sender_in_memory_steps_down_when_a_tab_that_can_store_waits() {
     sim.pump();
     assert_eq!(sim.stepped_down, 1);
     assert!(!sim.core.is_leader());
+}
+
+#[test]
+fn a_sender_in_memory_steps_down_while_another_tab_can_send() {
+    let mut sim = Sim::with_defaults();
+    sim.core.handle_other_tabs(sim.now, true);
+    sim.log();
+    sim.core.handle_memory_fallback(sim.now, 1_000);
+    sim.pump();
+    assert_eq!(sim.stepped_down, 1);
+    assert!(!sim.core.stats(sim.now).leader);
+    // The last tab keeps sending from memory.
+    let mut alone = Sim::with_defaults();
+    alone.core.handle_memory_fallback(alone.now, 1_000);
+    alone.pump();
+    assert_eq!(alone.stepped_down, 0);
+    assert!(alone.core.stats(alone.now).leader);
+}
+
+// ---- handing events kept in memory to the sender ------------------------------------
+
+/// A tab that does not send, whose storage failed and keeps events in memory from key 1,000.
+fn follower_in_memory() -> Sim {
+    let mut follower = Sim::with_defaults();
+    follower.core.handle_leadership(follower.now, false);
+    follower.core.handle_memory_fallback(follower.now, 1_000);
+    follower.store = evbuf::core::MemoryStore::new(1_000);
+    follower
+}
+
+#[test]
+fn a_follower_in_memory_hands_its_events_to_the_sender() {
+    let mut sender = Sim::with_defaults();
+    let mut follower = follower_in_memory();
+    let ids = follower.log_many(5);
+    let lines: Vec<String> = follower.handed.drain(..).flatten().collect();
+    assert_eq!(lines.len(), 5, "offered to the sender as they are stored");
+    sender.core.handle_adopt(sender.now, "tab-2".into(), &lines);
+    sender.pump();
+    let (tab, keys) = sender.confirmed.pop().expect("confirmed once stored");
+    assert_eq!(tab, "tab-2");
+    assert_eq!(keys, (1_000..1_005).collect::<Vec<_>>());
+    follower.core.handle_handed_over(follower.now, &keys);
+    follower.pump();
+    assert!(follower.store.is_empty());
+    assert_eq!(follower.core.stats(follower.now).handed_over, 5);
+    let stored = sender.store.load();
+    let follower_ts = follower.now;
+    assert!(
+        stored.iter().all(|e| e.ts == follower_ts),
+        "timestamps kept"
+    );
+    sender.advance(3_000);
+    sender.ok();
+    assert!(ids.iter().all(|id| sender.collector.acknowledged[id] == 1));
+}
+
+#[test]
+fn a_follower_in_memory_offers_again_to_a_new_sender() {
+    let mut follower = follower_in_memory();
+    follower.log_many(3);
+    follower.handed.clear(); // the sender closed before storing them
+    follower.core.handle_new_sender();
+    follower.pump();
+    assert_eq!(follower.handed.len(), 1);
+    assert_eq!(follower.handed[0].len(), 3, "all in one offer");
+}
+
+#[test]
+fn a_flush_in_the_sender_waits_for_the_events_it_adopted() {
+    let mut follower = follower_in_memory();
+    follower.log_many(2);
+    let lines: Vec<String> = follower.handed.drain(..).flatten().collect();
+    let mut sender = Sim::with_defaults();
+    sender.core.handle_online(sender.now, false); // the adopted events stay queued
+    sender.core.handle_adopt(sender.now, "tab-2".into(), &lines);
+    sender.pump();
+    assert_eq!(sender.core.stats(sender.now).queued, 2);
+    sender.core.handle_online(sender.now, true);
+    sender.pump();
+    let waiter = sender.flush();
+    assert_eq!(sender.settled(waiter), None);
+    sender.advance(3_000);
+    while sender.in_flight.is_some() {
+        sender.ok();
+    }
+    assert_eq!(sender.settled(waiter), Some(&Ok(())));
+}
+
+/// A tab that does not send, with events 1 and 2 in IndexedDB and 1000 and 1001 in
+/// memory (its storage failed in between).
+fn follower_with_stored_and_memory_events() -> Sim {
+    let mut follower = Sim::with_defaults();
+    follower.core.handle_leadership(follower.now, false);
+    follower.log_many(2);
+    follower.core.handle_memory_fallback(follower.now, 1_000);
+    follower.store = MemoryStore::new(1_000);
+    follower.log_many(2);
+    follower.handed.clear();
+    assert_eq!(
+        follower.core.queued_keys().collect::<Vec<_>>(),
+        vec![1, 2, 1_000, 1_001]
+    );
+    follower
+}
+
+#[test]
+fn a_follower_offers_a_new_sender_only_its_memory_events() {
+    let mut follower = follower_with_stored_and_memory_events();
+    follower.core.handle_new_sender();
+    follower.pump();
+    let offered: Vec<u64> = follower
+        .handed
+        .concat()
+        .iter()
+        .map(|line| wire::parse_keyed(line).unwrap().0)
+        .collect();
+    assert_eq!(offered, vec![1_000, 1_001], "1 and 2 are in IndexedDB");
+}
+
+#[test]
+fn a_handover_confirmation_never_forgets_an_event_stored_in_indexeddb() {
+    let mut follower = follower_with_stored_and_memory_events();
+    follower.core.handle_handed_over(follower.now, &[1, 1_000]);
+    follower.pump();
+    assert_eq!(
+        follower.core.queued_keys().collect::<Vec<_>>(),
+        vec![1, 2, 1_001]
+    );
+    assert_eq!(follower.core.stats(follower.now).handed_over, 1);
+}
+
+#[test]
+fn another_tabs_delete_never_hits_an_event_held_in_memory_under_the_same_key() {
+    let mut follower = follower_in_memory();
+    follower.log_many(3);
+    // The sender acknowledged IndexedDB events 1000..1002 that other tabs wrote.
+    follower
+        .core
+        .handle_removed_elsewhere(follower.now, &[1_000, 1_001, 1_002]);
+    follower.pump();
+    assert_eq!(follower.core.stats(follower.now).queued, 3);
+    assert_eq!(follower.store.len(), 3);
 }

@@ -5,7 +5,7 @@
 
 mod sim;
 
-use evbuf::core::Config;
+use evbuf::core::{Config, SendOutcome};
 use sim::{batch_ids, Sim};
 
 // ---- stored events ----------------------------------------------------------------
@@ -395,4 +395,56 @@ fn events_logged_while_hidden_and_offline_are_not_posted() {
     sim.post_on_hide();
     sim.log();
     assert!(sim.unload.is_empty());
+}
+
+// ---- counting keepalive posts and their budget --------------------------------------
+
+#[test]
+fn each_keepalive_post_is_counted_as_an_unload_request() {
+    let mut sim = Sim::with_defaults();
+    sim.log_many(5);
+    assert_eq!(sim.post_on_hide(), 1);
+    let stats = sim.core.stats(sim.now);
+    assert_eq!(stats.unload_requests, 1);
+    assert_eq!(stats.requests, 1);
+}
+
+#[test]
+fn a_keepalive_post_that_fails_is_counted_as_a_failed_request() {
+    let mut sim = Sim::with_defaults();
+    sim.log_many(5);
+    sim.post_on_hide();
+    sim.answer_unload(false, true);
+    assert_eq!(sim.core.stats(sim.now).failed_requests, 1);
+}
+
+#[test]
+fn an_answered_keepalive_post_gives_its_bytes_back_to_the_budget_and_one_still_out_keeps_them() {
+    let mut sim = Sim::with_defaults();
+    sim.core.handle_online(sim.now, false); // nothing goes out on the normal path
+    sim.core.handle_online(sim.now, true);
+    sim.pump();
+    // ~100 kB stored with one ~1 kB batch in flight: the hide spends the whole budget in
+    // two posts, a full batch and the rest of the 64 KiB.
+    for _ in 0..100 {
+        sim.log_sized(900).unwrap();
+    }
+    assert!(sim.in_flight.is_some());
+    assert_eq!(sim.post_on_hide(), 2);
+    let (big, small) = (sim.unload[0].clone(), sim.unload[1].clone());
+    assert!(
+        big.body.len() > 4 * small.body.len(),
+        "{} / {}",
+        big.body.len(),
+        small.body.len()
+    );
+    sim.unload.clear();
+    // The page lives: the big post fails, the small one is still out.
+    let failed = SendOutcome::NetworkError("keepalive failed".into());
+    sim.core.handle_unload_result(sim.now, big.id, &failed);
+    sim.pump();
+    // A second hide may spend what the big post gave back, not what the small one holds.
+    assert_eq!(sim.post_on_hide(), 1);
+    assert_eq!(batch_ids(&sim.unload[0]), batch_ids(&big));
+    assert!(sim.unload[0].body.len() + small.body.len() <= 64 * 1024);
 }

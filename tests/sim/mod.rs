@@ -1,11 +1,13 @@
 //! A simulated page for the core: a fake clock, the memory twin of storage, a collector
-//! that answers however a test says, and crash/reload. Shared by the decision tests and
-//! the property tests.
+//! that answers however a test says, and crash/reload; and helpers for the tests that drive
+//! a bare [`Core`] without it. Shared by the core's test files (`tests/core_*.rs`).
 #![allow(dead_code)] // each test file uses a different part of the harness
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use evbuf::core::{Action, Batch, Config, Core, FlushError, MemoryStore, Report, SendOutcome};
+use evbuf::core::{
+    wire, Action, Batch, Config, Core, FlushError, MemoryStore, Report, SendOutcome, StoredEvent,
+};
 
 pub const DEVICE: &str = "device-1";
 /// The page session of the simulated tab.
@@ -409,4 +411,68 @@ impl Sim {
     pub fn stored_ids(&self) -> BTreeSet<String> {
         self.store.load().into_iter().map(|e| e.id).collect()
     }
+}
+
+// ---- answers ---------------------------------------------------------------------------
+
+/// An answer with `status` and no `Retry-After`.
+pub fn status(status: u16) -> SendOutcome {
+    SendOutcome::status(status)
+}
+
+/// An answer with `status` and a `Retry-After` of `value`.
+pub fn with_retry_after(status: u16, value: &str) -> SendOutcome {
+    SendOutcome::Status {
+        status,
+        retry_after: Some(value.into()),
+    }
+}
+
+// ---- a bare core, without the simulation -----------------------------------------------
+
+/// The clock of a bare core: the moment the simulated page starts at too.
+pub const T0: u64 = 1_700_000_000_000;
+
+/// A stored event under `key`, of session "s", with that seq, logged at [`T0`].
+pub fn stored(key: u64) -> StoredEvent {
+    StoredEvent {
+        key,
+        session: "s".into(),
+        seq: key,
+        id: format!("s{key}"),
+        ts: T0,
+        payload: "{}".into(),
+    }
+}
+
+/// A stored event whose wire encoding is exactly `len` bytes.
+pub fn stored_of_len(key: u64, len: usize) -> StoredEvent {
+    let id = format!("s{key}");
+    let pad = len - wire::event_len(&id, "s", key, T0, "\"\"");
+    StoredEvent {
+        key,
+        session: "s".into(),
+        seq: key,
+        payload: format!("\"{}\"", "x".repeat(pad)),
+        id,
+        ts: T0,
+    }
+}
+
+/// Loads `events` and flushes: the request that goes out.
+pub fn flushed(core: &mut Core, events: Vec<StoredEvent>) -> Batch {
+    core.handle_loaded(T0, events);
+    core.handle_flush(T0, 1);
+    actions(core)
+        .into_iter()
+        .find_map(|a| match a {
+            Action::Send(batch) => Some(batch),
+            _ => None,
+        })
+        .expect("a flush of loaded events sends them")
+}
+
+/// Every action the core has, in order.
+pub fn actions(core: &mut Core) -> Vec<Action> {
+    std::iter::from_fn(|| core.poll_action()).collect()
 }

@@ -240,7 +240,11 @@ fn the_report_of_a_drop_names_the_status_that_caused_it() {
                     reason: r,
                     ids: dropped,
                     detail,
-                } if *r == reason && dropped == &ids[..1] => Some(detail.clone()),
+                    status: refused,
+                } if *r == reason && dropped == &ids[..1] => {
+                    assert_eq!(*refused, Some(status), "the drop names the answer");
+                    Some(detail.clone())
+                }
                 _ => None,
             })
             .expect("the drop is reported");

@@ -186,6 +186,7 @@ fn each_drop_reason_has_the_name_stats_use_and_reports_show() {
         reason: DropReason::StorageLimit,
         ids: vec!["a".into(), "b".into()],
         detail: "storage is full".into(),
+        status: None,
     };
     assert_eq!(
         report.to_string(),

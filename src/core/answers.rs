@@ -69,7 +69,7 @@ impl Core {
                     > self.config.max_batch_bytes;
                 if status == 413 && own_limit {
                     let (reason, detail) = refused_alone(status);
-                    self.drop_events(reason, &keys, detail.into());
+                    self.drop_events(reason, &keys, detail.into(), Some(status));
                 } else {
                     self.recovery.suspect(*key, status);
                 }
@@ -90,7 +90,7 @@ impl Core {
                         .map(|(k, _)| *k)
                         .collect();
                     let (reason, detail) = refused_alone(status);
-                    self.drop_events(reason, &keys, detail.into());
+                    self.drop_events(reason, &keys, detail.into(), Some(status));
                 }
             }
             Some(Ending::RefusedEverything(status)) => {

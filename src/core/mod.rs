@@ -403,7 +403,13 @@ impl Core {
         self.actions.push(Action::Delete(keys));
     }
 
-    fn drop_events(&mut self, reason: DropReason, keys: &[Key], detail: String) {
+    fn drop_events(
+        &mut self,
+        reason: DropReason,
+        keys: &[Key],
+        detail: String,
+        status: Option<u16>,
+    ) {
         if keys.is_empty() {
             return;
         }
@@ -414,6 +420,7 @@ impl Core {
             reason,
             ids,
             detail,
+            status,
         }));
     }
 
@@ -430,6 +437,7 @@ impl Core {
                 &types::number(max_age),
                 " ms)",
             ]),
+            None,
         );
         let (max_events, max_bytes) = (self.config.max_stored_events, self.config.max_stored_bytes);
         let over = self.queue.over_limits(max_events, max_bytes);
@@ -443,6 +451,7 @@ impl Core {
                 &types::number(max_bytes as u64),
                 "); the oldest events go first",
             ]),
+            None,
         );
     }
 

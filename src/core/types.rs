@@ -122,6 +122,8 @@ pub enum Report {
         reason: DropReason,
         ids: Vec<String>,
         detail: String,
+        /// The answer that refused them (413, 400 or 422), for drops the server decided.
+        status: Option<u16>,
     },
     /// A send failed; the events are kept and retried at `retry_at`.
     SendFailed {
@@ -142,6 +144,7 @@ impl Report {
                 reason,
                 ids,
                 detail,
+                ..
             } => {
                 let mut out = String::from("dropped ");
                 push_u64(&mut out, ids.len() as u64);

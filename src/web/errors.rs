@@ -55,12 +55,18 @@ impl From<Error> for JsValue {
 pub(crate) fn reported(report: &Report) -> JsValue {
     let message = report.message();
     match report {
-        Report::Dropped { reason, ids, .. } => coded(
+        Report::Dropped {
+            reason,
+            ids,
+            status,
+            ..
+        } => coded(
             &message,
             "dropped",
             &[
                 ("reason", reason.name().into()),
                 ("events", count(ids.len())),
+                ("status", status.map_or(JsValue::UNDEFINED, JsValue::from)),
             ],
         ),
         Report::SendFailed {

@@ -301,8 +301,8 @@ test('poison: one event the server rejects with 400 is dropped alone, the other 
   const d = await deltas(since);
   const errors = await page.evaluate(() => window.evbufErrors);
   const codes = await page.evaluate(() => window.evbufErrorCodes);
-  assert.ok(codes.some((e) => e.code === 'dropped' && e.reason === 'poison' && e.events === 1),
-    `onError got { code: 'dropped', reason: 'poison', events: 1 }: ${JSON.stringify(codes)}`);
+  assert.ok(codes.some((e) => e.code === 'dropped' && e.reason === 'poison' && e.events === 1 && e.status === 400),
+    `onError got { code: 'dropped', reason: 'poison', events: 1, status: 400 }: ${JSON.stringify(codes)}`);
   report(t, 'poison', d, { dropped_poison: s.dropped.poison });
   const events = await delivered(run);
   assert.equal(events.length, N - 1);

@@ -26,6 +26,8 @@ const COLLECTOR: &str = match option_env!("EVBUF_COLLECTOR") {
 extern "C" {
     #[wasm_bindgen(js_name = fetch)]
     fn fetch_with_str_and_init(url: &str, init: &JsValue) -> js_sys::Promise;
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(callback: &js_sys::Function, ms: i32, argument: &JsValue);
 }
 
 fn obj(pairs: &[(&str, JsValue)]) -> JsValue {
@@ -199,6 +201,46 @@ async fn events_flush_to_the_collector_in_the_wire_format() {
         (10, 1, 0)
     );
     client.shutdown().await;
+}
+
+/// `promise`'s value, or `"late"` if `ms` pass first.
+async fn within(promise: js_sys::Promise, ms: i32) -> Result<JsValue, JsValue> {
+    let late = js_sys::Promise::new(&mut |resolve, _| set_timeout(&resolve, ms, &"late".into()));
+    JsFuture::from(js_sys::Promise::race(&Array::of2(&promise, &late))).await
+}
+
+#[wasm_bindgen_test]
+async fn a_withdrawn_client_sends_and_stores_nothing_more_and_settles_the_calls_waiting() {
+    let run = unique("withdrawn");
+    let client = start(options(
+        &run,
+        &[
+            ("flushIntervalMs", 100.into()),
+            ("maxBufferSize", 1000.into()),
+        ],
+    ))
+    .await
+    .unwrap();
+    let payload = |i: u32| format!(r#"{{"run":"{run}","i":{i}}}"#);
+    // The first is being written as consent is withdrawn; the second waits for that write.
+    let writing = client.log_batch(&payload(0), None, next_seqs(1)).unwrap();
+    let waiting = client.log_batch(&payload(1), None, next_seqs(1)).unwrap();
+    let flushed = client.flush();
+    client.withdraw().await;
+    for (what, promise) in [("being written", writing), ("waiting", waiting)] {
+        let settled = within(promise, 2_000).await;
+        assert!(
+            settled.is_ok_and(|v| v.as_string().is_none()),
+            "the call {what} resolves"
+        );
+    }
+    let refused = within(flushed, 2_000).await.expect_err("the flush rejects");
+    assert_eq!(
+        get(&refused, "code").as_string().as_deref(),
+        Some("opted-out")
+    );
+    sleep(Duration::from_millis(600)).await;
+    assert!(received(&run).await.is_empty(), "nothing is sent after");
 }
 
 #[wasm_bindgen_test]

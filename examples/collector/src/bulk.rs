@@ -1,20 +1,83 @@
 //! `POST /bulk/event`: the bulk endpoint itself, with the misbehaviour `/control` set.
+//! A gzip body comes decoded by tower-http's request decompression; [`wire_body`], outside
+//! it, keeps what came over the wire.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Body;
-use axum::extract::State;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use http_body_util::LengthLimitError;
+use axum::{Extension, Json};
+use http_body_util::{BodyExt, LengthLimitError};
 use rusqlite::{params, Connection};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::in_flight::{Held, InFlight};
-use super::{encoding, error, now_ms, record_body, App, Inner, HARD_BODY_LIMIT};
+use super::{error, now_ms, record_body, App, Inner, HARD_BODY_LIMIT};
+
+/// What came over the wire before the decompression layer: whether the body was gzip, and
+/// how many bytes of it were read (the bytes as sent: what `bytes` and `max_body_bytes`
+/// count, like a proxy's limit, and what the bench's compression figures compare).
+#[derive(Clone)]
+pub(crate) struct Wire {
+    gzip: bool,
+    bytes: Arc<AtomicU64>,
+}
+
+/// Counts the body's bytes as they are read, ahead of any decoding.
+pub(crate) async fn wire_body(req: Request, next: Next) -> Response {
+    let gzip = req
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
+    let bytes = Arc::new(AtomicU64::new(0));
+    let read = bytes.clone();
+    let (mut parts, body) = req.into_parts();
+    parts.extensions.insert(Wire { gzip, bytes });
+    let body = Body::new(body.map_frame(move |frame| {
+        if let Some(data) = frame.data_ref() {
+            read.fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
+        frame
+    }));
+    next.run(Request::from_parts(parts, body)).await
+}
+
+/// The body as the handler reads it, or the answer for one it cannot read: too large once
+/// decoded, a broken gzip stream, or an encoding the decompression layer passed through.
+async fn read(body: Body, headers: &HeaderMap, gzip: bool) -> Result<Bytes, (StatusCode, String)> {
+    let bytes = axum::body::to_bytes(body, HARD_BODY_LIMIT)
+        .await
+        .map_err(|e| {
+            if std::error::Error::source(&e).is_some_and(|s| s.is::<LengthLimitError>()) {
+                let msg = format!("body exceeds the hard limit of {HARD_BODY_LIMIT} bytes");
+                (StatusCode::PAYLOAD_TOO_LARGE, msg)
+            } else if gzip {
+                (
+                    StatusCode::BAD_REQUEST,
+                    format!("decoding the gzip body: {e}"),
+                )
+            } else {
+                (StatusCode::BAD_REQUEST, format!("reading body: {e}"))
+            }
+        })?;
+    match headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("(not text)").trim())
+    {
+        None | Some("" | "identity") => Ok(bytes),
+        Some(other) => Err((
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("unsupported Content-Encoding `{other}` (gzip or none)"),
+        )),
+    }
+}
 
 #[derive(Deserialize)]
 struct Batch {
@@ -37,7 +100,12 @@ struct Event {
 
 /// Bodies are parsed as JSON whatever the Content-Type: the unload path sends
 /// text/plain (sendBeacon, or fetch without a preflight).
-pub(crate) async fn bulk(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+pub(crate) async fn bulk(
+    State(app): State<Arc<App>>,
+    Extension(wire): Extension<Wire>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let unload = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -45,23 +113,22 @@ pub(crate) async fn bulk(State(app): State<Arc<App>>, headers: HeaderMap, body: 
     let _in_flight = InFlight::enter(&app);
     let arrived = Instant::now();
     let received_at = now_ms();
-    let body = axum::body::to_bytes(body, HARD_BODY_LIMIT).await;
+    let body = read(body, &headers, wire.gzip).await;
+    let wire_bytes = wire.bytes.load(Ordering::Relaxed);
 
     // None: hold the request.
     let decided = {
         let mut inner = app.lock();
         inner.stats.requests += 1;
         if let Some(file) = &mut inner.recorder {
-            record_body(file, &headers, &body, received_at);
+            record_body(file, &headers, wire.gzip, &body, received_at);
         }
-        if let Ok(bytes) = &body {
-            inner.stats.bytes += bytes.len() as u64;
-            if unload {
-                inner.stats.unload_requests += 1;
-                inner.stats.unload_bytes += bytes.len() as u64;
-                let largest = &mut inner.stats.largest_unload_body;
-                *largest = (*largest).max(bytes.len() as u64);
-            }
+        inner.stats.bytes += wire_bytes;
+        if unload {
+            inner.stats.unload_requests += 1;
+            inner.stats.unload_bytes += wire_bytes;
+            let largest = &mut inner.stats.largest_unload_body;
+            *largest = (*largest).max(wire_bytes);
         }
         let now = Instant::now();
         if inner.control.take_hang(now) {
@@ -85,15 +152,7 @@ pub(crate) async fn bulk(State(app): State<Arc<App>>, headers: HeaderMap, body: 
 
     let mut inner = app.lock();
     let res = match (body, failure) {
-        (Err(e), _)
-            if std::error::Error::source(&e).is_some_and(|s| s.is::<LengthLimitError>()) =>
-        {
-            error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("body exceeds the hard limit of {HARD_BODY_LIMIT} bytes"),
-            )
-        }
-        (Err(e), _) => error(StatusCode::BAD_REQUEST, format!("reading body: {e}")),
+        (Err((status, message)), _) => error(status, message),
         (Ok(_), Some(status)) => {
             let mut res = error(status, "injected failure (see /control)");
             if let Some(value) = retry_after.and_then(|v| HeaderValue::try_from(v).ok()) {
@@ -101,12 +160,7 @@ pub(crate) async fn bulk(State(app): State<Arc<App>>, headers: HeaderMap, body: 
             }
             res
         }
-        (Ok(bytes), None) => {
-            let encoding = headers
-                .get(header::CONTENT_ENCODING)
-                .map(|v| v.to_str().unwrap_or("(not text)"));
-            accept(&mut inner, &bytes, encoding, received_at)
-        }
+        (Ok(bytes), None) => accept(&mut inner, &bytes, wire_bytes, wire.gzip, received_at),
     };
     if !unload {
         inner.answered_sends.push((arrived, Instant::now()));
@@ -124,23 +178,24 @@ pub(crate) async fn bulk(State(app): State<Arc<App>>, headers: HeaderMap, body: 
     res
 }
 
-fn accept(inner: &mut Inner, bytes: &[u8], encoding: Option<&str>, received_at: i64) -> Response {
+fn accept(
+    inner: &mut Inner,
+    bytes: &[u8],
+    wire_bytes: u64,
+    gzip: bool,
+    received_at: i64,
+) -> Response {
     // Like a proxy's limit: on the bytes as sent.
     if let Some(max) = inner.control.max_body_bytes {
-        if bytes.len() as u64 > max {
-            let msg = format!("body of {} bytes exceeds max_body_bytes {max}", bytes.len());
+        if wire_bytes > max {
+            let msg = format!("body of {wire_bytes} bytes exceeds max_body_bytes {max}");
             return error(StatusCode::PAYLOAD_TOO_LARGE, msg);
         }
     }
-    let bytes = match encoding::decode(encoding, bytes, HARD_BODY_LIMIT) {
-        Ok(plain) => plain,
-        Err((status, msg)) => return error(status, msg),
-    };
-    // Only a gzip body is decoded into a buffer of its own.
-    if matches!(bytes, std::borrow::Cow::Owned(_)) {
+    if gzip {
         inner.stats.gzip_requests += 1;
     }
-    let batch: Batch = match serde_json::from_slice(&bytes) {
+    let batch: Batch = match serde_json::from_slice(bytes) {
         Ok(batch) => batch,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid batch: {e}")),
     };

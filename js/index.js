@@ -540,7 +540,14 @@ function eraseStorage(name) {
     };
     open.onsuccess = () => {
       const db = open.result;
-      const tx = db.transaction(['events', 'meta'], 'readwrite');
+      let tx;
+      try {
+        tx = db.transaction(['events', 'meta'], 'readwrite');
+      } catch (cause) {
+        db.close();
+        // NotFoundError: a database of that name that is not evbuf's, nothing of it to erase.
+        return cause?.name === 'NotFoundError' ? resolve() : failed(cause);
+      }
       tx.objectStore('events').clear();
       tx.objectStore('meta').delete('device');
       tx.objectStore('meta').delete('backoff');

@@ -99,3 +99,22 @@ test('optOut() while writes are under way and calls wait for init(): nothing is 
   assert.equal(s.loaded, 0, 'the next page loads nothing');
   assert.deepEqual(await delivered(run), [], 'nothing was sent');
 }));
+
+test("optOut() with a storageName that names the app's own database erases nothing of it and resolves", scenario(async ({ launch, run }) => {
+  const page = await openPage(await launch());
+  const outcome = await page.evaluate(async ({ endpoint, run }) => {
+    const request = (r) => new Promise((resolve, reject) => { r.onsuccess = () => resolve(r.result); r.onerror = () => reject(r.error); });
+    const open = indexedDB.open(run, 1);
+    open.onupgradeneeded = () => open.result.createObjectStore('things');
+    const db = await request(open);
+    await request(db.transaction('things', 'readwrite').objectStore('things').put('kept', 'k'));
+    db.close();
+    await window.evbuf.init({ endpoint, storageName: run });
+    const optedOut = await window.evbuf.optOut().then(() => 'resolved', (e) => `${e.code}: ${e.message}`);
+    const again = await request(indexedDB.open(run));
+    const value = await request(again.transaction('things').objectStore('things').get('k'));
+    again.close();
+    return { optedOut, value };
+  }, { endpoint: collector().endpoint, run });
+  assert.deepEqual(outcome, { optedOut: 'resolved', value: 'kept' });
+}));

@@ -1,31 +1,30 @@
-//! The driver loop: feeds the core, drains its actions, executes them with the drivers,
-//! and arms one timer for its next deadline. Writes and deletes are in `writes`, the
-//! tabs (lock, channel, snapshot) in `tabs`.
+//! One running client: its state, the calls the API makes on it, and the page's lifecycle
+//! listeners. The driver loop is in `run`, writes and deletes in `writes`, the tabs (lock,
+//! channel, snapshot) in `tabs`.
 
 use std::cell::{Cell, RefCell};
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 
 use js_sys::{Function, Promise};
 use wasm_bindgen::JsValue;
-use wasm_bindgen_futures::spawn_local;
 
-use crate::core::{wire, Action, Batch, Core, Stats};
+use crate::core::{wire, Core, Stats};
 
-use super::channel::{Channel, Message};
+use super::channel::Channel;
 use super::clock::Clock;
-use super::errors;
 use super::leader::Leadership;
 use super::lifecycle::{self, Listener};
 use super::options::Options;
 use super::random;
 use super::storage::Store;
 use super::timer::Timer;
-use super::transport::{self, Mode};
 use super::Error;
 
+mod run;
 mod tabs;
 mod writes;
 
+use run::{Input, Ops};
 use writes::Writes;
 
 /// One running evbuf instance: what `init()` starts.
@@ -45,6 +44,7 @@ struct Inner {
     on_error: Option<Function>,
     timer: RefCell<Timer>,
     writes: Writes,
+    ops: Ops,
     flush_waiters: RefCell<Vec<(u64, Function, Function)>>,
     next_waiter: Cell<u64>,
     listeners: RefCell<Vec<Listener>>,
@@ -54,6 +54,9 @@ struct Inner {
     /// Names this tab in messages addressed to it.
     tab_id: String,
     channel: RefCell<Option<Channel>>,
+    /// The tabs elect one sender with Web Locks; without them every tab sends what it
+    /// logged itself.
+    sender_elected: Cell<bool>,
     stopped: Cell<bool>,
     /// Consent was withdrawn: nothing the core asks for is done any more.
     withdrawn: Cell<bool>,
@@ -100,6 +103,7 @@ impl Client {
             on_error: options.on_error,
             timer: RefCell::new(Timer::default()),
             writes: Writes::default(),
+            ops: Ops::default(),
             flush_waiters: RefCell::new(Vec::new()),
             next_waiter: Cell::new(1),
             listeners: RefCell::new(Vec::new()),
@@ -107,6 +111,7 @@ impl Client {
             lock_name: format!("evbuf-sender:{}", options.storage_name),
             tab_id,
             channel: RefCell::new(None),
+            sender_elected: Cell::new(false),
             stopped: Cell::new(false),
             withdrawn: Cell::new(false),
             safe_payload_len,
@@ -123,7 +128,7 @@ impl Client {
         if !inner.store.is_memory() {
             inner.coordinate_tabs(&options.storage_name);
         }
-        inner.load_snapshot().await;
+        inner.apply_snapshot(inner.store.get().load().await);
         inner.listen();
         inner.pump();
         Ok(Client { inner })
@@ -249,178 +254,52 @@ impl Inner {
         }
     }
 
+    /// Listens to the page's lifecycle: online and offline on the global scope; where the
+    /// Navigation API is, a navigation to another page of the origin (the next page sends
+    /// what is stored) and the end of one that left the page here; `pagehide`, the last
+    /// reliable moment on a closing page, `visibilitychange` to hidden for mobile browsers
+    /// that never fire it, and `pageshow` for a page back from the back-forward cache
+    /// (workers have none of these three).
     fn listen(self: &Rc<Self>) {
-        let mut listeners = self.listeners.borrow_mut();
-        // Online and offline on the global scope; where the Navigation API is, a
-        // navigation to another page of the origin (the next page sends what is stored)
-        // and the end of one that left the page here. One closure: each costs glue.
         let navigation = lifecycle::navigation();
-        for kind in [
-            "online",
-            "offline",
-            "navigate",
-            "navigatesuccess",
-            "navigateerror",
-        ] {
-            let target = match (kind.starts_with("nav"), &navigation) {
-                (false, _) => None,
-                (true, Some(navigation)) => Some(navigation.clone()),
-                (true, None) => break,
+        let document = lifecycle::document();
+        let navigation_kinds: &[&'static str] = match navigation {
+            Some(_) => &["navigate", "navigatesuccess", "navigateerror"],
+            None => &[],
+        };
+        let page_kinds: &[&'static str] = match document {
+            Some(_) => &["pagehide", "pageshow", "visibilitychange"],
+            None => &[],
+        };
+        let mut listeners = self.listeners.borrow_mut();
+        for &kind in ["online", "offline"]
+            .iter()
+            .chain(navigation_kinds)
+            .chain(page_kinds)
+        {
+            let target = match kind {
+                "visibilitychange" => document.clone(),
+                _ if kind.starts_with("nav") => navigation.clone(),
+                _ => None,
             };
             let weak = Rc::downgrade(self);
+            let document = document.clone();
+            // One closure type for every listener: each type costs glue.
             listeners.extend(Listener::new(target, kind, move |event| {
-                if let Some(inner) = weak.upgrade() {
-                    let now = inner.now();
-                    if kind.starts_with("nav") {
-                        let leaving =
-                            kind == "navigate" && lifecycle::leaves_for_same_origin(&event);
-                        inner.core.borrow_mut().handle_navigation(now, leaving);
-                    } else {
-                        inner.core.borrow_mut().handle_online(now, kind == "online");
+                let Some(inner) = weak.upgrade() else { return };
+                inner.feed(match kind {
+                    "online" | "offline" => Input::Online(kind == "online"),
+                    "navigate" => Input::Navigation {
+                        leaving: lifecycle::leaves_for_same_origin(&event),
+                    },
+                    "navigatesuccess" | "navigateerror" => Input::Navigation { leaving: false },
+                    "pagehide" => Input::Hidden { closing: true },
+                    "visibilitychange" if document.as_ref().is_some_and(lifecycle::is_hidden) => {
+                        Input::Hidden { closing: false }
                     }
-                    inner.pump();
-                }
-            }));
-        }
-        // `pagehide` is the last reliable moment on a closing page; `visibilitychange`
-        // to hidden covers mobile browsers that never fire it. `pageshow` is a page back
-        // from the back-forward cache. Workers have none of them.
-        if let Some(document) = lifecycle::document() {
-            let weak = Rc::downgrade(self);
-            listeners.extend(Listener::new(None, "pagehide", move |_| {
-                if let Some(inner) = weak.upgrade() {
-                    inner.broadcast(Message::Tab(false));
-                    inner.core.borrow_mut().handle_page_hidden(inner.now());
-                    inner.pump();
-                }
-            }));
-            let weak = Rc::downgrade(self);
-            listeners.extend(Listener::new(None, "pageshow", move |_| {
-                if let Some(inner) = weak.upgrade() {
-                    inner.core.borrow_mut().handle_page_visible();
-                }
-            }));
-            let weak = Rc::downgrade(self);
-            let doc = document.clone();
-            listeners.extend(Listener::new(
-                Some(document),
-                "visibilitychange",
-                move |_| {
-                    if let Some(inner) = weak.upgrade() {
-                        if lifecycle::is_hidden(&doc) {
-                            inner.core.borrow_mut().handle_page_hidden(inner.now());
-                            inner.pump();
-                        } else {
-                            inner.core.borrow_mut().handle_page_visible();
-                        }
-                    }
-                },
-            ));
-        }
-    }
-
-    /// Drains the core's actions, executes them, and arms the timer.
-    fn pump(self: &Rc<Self>) {
-        if self.withdrawn.get() {
-            return;
-        }
-        loop {
-            let action = self.core.borrow_mut().poll_action();
-            let Some(action) = action else { break };
-            self.execute(action);
-        }
-        if self.stopped.get() {
-            return;
-        }
-        let deadline = self.core.borrow().poll_timeout();
-        let weak: Weak<Inner> = Rc::downgrade(self);
-        self.timer.borrow_mut().arm(deadline, self.now(), move || {
-            if let Some(inner) = weak.upgrade() {
-                inner.timer.borrow_mut().fired();
-                let now = inner.now();
-                inner.core.borrow_mut().handle_timeout(now);
-                inner.pump();
-            }
-        });
-    }
-
-    fn execute(self: &Rc<Self>, action: Action) {
-        match action {
-            Action::Persist(events) => self.persist(events),
-            Action::Delete(keys) => self.delete_later(keys),
-            Action::Send(batch) => self.send(batch, Mode::Normal),
-            Action::SendUnload(batch) => self.send(batch, Mode::Unload),
-            Action::Report(report) => self.report(errors::reported(&report)),
-            Action::AskSenderToFlush => self.broadcast(Message::Flush),
-            Action::AnnounceStored(keys) => self.announce_stored(&keys),
-            Action::StepDown => {
-                self.leadership.borrow_mut().take();
-            }
-            Action::LeadIfFree => self.lead_if_free(),
-            Action::HandOver(lines) => self.broadcast(Message::HandOver {
-                tab: self.tab_id.clone(),
-                lines,
-            }),
-            Action::ConfirmAdopted { tab, keys } => self.broadcast(Message::Adopted { tab, keys }),
-            Action::RememberBackoff(backoff) => {
-                if let Some((retry_at, _)) = backoff {
-                    self.broadcast(Message::BackingOff(retry_at));
-                }
-                let inner = self.clone();
-                spawn_local(async move {
-                    if let Err(err) = inner.store.get().remember_backoff(backoff).await {
-                        inner.report(err);
-                    }
+                    _ => Input::Shown,
                 });
-            }
-            Action::FlushSettled { waiter, result } => {
-                let settled = {
-                    let mut waiters = self.flush_waiters.borrow_mut();
-                    let index = waiters.iter().position(|(w, _, _)| *w == waiter);
-                    index.map(|i| waiters.swap_remove(i))
-                };
-                let Some((_, resolve, reject)) = settled else {
-                    return;
-                };
-                let _ = match result {
-                    Ok(()) => resolve.call0(&JsValue::NULL),
-                    Err(err) => reject.call1(&JsValue::NULL, &Error::Flush(err).into()),
-                };
-            }
+            }));
         }
-    }
-
-    fn send(self: &Rc<Self>, batch: Batch, mode: Mode) {
-        if mode == Mode::Normal && self.leadership.borrow().is_some() {
-            self.count_other_tabs(0);
-        }
-        let timeout_ms = self.core.borrow().config().send_timeout_ms;
-        let inner = self.clone();
-        spawn_local(async move {
-            let outcome = transport::send(
-                &inner.endpoint,
-                inner.headers.as_ref(),
-                &batch.body,
-                mode,
-                inner.gzip,
-                timeout_ms,
-            )
-            .await;
-            match mode {
-                Mode::Normal => inner.core.borrow_mut().handle_send_result(
-                    inner.now(),
-                    batch.id,
-                    outcome,
-                    js_sys::Math::random(),
-                ),
-                Mode::Unload => {
-                    inner
-                        .core
-                        .borrow_mut()
-                        .handle_unload_result(inner.now(), batch.id, &outcome)
-                }
-            }
-            inner.pump();
-        });
     }
 }

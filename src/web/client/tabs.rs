@@ -3,11 +3,11 @@
 
 use std::rc::Rc;
 
-use wasm_bindgen_futures::spawn_local;
-
 use super::super::channel::{Channel, Message};
 use super::super::leader;
-use super::Inner;
+use super::super::storage::Snapshot;
+use super::super::Error;
+use super::{Inner, Input};
 use crate::core::Key;
 
 /// How long after a tab says it opened or is closing the sender counts the tabs again.
@@ -22,86 +22,57 @@ impl Inner {
         if leadership.is_some() {
             self.core.borrow_mut().handle_leadership(self.now(), false);
         }
-        let shared = leadership.is_some();
+        self.sender_elected.set(leadership.is_some());
         *self.leadership.borrow_mut() = leadership;
         let weak = Rc::downgrade(self);
         let channel = Channel::open(&format!("evbuf:{storage_name}"), move |message| {
-            let Some(inner) = weak.upgrade() else { return };
-            let leader = inner.core.borrow().is_leader();
-            match message {
-                Message::Stored { first, last } if shared && leader => {
-                    spawn_local(async move {
-                        match inner.store.get().load_range(first, last).await {
-                            Ok(events) => {
-                                inner.core.borrow_mut().handle_loaded(inner.now(), events)
-                            }
-                            Err(err) => inner.report(err),
-                        }
-                        inner.pump();
-                    });
-                }
-                Message::Deleted(keys) => {
-                    inner
-                        .core
-                        .borrow_mut()
-                        .handle_removed_elsewhere(inner.now(), &keys);
-                    inner.pump();
-                }
-                Message::Flush if leader => {
-                    inner.core.borrow_mut().handle_flush_hint(inner.now());
-                    inner.pump();
-                }
-                Message::BackingOff(retry_at) => {
-                    inner
-                        .core
-                        .borrow_mut()
-                        .handle_sender_backing_off(inner.now(), retry_at);
-                    inner.pump();
-                }
-                // A tab that says it opened will wait for the lock: believe it at once, as
-                // this tab may close before a count would see the request. Then count, once
-                // the new tab's request or a closing tab's release has settled.
-                Message::Tab(opened) if leader => {
-                    if opened {
-                        inner.core.borrow_mut().handle_other_tabs(inner.now(), true);
-                        inner.pump();
-                    }
-                    inner.count_other_tabs(TAB_SETTLE_MS);
-                }
-                Message::Tab(false) => {
-                    inner.core.borrow_mut().handle_tab_closing();
-                    inner.pump();
-                }
-                Message::NewSender => {
-                    inner.core.borrow_mut().handle_new_sender();
-                    inner.pump();
-                }
-                Message::HandOver { tab, lines } if leader => {
-                    inner
-                        .core
-                        .borrow_mut()
-                        .handle_adopt(inner.now(), tab, &lines);
-                    inner.pump();
-                }
-                Message::Adopted { tab, keys } if tab == inner.tab_id => {
-                    inner
-                        .core
-                        .borrow_mut()
-                        .handle_handed_over(inner.now(), &keys);
-                    inner.pump();
-                }
-                _ => {}
+            if let Some(inner) = weak.upgrade() {
+                inner.feed(Input::Heard(message));
             }
         });
         *self.channel.borrow_mut() = channel;
         self.broadcast(Message::Tab(true));
     }
 
-    /// Reads all of storage with the backoff an earlier sender left, forgetting what
-    /// other tabs deleted (the backoff goes to the core first, so loaded events do not go
-    /// out at once to a server that is down).
-    pub(super) async fn load_snapshot(self: &Rc<Self>) {
-        match self.store.get().load().await {
+    /// What another tab said.
+    pub(super) fn heard(self: &Rc<Self>, message: Message) {
+        let now = self.now();
+        let leader = self.core.borrow().is_leader();
+        let mut core = self.core.borrow_mut();
+        match message {
+            Message::Stored { first, last } if self.sender_elected.get() && leader => {
+                drop(core);
+                let storage = self.store.get();
+                self.start(async move { Input::Loaded(storage.load_range(first, last).await) });
+            }
+            Message::Deleted(keys) => core.handle_removed_elsewhere(now, &keys),
+            Message::Flush if leader => core.handle_flush_hint(now),
+            Message::BackingOff(retry_at) => core.handle_sender_backing_off(now, retry_at),
+            // A tab that says it opened will wait for the lock: believe it at once, as
+            // this tab may close before a count would see the request. Then count, once
+            // the new tab's request or a closing tab's release has settled.
+            Message::Tab(opened) if leader => {
+                if opened {
+                    core.handle_other_tabs(now, true);
+                }
+                drop(core);
+                self.count_other_tabs(TAB_SETTLE_MS);
+            }
+            Message::Tab(false) => core.handle_tab_closing(),
+            Message::NewSender => core.handle_new_sender(),
+            Message::HandOver { tab, lines } if leader => core.handle_adopt(now, tab, &lines),
+            Message::Adopted { tab, keys } if tab == self.tab_id => {
+                core.handle_handed_over(now, &keys)
+            }
+            _ => {}
+        }
+    }
+
+    /// Hands the core a full read of storage with the backoff an earlier sender left,
+    /// forgetting what other tabs deleted (the backoff goes first, so loaded events do not
+    /// go out at once to a server that is down).
+    pub(super) fn apply_snapshot(&self, snapshot: Result<Snapshot, Error>) {
+        match snapshot {
             Ok(snapshot) => {
                 let now = self.now();
                 let mut core = self.core.borrow_mut();
@@ -112,36 +83,34 @@ impl Inner {
         }
     }
 
+    /// This tab became the sender, caught up on what the previous one left and other
+    /// tabs wrote: it sends, and tells the tabs.
+    pub(super) fn took_over(self: &Rc<Self>, snapshot: Result<Snapshot, Error>) {
+        self.apply_snapshot(snapshot);
+        self.core.borrow_mut().handle_leadership(self.now(), true);
+        self.pump();
+        self.broadcast(Message::NewSender);
+        self.count_other_tabs(0);
+    }
+
     /// Waits for the sender's lock (or, `if_free`, takes it only if no tab holds it);
     /// `None` without Web Locks.
     pub(super) fn request_leadership(self: &Rc<Self>, if_free: bool) -> Option<leader::Leadership> {
         let weak = Rc::downgrade(self);
         leader::request(&self.lock_name, if_free, move || {
-            let Some(inner) = weak.upgrade() else { return };
-            spawn_local(async move {
-                // Catch up on what the previous sender left and other tabs wrote.
-                inner.load_snapshot().await;
-                inner.core.borrow_mut().handle_leadership(inner.now(), true);
-                inner.pump();
-                inner.broadcast(Message::NewSender);
-                inner.count_other_tabs(0);
-            });
+            if let Some(inner) = weak.upgrade() {
+                inner.feed(Input::Granted);
+            }
         })
     }
 
     /// Tells the core, `after_ms` from now, whether another tab waits to take over
     /// sending: a sender that can be replaced does not post on the unload path.
     pub(super) fn count_other_tabs(self: &Rc<Self>, after_ms: u32) {
-        let weak = Rc::downgrade(self);
-        spawn_local(async move {
+        let lock_name = self.lock_name.clone();
+        self.start(async move {
             gloo_timers::future::TimeoutFuture::new(after_ms).await;
-            let Some(inner) = weak.upgrade() else { return };
-            let alive = leader::others_waiting(&inner.lock_name).await;
-            inner
-                .core
-                .borrow_mut()
-                .handle_other_tabs(inner.now(), alive);
-            inner.pump();
+            Input::OtherTabs(leader::others_waiting(&lock_name).await)
         });
     }
 
@@ -162,17 +131,19 @@ impl Inner {
     }
 
     /// Takes the sender's lock, if no tab holds it once a closing tab has let it go.
-    pub(super) fn lead_if_free(self: &Rc<Self>) {
-        let weak = Rc::downgrade(self);
-        spawn_local(async move {
+    pub(super) fn lead_if_free_soon(self: &Rc<Self>) {
+        self.start(async {
             gloo_timers::future::TimeoutFuture::new(TAB_SETTLE_MS).await;
-            let Some(inner) = weak.upgrade() else { return };
-            if inner.stopped.get() || inner.core.borrow().is_leader() {
-                return;
-            }
-            let leadership = inner.request_leadership(true);
-            *inner.leadership.borrow_mut() = leadership;
+            Input::LockMaybeFree
         });
+    }
+
+    pub(super) fn lead_if_free(self: &Rc<Self>) {
+        if self.stopped.get() || self.core.borrow().is_leader() {
+            return;
+        }
+        let leadership = self.request_leadership(true);
+        *self.leadership.borrow_mut() = leadership;
     }
 
     pub(super) fn broadcast(&self, message: Message) {

@@ -5,14 +5,14 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
+use crate::core::{Key, NewEvent};
 use js_sys::{Function, Promise};
 use wasm_bindgen::JsValue;
-use wasm_bindgen_futures::spawn_local;
-
-use crate::core::{Key, NewEvent};
 
 use super::super::channel::Message;
-use super::Inner;
+use super::super::storage::WriteFailed;
+use super::super::Error;
+use super::{Inner, Input};
 
 #[derive(Default)]
 pub(super) struct Writes {
@@ -77,8 +77,8 @@ impl Writes {
 }
 
 impl Inner {
-    /// Writes `events` (and the deletes waiting) in one transaction, then tells the core
-    /// and the other tabs; a failed write leaves storage in memory and is retried there.
+    /// Writes `events` (and the deletes waiting) in one transaction; `written` tells the
+    /// core and the other tabs how it went.
     pub(super) fn persist(self: &Rc<Self>, events: Rc<Vec<NewEvent>>) {
         let writes = &self.writes;
         writes.next_write.borrow_mut().take();
@@ -87,7 +87,7 @@ impl Inner {
         writes.write_running.set(true);
         let deletes = std::mem::take(&mut *writes.to_delete.borrow_mut());
         let inner = self.clone();
-        spawn_local(async move {
+        self.start(async move {
             let first_free = || {
                 inner
                     .core
@@ -97,50 +97,58 @@ impl Inner {
                     .map_or(1, |k| k + 1)
             };
             let result = inner.store.put_all(&events, &deletes, first_free).await;
-            // The core holds these events too: let go first, so that it can move them
-            // back on a failure instead of copying them.
-            drop(events);
-            let writes = &inner.writes;
-            match result {
-                Ok(keys) => {
-                    // Keys of a memory store name nothing other tabs can see.
-                    let shared = inner.store.shared(&deletes);
-                    if !shared.is_empty() {
-                        inner.broadcast(Message::Deleted(shared));
-                    }
-                    let now = inner.now();
-                    inner.core.borrow_mut().handle_deleted(now, deletes.len());
-                    inner.core.borrow_mut().handle_persisted(now, &keys);
-                    for resolve in writes.writing.borrow_mut().drain(..) {
-                        let _ = resolve.call0(&JsValue::NULL);
-                    }
-                }
-                Err(failed) => {
-                    let now = inner.now();
-                    if let Some(first_key) = failed.memory_from {
-                        inner
-                            .core
-                            .borrow_mut()
-                            .handle_memory_fallback(now, first_key);
-                    }
-                    // The transaction rolled back: its deletes wait for the next try.
-                    writes.to_delete.borrow_mut().splice(0..0, deletes);
-                    inner.core.borrow_mut().handle_persist_failed(
-                        now,
-                        format!("{}; keeping events in memory for this page", failed.error),
-                    );
-                    // The retried write (already queued by the core) resolves these.
-                    let writing = std::mem::take(&mut *writes.writing.borrow_mut());
-                    writes.waiting.borrow_mut().splice(0..0, writing);
-                }
-            }
-            writes.write_running.set(false);
-            inner.pump();
-            for resolve in writes.ending.borrow_mut().drain(..) {
-                let _ = resolve.call0(&JsValue::NULL);
-            }
-            inner.delete_when_idle();
+            Input::Written { deletes, result }
         });
+    }
+
+    /// A write ended (its events already let go, so that the core can move them back on a
+    /// failure instead of copying them); a failed write leaves storage in memory and is
+    /// retried there.
+    pub(super) fn written(
+        self: &Rc<Self>,
+        deletes: Vec<Key>,
+        result: Result<Vec<Key>, WriteFailed>,
+    ) {
+        let writes = &self.writes;
+        let now = self.now();
+        match result {
+            Ok(keys) => {
+                // Keys of a memory store name nothing other tabs can see.
+                let shared = self.store.shared(&deletes);
+                if !shared.is_empty() {
+                    self.broadcast(Message::Deleted(shared));
+                }
+                self.core.borrow_mut().handle_deleted(now, deletes.len());
+                self.core.borrow_mut().handle_persisted(now, &keys);
+                for resolve in writes.writing.borrow_mut().drain(..) {
+                    let _ = resolve.call0(&JsValue::NULL);
+                }
+            }
+            Err(failed) => {
+                if let Some(first_key) = failed.memory_from {
+                    self.core
+                        .borrow_mut()
+                        .handle_memory_fallback(now, first_key);
+                }
+                // The transaction rolled back: its deletes wait for the next try.
+                writes.to_delete.borrow_mut().splice(0..0, deletes);
+                self.core.borrow_mut().handle_persist_failed(
+                    now,
+                    format!("{}; keeping events in memory for this page", failed.error),
+                );
+                // The retried write (already queued by the core) resolves these.
+                let writing = std::mem::take(&mut *writes.writing.borrow_mut());
+                writes.waiting.borrow_mut().splice(0..0, writing);
+            }
+        }
+        writes.write_running.set(false);
+        // Before the deletes waiting: a write the core starts now takes them along, rather
+        // than queue behind a delete of their own.
+        self.pump();
+        for resolve in writes.ending.borrow_mut().drain(..) {
+            let _ = resolve.call0(&JsValue::NULL);
+        }
+        self.delete_when_idle();
     }
 
     /// Deletes `keys` with the next write or once storage is idle.
@@ -162,22 +170,29 @@ impl Inner {
         }
         writes.delete_running.set(true);
         let inner = self.clone();
-        spawn_local(async move {
-            match inner.store.delete(&keys).await {
-                Ok(()) => {
-                    let shared = inner.store.shared(&keys);
-                    if !shared.is_empty() {
-                        inner.broadcast(Message::Deleted(shared));
-                    }
-                }
-                // The next page sends them again; the server deduplicates.
-                Err(err) => inner.report(err),
-            }
-            let now = inner.now();
-            inner.core.borrow_mut().handle_deleted(now, keys.len());
-            inner.pump();
-            inner.writes.delete_running.set(false);
-            inner.delete_when_idle();
+        self.start(async move {
+            let result = inner.store.delete(&keys).await;
+            Input::Deleted { keys, result }
         });
+    }
+
+    /// A delete ended; one that failed is reported, and the next page sends its events
+    /// again (the server deduplicates).
+    pub(super) fn deleted(self: &Rc<Self>, keys: Vec<Key>, result: Result<(), Error>) {
+        match result {
+            Ok(()) => {
+                let shared = self.store.shared(&keys);
+                if !shared.is_empty() {
+                    self.broadcast(Message::Deleted(shared));
+                }
+            }
+            Err(err) => self.report(err),
+        }
+        self.core
+            .borrow_mut()
+            .handle_deleted(self.now(), keys.len());
+        self.pump();
+        self.writes.delete_running.set(false);
+        self.delete_when_idle();
     }
 }

@@ -101,22 +101,24 @@ impl Inner {
     fn poll_ops(self: &Rc<Self>, cx: &mut Context<'_>) -> Poll<()> {
         let ops = &self.ops;
         loop {
-            // Out of the list while polled: feeding may start more.
+            // Out of the list while polled: feeding starts more.
             let mut polled = std::mem::take(&mut *ops.under_way.borrow_mut());
-            let mut ended = Vec::new();
+            let mut any_ended = false;
             polled.retain_mut(|op| match op.as_mut().poll(cx) {
                 Poll::Ready(input) => {
-                    ended.push(input);
+                    any_ended = true;
+                    // The operation let go of what it held as it ended (a write its
+                    // events, which the core may now move back).
+                    self.feed(input);
                     false
                 }
                 Poll::Pending => true,
             });
-            ops.under_way.borrow_mut().splice(0..0, polled);
-            if ended.is_empty() {
+            let mut under_way = ops.under_way.borrow_mut();
+            polled.append(&mut under_way);
+            *under_way = polled;
+            if !any_ended {
                 break;
-            }
-            for input in ended {
-                self.feed(input);
             }
         }
         if ops.under_way.borrow().is_empty() {

@@ -33,8 +33,7 @@ pub struct Options {
     pub force_memory: bool,
 }
 
-/// Every option, as the error for an unknown one lists them; `wasm` is the JS wrapper's
-/// (it loads the module before the client starts).
+/// Every option, as the error for an unknown one lists them.
 const KNOWN: &str = "endpoint, compression, flushIntervalMs, maxBufferSize, \
 maxBatchEvents, maxBatchBytes, maxStoredEvents, maxStoredBytes, maxEventAgeMs, retry, \
 sendTimeoutMs, headers, onError, storageName, useIndexedDb, wasm";
@@ -49,19 +48,16 @@ fn get(object: &JsValue, name: &str) -> Option<JsValue> {
         .filter(|v| !v.is_undefined())
 }
 
-fn whole_number(object: &JsValue, name: &str, label: &str) -> Result<Option<u64>, Error> {
-    let Some(value) = get(object, name) else {
-        return Ok(None);
-    };
+fn whole_number(value: &JsValue, label: &str) -> Result<u64, Error> {
     match value.as_f64() {
         Some(n)
             if n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n <= 9_007_199_254_740_991.0 =>
         {
-            Ok(Some(n as u64))
+            Ok(n as u64)
         }
         _ => Err(bad(
             label,
-            format!("expected a whole number >= 0, got {}", show(&value)),
+            format!("expected a whole number >= 0, got {}", show(value)),
         )),
     }
 }
@@ -74,6 +70,8 @@ fn show(value: &JsValue) -> String {
 }
 
 impl Options {
+    /// Reads every property of `raw` in one pass, each by its name, and fails on the
+    /// first that is unknown or wrong.
     pub fn parse(raw: &JsValue) -> Result<Options, Error> {
         if !raw.is_object() {
             return Err(Error::Options(
@@ -81,130 +79,115 @@ impl Options {
                     .into(),
             ));
         }
-        for key in Object::keys(raw.unchecked_ref::<Object>()).iter() {
-            let key = key.as_string().unwrap_or_default();
-            // Split at the comma (a char: no substring searcher linked), then the space.
-            let mut known = KNOWN.split(',').map(|name| name.trim_start_matches(' '));
-            if !known.any(|name| name == key) {
-                return Err(Error::Options(format!(
-                    "unknown option `{key}` (known: {KNOWN})"
-                )));
+        let mut config = Config::default();
+        let mut options = Options {
+            endpoint: String::new(),
+            config: Config::default(),
+            headers: None,
+            gzip: false,
+            on_error: None,
+            storage_name: "evbuf".to_owned(),
+            force_memory: false,
+        };
+        for entry in Object::entries(raw.unchecked_ref::<Object>()).iter() {
+            let entry: js_sys::Array = entry.unchecked_into();
+            let key = entry.get(0).as_string().unwrap_or_default();
+            let value = entry.get(1);
+            if value.is_undefined() {
+                continue;
+            }
+            let name = key.as_str();
+            let number = || whole_number(&value, name);
+            let count = || Ok::<_, Error>(usize::try_from(number()?).unwrap_or(usize::MAX));
+            match name {
+                "endpoint" => {
+                    options.endpoint = value
+                        .as_string()
+                        .and_then(|url| absolute_http(&url))
+                        .ok_or_else(|| {
+                            bad(
+                                name,
+                                format!(
+                                    "expected a string URL (http or https, absolute or relative to the page), got {}",
+                                    show(&value)
+                                ),
+                            )
+                        })?
+                }
+                "flushIntervalMs" => config.flush_interval_ms = number()?,
+                "maxEventAgeMs" => config.max_event_age_ms = number()?,
+                "sendTimeoutMs" => config.send_timeout_ms = number()?,
+                "maxBufferSize" => config.max_buffer_size = count()?,
+                "maxBatchEvents" => config.max_batch_events = count()?,
+                "maxBatchBytes" => config.max_batch_bytes = count()?,
+                "maxStoredEvents" => config.max_stored_events = count()?,
+                "maxStoredBytes" => config.max_stored_bytes = count()?,
+                "retry" => {
+                    if !value.is_object() {
+                        return Err(bad(name, "expected { baseMs, maxMs }"));
+                    }
+                    if let Some(n) = get(&value, "baseMs") {
+                        config.retry_base_ms = whole_number(&n, "retry.baseMs")?;
+                    }
+                    if let Some(n) = get(&value, "maxMs") {
+                        config.retry_max_ms = whole_number(&n, "retry.maxMs")?;
+                    }
+                }
+                "headers" => {
+                    options.headers = Some(
+                        value
+                            .dyn_into()
+                            .map_err(|_| bad(name, "expected the entry's function"))?,
+                    )
+                }
+                "compression" => {
+                    options.gzip = match value.as_string().as_deref() {
+                        Some("none") => false,
+                        Some("gzip") => true,
+                        _ => {
+                            let got = show(&value);
+                            return Err(bad(name, format!("expected 'gzip' or 'none', got {got}")));
+                        }
+                    }
+                }
+                "onError" => {
+                    options.on_error = Some(
+                        value
+                            .dyn_into()
+                            .map_err(|_| bad(name, "expected a function"))?,
+                    )
+                }
+                "storageName" => {
+                    options.storage_name = value
+                        .as_string()
+                        .filter(|s| !s.is_empty())
+                        .ok_or_else(|| bad(name, "expected a non-empty string"))?
+                }
+                "useIndexedDb" => {
+                    options.force_memory = !value
+                        .as_bool()
+                        .ok_or_else(|| bad(name, "expected true or false"))?
+                }
+                // The entry's: it loads the module before the client starts.
+                "wasm" => {}
+                _ => {
+                    return Err(Error::Options(format!(
+                        "unknown option `{key}` (known: {KNOWN})"
+                    )))
+                }
             }
         }
-        let endpoint = get(raw, "endpoint").ok_or_else(|| {
-            bad(
+        if options.endpoint.is_empty() {
+            return Err(bad(
                 "endpoint",
                 "required: the URL of the bulk endpoint, e.g. '/bulk/event'",
-            )
-        })?;
-        let endpoint = endpoint
-            .as_string()
-            .and_then(|url| absolute_http(&url))
-            .ok_or_else(|| {
-                bad(
-                    "endpoint",
-                    format!(
-                        "expected a string URL (http or https, absolute or relative to the page), got {}",
-                        show(&endpoint)
-                    ),
-                )
-            })?;
-
-        let mut config = Config::default();
-        let number = |name: &str| whole_number(raw, name, name);
-        let count = |name: &str| {
-            Ok::<_, Error>(number(name)?.map(|n| usize::try_from(n).unwrap_or(usize::MAX)))
-        };
-        if let Some(n) = number("flushIntervalMs")? {
-            config.flush_interval_ms = n;
-        }
-        if let Some(n) = number("maxEventAgeMs")? {
-            config.max_event_age_ms = n;
-        }
-        if let Some(n) = number("sendTimeoutMs")? {
-            config.send_timeout_ms = n;
-        }
-        if let Some(n) = count("maxBufferSize")? {
-            config.max_buffer_size = n;
-        }
-        if let Some(n) = count("maxBatchEvents")? {
-            config.max_batch_events = n;
-        }
-        if let Some(n) = count("maxBatchBytes")? {
-            config.max_batch_bytes = n;
-        }
-        if let Some(n) = count("maxStoredEvents")? {
-            config.max_stored_events = n;
-        }
-        if let Some(n) = count("maxStoredBytes")? {
-            config.max_stored_bytes = n;
-        }
-        if let Some(retry) = get(raw, "retry") {
-            if !retry.is_object() {
-                return Err(bad("retry", "expected { baseMs, maxMs }"));
-            }
-            if let Some(n) = whole_number(&retry, "baseMs", "retry.baseMs")? {
-                config.retry_base_ms = n;
-            }
-            if let Some(n) = whole_number(&retry, "maxMs", "retry.maxMs")? {
-                config.retry_max_ms = n;
-            }
+            ));
         }
         config
             .validate()
             .map_err(|e| Error::Options(e.to_string()))?;
-
-        let headers = match get(raw, "headers") {
-            None => None,
-            Some(value) => Some(
-                value
-                    .dyn_into::<Function>()
-                    .map_err(|_| bad("headers", "expected the entry's function"))?,
-            ),
-        };
-        let gzip = match get(raw, "compression") {
-            None => false,
-            Some(value) => match value.as_string().as_deref() {
-                Some("none") => false,
-                Some("gzip") => true,
-                _ => {
-                    let got = show(&value);
-                    return Err(bad(
-                        "compression",
-                        format!("expected 'gzip' or 'none', got {got}"),
-                    ));
-                }
-            },
-        };
-        let on_error = match get(raw, "onError") {
-            None => None,
-            Some(f) => Some(
-                f.dyn_into::<Function>()
-                    .map_err(|_| bad("onError", "expected a function"))?,
-            ),
-        };
-        let storage_name = match get(raw, "storageName") {
-            None => "evbuf".to_owned(),
-            Some(v) => v
-                .as_string()
-                .filter(|s| !s.is_empty())
-                .ok_or_else(|| bad("storageName", "expected a non-empty string"))?,
-        };
-        let force_memory = match get(raw, "useIndexedDb") {
-            None => false,
-            Some(v) => !v
-                .as_bool()
-                .ok_or_else(|| bad("useIndexedDb", "expected true or false"))?,
-        };
-        Ok(Options {
-            endpoint,
-            config,
-            headers,
-            gzip,
-            on_error,
-            storage_name,
-            force_memory,
-        })
+        options.config = config;
+        Ok(options)
     }
 }
 

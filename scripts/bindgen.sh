@@ -8,8 +8,10 @@ in=$1 out=$2 name=$3
 root="$(cd "$(dirname "$0")/.." && pwd)"
 export PATH="$HOME/.cargo/bin:$PATH"
 for_bindgen="$root/target/$name-for-bindgen.wasm"
-# Built without reference types (.cargo/config.toml) for Safari 16; the features the
-# precompiled std claims go too, or wasm-bindgen would still emit its externref table.
+# Built without reference types (.cargo/config.toml, scripts/cargo-wasm.sh) for Safari 16; the
+# features the linker still lists go too (reference-types from a precompiled std, as the
+# stable browser tests have; call-indirect-overlong with build-std too), or wasm-bindgen
+# would still emit its externref table.
 node "$root/scripts/drop-features.mjs" "$in" "$for_bindgen" reference-types call-indirect-overlong
 # TextEncoder.encodeInto is in every engine evbuf supports (Safari 14.1+), so the glue
 # needs no fallback for it.

@@ -5,9 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
-cargo build --release --target wasm32-unknown-unknown -p evbuf
+# The shipped module: pinned nightly with build-std (scripts/cargo-wasm.sh), in a target dir
+# of its own; everything else builds with stable in target/.
+bash scripts/cargo-wasm.sh --target-dir target/wasm-release -p evbuf
 rm -rf pkg
-bash scripts/bindgen.sh target/wasm32-unknown-unknown/release/evbuf.wasm pkg evbuf
+bash scripts/bindgen.sh target/wasm-release/wasm32-unknown-unknown/release/evbuf.wasm pkg evbuf
 # The entry and the fallback client minified like the glue, each with js/send.js bundled
 # in (the glue and the fallback stay files of their own); the types as they are.
 for f in index.js fallback.js; do

@@ -12,6 +12,16 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknow
   rustup target add wasm32-unknown-unknown
 fi
 
+# The pinned nightly that builds the shipped module (scripts/nightly.sh), with rust-src for
+# build-std. The toolchain list first: rustup installs a missing toolchain that a command
+# names (with the default profile, without rust-src).
+source scripts/nightly.sh
+if ! rustup toolchain list | grep "^$EVBUF_NIGHTLY-" >/dev/null ||
+  ! RUSTUP_AUTO_INSTALL=0 rustup component list --toolchain "$EVBUF_NIGHTLY" --installed | grep -x rust-src >/dev/null; then
+  step "rust toolchain $EVBUF_NIGHTLY with rust-src (the shipped module's build)"
+  rustup toolchain install "$EVBUF_NIGHTLY" --profile minimal --component rust-src
+fi
+
 # wasm-bindgen-cli must match the wasm-bindgen in Cargo.lock exactly.
 want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3 }' Cargo.lock)
 have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)

@@ -1,7 +1,7 @@
 // The floor of evbuf's size: this probe (src/lib.rs, no evbuf logic: rexie opening a
 // database, adding, reading and deleting one record from an async wasm-bindgen export),
-// built with evbuf's release profile and target flags, through the same steps after cargo
-// (scripts/bindgen.sh). Prints the gzip -9 sizes; with --json, as JSON for the bench, with
+// built as the package is (scripts/cargo-wasm.sh: the pinned nightly, build-std, evbuf's
+// release profile and target flags), through the same steps after cargo (scripts/bindgen.sh). Prints the gzip -9 sizes; with --json, as JSON for the bench, with
 // the code of each crate before wasm-opt (bench/wasm-names.mjs).
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -16,7 +16,7 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 export function measureFloor() {
   const target = join(root, 'target/floor');
   const quiet = { stdio: ['ignore', 'ignore', 'inherit'] };
-  execFileSync('cargo', ['build', '--release', '--target', 'wasm32-unknown-unknown', '-q', '--target-dir', target],
+  execFileSync('bash', [join(root, 'scripts/cargo-wasm.sh'), '-q', '--target-dir', target],
     { ...quiet, cwd: join(root, 'bench/floor') });
   const out = mkdtempSync(join(tmpdir(), 'evbuf-floor-'));
   try {

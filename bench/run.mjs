@@ -1,6 +1,8 @@
 // `npm run bench`: what evbuf costs and saves, in headless Chromium against the reference
 // collector, beside the legacy one-fetch-per-event logEvent. Prints a table and writes
-// bench/results.json. Takes 2–4 minutes; `--quick` runs a smaller version to try changes.
+// bench/results.json. Takes 2–4 minutes; `--quick` runs a smaller version to try changes;
+// `--only perTick` runs only the one-call-per-task part and prints its figures as JSON
+// (bench/results.json untouched).
 //
 //   1. logEvent cost on the main thread (µs/call, 10,000-call burst, median of 5 runs),
 //      beside JSON.stringify + array.push timed in the same page; and one call per task
@@ -20,6 +22,11 @@ import { analyzeBuild } from './wasm-names.mjs';
 import { measureFloor } from './floor/measure.mjs';
 
 const QUICK = process.argv.includes('--quick');
+const ONLY = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : null;
+if (ONLY !== null && ONLY !== 'perTick') {
+  console.error(`bench: --only takes perTick, not ${ONLY}`);
+  process.exit(2);
+}
 
 const N = 10_000; // events per burst
 const RUNS = QUICK ? 2 : 5; // runs per variant for the cost (median)
@@ -682,6 +689,7 @@ function checkPrerequisites() {
 
 async function main() {
   checkPrerequisites();
+  if (ONLY === 'perTick') return onlyPerTick();
   const results = { date: new Date().toISOString(), quick: QUICK, machine: machine() };
   collector = await startCollector({ pages: fileURLToPath(new URL('./pages', import.meta.url)), checkBodies: false });
   const p = profile();
@@ -722,6 +730,21 @@ async function main() {
   const text = report(results);
   writeFileSync(new URL('./results.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);
   console.log(text);
+}
+
+/** `--only perTick`: the one-call-per-task measurement alone, its figures as JSON. */
+async function onlyPerTick() {
+  collector = await startCollector({ pages: fileURLToPath(new URL('./pages', import.meta.url)), checkBodies: false });
+  const p = profile();
+  const context = await p.launch();
+  try {
+    const perTick = await measurePerTick(context);
+    console.log(JSON.stringify({ date: new Date().toISOString(), machine: machine(), perTick }, null, 2));
+  } finally {
+    await context.close();
+    p.dispose();
+    await collector.stop();
+  }
 }
 
 main().catch(async (error) => {

@@ -52,14 +52,19 @@ let session = null;
 let latestSeq = 0;
 const pageSession = () => (session ??= uuid());
 // The events of this tick not yet handed to the client (their JSON), the promise their
-// calls share, its resolve and reject, the seq of the first, and the time of their calls
-// if they waited for a client (else the client stamps them). A call costs a serialization
-// and a push; the client stamps, stores and makes one durability promise per tick.
+// calls share, and its batch: their time if they waited for a client (else the client
+// stamps them), the seq of the first, how many calls hear of a failure only through it,
+// what the client answered. A call costs a serialization and a push, and the first of a
+// tick one reaction on a settled promise: its job hands the tick's events over, and its
+// promise is the calls'. (A promise of its own, queueMicrotask, a call into the page's
+// bindings, and a handler per call cost a call alone in its task, as a steady app makes
+// them, nearly as much again as its serialization.) The client stamps, stores and makes
+// one durability promise per tick.
 let staged = [];
 let tick = null;
-let settleTick = null;
-let tickFirstSeq;
-let tickAt;
+let tickBatch = null;
+const settled = Promise.resolve();
+const ignore = () => {};
 // The longest payload (UTF-16 code units) the client takes in a batch, whatever its
 // characters; a longer one goes alone, so that only it is refused if it is too large.
 let batchPayloadLimit = 0;
@@ -90,39 +95,54 @@ function serialize(payload) {
 }
 
 /** Stages serialized event `seq` for this tick's batch, made at `at` if it waited for a
- *  client; returns the promise of its durability. */
-function stage(json, at, seq) {
+ *  client; returns the promise of its durability (this throws nothing). A call that
+ *  `reports` has no handler of its own: onError hears through its promise if it fails. */
+function stage(json, at, seq, reports) {
   if (json.length > batchPayloadLimit) {
-    // Handed over after the events staged before it, to keep their order.
+    // Handed over after the events staged before it, to keep their order; refused at once
+    // if it is too large.
     handOver();
-    return Promise.resolve(client().logBatch(json, at, seq));
+    const alone = attempt(() => client().logBatch(json, at, seq));
+    return reports ? handled(alone) : alone;
   }
   // A batch has one time and consecutive seqs: calls that waited since another moment, or
   // after one an unload post delivered, go in the next.
-  if (tick !== null && (at !== tickAt || seq !== tickFirstSeq + staged.length)) handOver();
-  if (tick === null) {
-    tick = new Promise((resolve, reject) => { settleTick = { resolve, reject }; });
-    tickAt = at;
-    tickFirstSeq = seq;
-    queueMicrotask(handOver);
+  if (tick !== null && (at !== tickBatch.at || seq !== tickBatch.firstSeq + staged.length)) handOver();
+  let durable = tick;
+  if (durable === null) {
+    const batch = tickBatch = { at, firstSeq: seq, reports: 0 };
+    // The job runs at the end of this task's script (where queueMicrotask's would), and the
+    // promise of the calls follows what it returns.
+    tick = durable = settled.then(() => settle(batch, durable));
   }
+  if (reports) tickBatch.reports++;
   staged.push(json);
-  return tick;
+  return durable;
 }
 
-/** Gives the staged events to the client; their promise follows the client's. */
+/** Gives the staged events to the client; their promise follows the client's answer. */
 function handOver() {
   if (tick === null) return;
-  const { resolve, reject } = settleTick;
-  const payloads = staged.join('\n');
-  const at = tickAt;
+  const batch = tickBatch;
+  const payloads = staged;
   staged = [];
-  tick = settleTick = null;
-  try {
-    resolve(client().logBatch(payloads, at, tickFirstSeq));
-  } catch (error) {
-    reject(error);
-  }
+  tick = tickBatch = null;
+  // Rejected if the client refused them: handled by the batch's job, which runs in this
+  // microtask checkpoint, before any rejection goes unhandled.
+  batch.answer = attempt(() => client().logBatch(payloads.join('\n'), batch.at, batch.firstSeq));
+}
+
+/** The job of a tick's promise: hands its events over unless something did already, and
+ *  settles as the client's answer does. If that fails, onError hears it once for each call
+ *  that has no handler of its own, before any handler of the calls' runs, and the
+ *  rejection does not go unhandled where no call site awaits it. */
+function settle(batch, durable) {
+  if (!batch.answer) handOver();
+  return batch.answer.catch((error) => {
+    durable.catch(ignore);
+    for (let i = 0; i < batch.reports; i++) report(error);
+    throw error;
+  });
 }
 
 function attempt(run) {
@@ -281,7 +301,7 @@ function load(module) {
 
 function inTurn(step) {
   const run = turn.then(step);
-  turn = run.catch(() => {});
+  turn = run.catch(ignore);
   return run;
 }
 
@@ -437,11 +457,11 @@ export function logEvent(payload) {
   const seq = ++latestSeq;
   if (!started) {
     const at = Date.now();
-    const logged = call('log event', () => stage(json, at, seq), { json, at, seq });
+    const logged = call('log event', () => stage(json, at, seq, false), { json, at, seq });
     postIfHidden();
     return handled(logged);
   }
-  return handled(attempt(() => stage(json, undefined, seq)));
+  return stage(json, undefined, seq, true);
 }
 
 /** Sends now; resolves once everything logged before is acknowledged. */
@@ -479,8 +499,8 @@ export function optOut() {
 function withdraw() {
   // What was logged is let go: its calls resolve, as if stored and deleted at once.
   staged = [];
-  settleTick?.resolve();
-  tick = settleTick = null;
+  if (tickBatch) tickBatch.answer = settled;
+  tick = tickBatch = null;
   ++latest;
   ++withdrawals;
   started = initPending = shut = false;

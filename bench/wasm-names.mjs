@@ -207,7 +207,7 @@ function sectionSummary(parsed) {
 /**
  * Runs wasm-bindgen on the cargo build output (names intact) into a temporary directory
  * and analyses its evbuf_bg.wasm; also gives the section sizes of the shipped pkg/ wasm and
- * whether wasm-opt of it with scripts/wasm-opt-flags.txt (as scripts/build.sh does) is byte for byte pkg/evbuf_bg.wasm.
+ * whether scripts/bindgen.sh makes of that input byte for byte pkg/evbuf_bg.wasm.
  */
 export function analyzeBuild({ top = 20, name = 'evbuf', shippedWasm = join(root, 'pkg/evbuf_bg.wasm') } = {}) {
   // What scripts/bindgen.sh gives wasm-bindgen: the cargo output without reference types.
@@ -215,7 +215,7 @@ export function analyzeBuild({ top = 20, name = 'evbuf', shippedWasm = join(root
   const dir = mkdtempSync(join(tmpdir(), 'evbuf-names-'));
   try {
     const bindgen = process.env.WASM_BINDGEN || join(homedir(), '.cargo/bin/wasm-bindgen');
-    execFileSync(bindgen, ['--target', 'web', '--out-dir', dir, '--out-name', name, input], {
+    execFileSync(bindgen, ['--target', 'web', '--encode-into', 'always', '--out-dir', dir, '--out-name', name, input], {
       stdio: ['ignore', 'ignore', 'pipe'],
       env: { ...process.env, PATH: `${join(homedir(), '.cargo/bin')}:${process.env.PATH}` },
     });
@@ -223,13 +223,13 @@ export function analyzeBuild({ top = 20, name = 'evbuf', shippedWasm = join(root
     const parsed = parseWasm(bytes);
     const shippedBytes = readFileSync(shippedWasm);
     const shipped = parseWasm(shippedBytes);
-    // Is this the build that pkg/ ships? Redo build.sh's wasm-opt step and compare bytes.
+    // Is this the build that pkg/ ships? Redo scripts/bindgen.sh on the same input into a
+    // directory of its own and compare bytes.
     let matchesShipped = null;
-    const wasmOpt = join(root, 'node_modules/.bin/wasm-opt');
-    if (existsSync(wasmOpt)) {
-      const flags = readFileSync(join(root, 'scripts/wasm-opt-flags.txt'), 'utf8').trim().split(/\s+/);
-      execFileSync(wasmOpt, [...flags, join(dir, `${name}_bg.wasm`), '-o', join(dir, 'opt.wasm')], { stdio: ['ignore', 'ignore', 'pipe'] });
-      matchesShipped = readFileSync(join(dir, 'opt.wasm')).equals(shippedBytes);
+    if (existsSync(join(root, 'node_modules/.bin/wasm-opt'))) {
+      const opt = join(dir, 'opt');
+      execFileSync('bash', [join(root, 'scripts/bindgen.sh'), input, opt, name], { stdio: ['ignore', 'ignore', 'pipe'] });
+      matchesShipped = readFileSync(join(opt, `${name}_bg.wasm`)).equals(shippedBytes);
     }
     return {
       matchesShipped,

@@ -1,13 +1,14 @@
 // `npm run bench`: what evbuf costs and saves, in headless Chromium against the reference
 // collector, beside the legacy one-fetch-per-event logEvent. Prints a table and writes
 // bench/results.json. Takes 2–4 minutes; `--quick` runs a smaller version to try changes;
-// `--only perTick` runs only the one-call-per-task part and prints its figures as JSON
-// (bench/results.json untouched).
+// `--only perTick` or `--only persistence` runs only that part and prints its figures as
+// JSON (bench/results.json untouched).
 //
 //   1. logEvent cost on the main thread (µs/call, 10,000-call burst, median of 5 runs),
 //      beside JSON.stringify + array.push timed in the same page; and one call per task
 //      at 50/s, as a steady app calls
-//   2. persistence: durable events/s beside raw IndexedDB; logEvent → durable p50/p99
+//   2. persistence: durable events/s beside raw IndexedDB; logEvent → durable p50/p99,
+//      and with nothing sent meanwhile beside the same strategy in plain JS
 //   3. request economy: a 10,000-event burst and 50 events/s for 20 s, at the collector
 //   4. size: shipped gzip bytes; functions and crates by code size (wasm name section)
 //   5. memory: wasm linear memory and JS heap while 100,000 events meet a failing server
@@ -23,8 +24,8 @@ import { measureFloor } from './floor/measure.mjs';
 
 const QUICK = process.argv.includes('--quick');
 const ONLY = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : null;
-if (ONLY !== null && ONLY !== 'perTick') {
-  console.error(`bench: --only takes perTick, not ${ONLY}`);
+if (ONLY !== null && ONLY !== 'perTick' && ONLY !== 'persistence') {
+  console.error(`bench: --only takes perTick or persistence, not ${ONLY}`);
   process.exit(2);
 }
 
@@ -60,6 +61,10 @@ const median = (xs) => {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+const latencySummary = (latencies) => {
+  const sorted = [...latencies].sort((a, b) => a - b);
+  return { p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99), maxMs: sorted.at(-1) };
+};
 const round = (x, d = 2) => (x == null || !Number.isFinite(x) ? x : Math.round(x * 10 ** d) / 10 ** d);
 const log = (...args) => console.error(`[bench +${((Date.now() - started) / 1000).toFixed(0)}s]`, ...args);
 
@@ -346,10 +351,11 @@ async function measurePerTick(context) {
 
 // --- 2. persistence --------------------------------------------------------------------
 
-async function measurePersistence(context, cost) {
+async function measurePersistence(context) {
   const page = await openPage(context);
   let raw;
   let rawLatency;
+  let rawGroupLatency;
   try {
     await page.evaluate((name) => window.bench.rawIdb(1_000, name), `bench-raw-warm-${stamp}`);
     raw = [];
@@ -359,40 +365,53 @@ async function measurePersistence(context, cost) {
     }
     const r = await page.evaluate(({ ticks, perTick, name }) => window.bench.rawLatency(ticks, perTick, name),
       { ...LATENCY, name: `bench-raw-latency-${stamp}` });
-    const sorted = r.latencies.sort((a, b) => a - b);
-    rawLatency = { p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99), maxMs: sorted.at(-1) };
+    rawLatency = latencySummary(r.latencies);
+    const g = await page.evaluate(({ ticks, perTick, name }) => window.bench.rawGroupLatency(ticks, perTick, name),
+      { ...LATENCY, name: `bench-raw-group-${stamp}` });
+    rawGroupLatency = latencySummary(g.latencies);
   } finally {
     await page.close();
   }
   const rawPerSec = median(raw.map((r) => r.perSec));
-  log(`raw IndexedDB: ${raw.map((r) => r.perSec.toFixed(0)).join(' ')} events/s; a transaction per tick: p50 ${rawLatency.p50Ms.toFixed(1)} ms, p99 ${rawLatency.p99Ms.toFixed(1)} ms`);
+  log(`raw IndexedDB: ${raw.map((r) => r.perSec.toFixed(0)).join(' ')} events/s; a transaction per tick: p50 ${rawLatency.p50Ms.toFixed(1)} ms, p99 ${rawLatency.p99Ms.toFixed(1)} ms; one transaction at a time: p50 ${rawGroupLatency.p50Ms.toFixed(1)} ms, p99 ${rawGroupLatency.p99Ms.toFixed(1)} ms`);
 
-  const lat = await openPage(context);
-  let latency;
+  const latency = await measureLatency(context, 'lat', { sending: true });
+  log(`latency logEvent→durable: p50 ${latency.p50Ms.toFixed(1)} ms, p99 ${latency.p99Ms.toFixed(1)} ms`);
+  const latencyNotSending = await measureLatency(context, 'lat-held', { sending: false });
+  log(`latency logEvent→durable, nothing sent meanwhile: p50 ${latencyNotSending.p50Ms.toFixed(1)} ms, p99 ${latencyNotSending.p99Ms.toFixed(1)} ms`);
+  return {
+    rawIdbPerSec: rawPerSec,
+    rawRuns: raw,
+    latency,
+    latencyNotSending,
+    rawLatency,
+    rawGroupLatency,
+  };
+}
+
+/**
+ * logEvent → durable in a fresh page and database, after a warm-up. Without `sending`,
+ * the collector holds the first send unanswered, so that no other starts meanwhile: what
+ * sending costs the writes shows as the difference.
+ */
+async function measureLatency(context, name, { sending }) {
+  const page = await openPage(context);
   try {
-    await initEvbuf(lat, { storageName: `bench-lat-warm-${stamp}` });
-    await lat.evaluate(async (n) => { await window.bench.evbuf(n); await window.evbuf.flush(); }, WARMUP);
-    await initEvbuf(lat, { storageName: `bench-lat-${stamp}` });
-    const r = await lat.evaluate(({ ticks, perTick }) => window.bench.latency(ticks, perTick), LATENCY);
-    const sorted = r.latencies.sort((a, b) => a - b);
-    latency = {
+    await initEvbuf(page, { storageName: `bench-${name}-warm-${stamp}` });
+    await page.evaluate(async (n) => { await window.bench.evbuf(n); await window.evbuf.flush(); }, WARMUP);
+    await initEvbuf(page, { storageName: `bench-${name}-${stamp}` });
+    if (!sending) await collector.control({ hang_count: 1 });
+    const r = await page.evaluate(({ ticks, perTick }) => window.bench.latency(ticks, perTick), LATENCY);
+    const sorted = [...r.latencies].sort((a, b) => a - b);
+    if (sending) await drained(page);
+    return {
       ticks: LATENCY.ticks, perTick: LATENCY.perTick, loggedOverMs: r.loggedMs, allDurableMs: r.totalMs,
       p50Ms: percentile(sorted, 50), p90Ms: percentile(sorted, 90), p99Ms: percentile(sorted, 99), maxMs: sorted.at(-1),
     };
-    await drained(lat);
   } finally {
-    await lat.close();
+    if (!sending) await collector.control({ hang_count: 0 });
+    await page.close();
   }
-  log(`latency logEvent→durable: p50 ${latency.p50Ms.toFixed(1)} ms, p99 ${latency.p99Ms.toFixed(1)} ms`);
-  return {
-    evbufDurablePerSec: cost.summary.evbufDurablePerSec,
-    evbufDurableMs: cost.summary.evbufDurableMs,
-    rawIdbPerSec: rawPerSec,
-    rawRuns: raw,
-    ratio: cost.summary.evbufDurablePerSec / rawPerSec,
-    latency,
-    rawLatency,
-  };
 }
 
 // --- 3. request economy ----------------------------------------------------------------
@@ -628,6 +647,7 @@ function buildRows(r) {
     { metric: 'durable events/s (10k burst)', evbuf: fmt.perSec(p.evbufDurablePerSec), baseline: `raw IDB put/event ${fmt.perSec(p.rawIdbPerSec)}`, ratio: fmt.x(p.ratio), target: `≥ ${TARGETS.durableVsRaw}× raw`, 'met?': yes(p.ratio >= TARGETS.durableVsRaw) },
     { metric: 'logEvent → durable p50', evbuf: fmt.ms(p.latency.p50Ms), baseline: `raw IDB tx per tick ${fmt.ms(p.rawLatency.p50Ms)}`, ratio: fmt.x(p.latency.p50Ms / p.rawLatency.p50Ms), target: '(info)', 'met?': '' },
     { metric: 'logEvent → durable p99', evbuf: fmt.ms(p.latency.p99Ms), baseline: `raw IDB tx per tick ${fmt.ms(p.rawLatency.p99Ms)}`, ratio: fmt.x(p.latency.p99Ms / p.rawLatency.p99Ms), target: `≤ ${TARGETS.p99DurableMs} ms`, 'met?': yes(p.latency.p99Ms <= TARGETS.p99DurableMs) },
+    { metric: 'logEvent → durable p99, nothing sent meanwhile', evbuf: fmt.ms(p.latencyNotSending.p99Ms), baseline: `plain JS, one IDB tx at a time ${fmt.ms(p.rawGroupLatency.p99Ms)}`, ratio: fmt.x(p.latencyNotSending.p99Ms / p.rawGroupLatency.p99Ms), target: '(info)', 'met?': '' },
     ...burstRows(e.burst, 'defaults', c, true),
     { metric: `steady ${e.steady.rate}/s × ${e.steady.durationMs / 1000} s: requests`, evbuf: fmt.n(e.steady.requests), baseline: `legacy ${fmt.n(e.steady.legacy.requests)}`, ratio: fmt.x(e.steady.requests / e.steady.legacy.requests), target: `≈ 1 per ${e.steady.maxBufferSize} events (≤ ${e.steady.expectedRequests + 1})`, 'met?': yes(e.steady.requests <= e.steady.expectedRequests + 1 && e.steady.delivered >= e.steady.events) },
     { metric: `steady ${e.steady.rate}/s × ${e.steady.durationMs / 1000} s: body bytes`, evbuf: fmt.bytes(e.steady.bytes), baseline: `legacy ${fmt.bytes(e.steady.legacy.bytes)}`, ratio: fmt.x(e.steady.bytes / e.steady.legacy.bytes), target: '(info)', 'met?': '' },
@@ -660,6 +680,8 @@ function report(r) {
   out.push('');
   const l = r.persistence.latency;
   out.push(`logEvent → durable, ${l.ticks} ticks × ${l.perTick} events: p50 ${l.p50Ms.toFixed(1)} ms, p90 ${l.p90Ms.toFixed(1)} ms, p99 ${l.p99Ms.toFixed(1)} ms, max ${l.maxMs.toFixed(1)} ms (logged over ${l.loggedOverMs.toFixed(0)} ms)`);
+  const { latencyNotSending: q, rawGroupLatency: g } = r.persistence;
+  out.push(`  nothing sent meanwhile: p50 ${q.p50Ms.toFixed(1)} ms, p99 ${q.p99Ms.toFixed(1)} ms; plain JS, one transaction at a time, nothing sent: p50 ${g.p50Ms.toFixed(1)} ms, p99 ${g.p99Ms.toFixed(1)} ms`);
   out.push('');
   const s = r.size;
   out.push(`size: ${s.shipped.files.map((f) => `${f.name} ${fmt.bytes(f.bytes)} → ${fmt.bytes(f.gzip)} gzip`).join(', ')}; total ${fmt.bytes(s.shipped.totalGzip)} gzip`);
@@ -699,7 +721,7 @@ function checkPrerequisites() {
 
 async function main() {
   checkPrerequisites();
-  if (ONLY === 'perTick') return onlyPerTick();
+  if (ONLY !== null) return onlyPart();
   const results = { date: new Date().toISOString(), quick: QUICK, machine: machine() };
   collector = await startCollector({ pages: fileURLToPath(new URL('./pages', import.meta.url)), checkBodies: false });
   const p = profile();
@@ -718,7 +740,14 @@ async function main() {
     results.logEventCost = await measureCost(context);
     results.perTick = await measurePerTick(context);
     log('2/5 persistence');
-    results.persistence = await measurePersistence(context, results.logEventCost);
+    const { summary } = results.logEventCost;
+    const persistence = await measurePersistence(context);
+    results.persistence = {
+      evbufDurablePerSec: summary.evbufDurablePerSec,
+      evbufDurableMs: summary.evbufDurableMs,
+      ratio: summary.evbufDurablePerSec / persistence.rawIdbPerSec,
+      ...persistence,
+    };
     log('3/5 request economy');
     results.economy = await measureEconomy(context, results.logEventCost.summary.legacyBodyBytes);
     results.compression = await measureCompression(context);
@@ -742,14 +771,16 @@ async function main() {
   console.log(text);
 }
 
-/** `--only perTick`: the one-call-per-task measurement alone, its figures as JSON. */
-async function onlyPerTick() {
+/** `--only perTick` or `--only persistence`: that measurement alone, its figures as JSON. */
+async function onlyPart() {
   collector = await startCollector({ pages: fileURLToPath(new URL('./pages', import.meta.url)), checkBodies: false });
   const p = profile();
   const context = await p.launch();
   try {
-    const perTick = await measurePerTick(context);
-    console.log(JSON.stringify({ date: new Date().toISOString(), machine: machine(), perTick }, null, 2));
+    const figures = ONLY === 'perTick'
+      ? await measurePerTick(context)
+      : await measurePersistence(context);
+    console.log(JSON.stringify({ date: new Date().toISOString(), machine: machine(), [ONLY]: figures }, null, 2));
   } finally {
     await context.close();
     p.dispose();

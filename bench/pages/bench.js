@@ -215,6 +215,60 @@ window.bench = {
     });
   },
 
+  /**
+   * The floor of evbuf's own strategy in plain JS: the same ticks, each event serialized
+   * as it is logged, one transaction at a time that writes what was logged meanwhile as
+   * records of up to 100 events (one put each); each event's latency from its call to the
+   * oncomplete of the transaction that carried it.
+   */
+  rawGroupLatency(ticks, perTick, name) {
+    return new Promise((resolve, reject) => {
+      const open = indexedDB.open(name, 1);
+      open.onupgradeneeded = () => open.result.createObjectStore('events');
+      open.onerror = () => reject(open.error);
+      open.onsuccess = async () => {
+        const db = open.result;
+        const latencies = new Float64Array(ticks * perTick);
+        let pending = [];
+        let running = null;
+        let failed = null;
+        const write = () => {
+          const batch = pending;
+          pending = [];
+          running = new Promise((ok) => {
+            const tx = db.transaction('events', 'readwrite');
+            const store = tx.objectStore('events');
+            for (let k = 0; k < batch.length; k += 100) {
+              const record = batch.slice(k, k + 100);
+              store.put(record.map((e) => e.line).join('\n'), record[0].i);
+            }
+            tx.oncomplete = () => {
+              const end = performance.now();
+              for (const e of batch) latencies[e.i] = end - e.at;
+              running = null;
+              if (pending.length) write();
+              ok();
+            };
+            tx.onabort = () => { failed = tx.error; running = null; ok(); };
+          });
+        };
+        for (let tick = 0; tick < ticks; tick++) {
+          for (let j = 0; j < perTick; j++) {
+            const i = tick * perTick + j;
+            const at = performance.now();
+            pending.push({ i, at, line: JSON.stringify(makePayload(i)) });
+          }
+          if (!running) write();
+          await new Promise((r) => setTimeout(r, 0));
+        }
+        while (running) await running;
+        db.close();
+        if (failed) reject(failed);
+        else resolve({ latencies: Array.from(latencies) });
+      };
+    });
+  },
+
   /** `rate` events per second for `ms`, paced against the clock (no drift), then resolves. */
   async steady(rate, ms) {
     const t0 = performance.now();

@@ -43,6 +43,16 @@ function watchLongTasks() {
   };
 }
 
+/** A fresh database `name` with one object store, `events`, for the raw baselines. */
+function openEventStore(name) {
+  return new Promise((resolve, reject) => {
+    const open = indexedDB.open(name, 1);
+    open.onupgradeneeded = () => open.result.createObjectStore('events');
+    open.onerror = () => reject(open.error);
+    open.onsuccess = () => resolve(open.result);
+  });
+}
+
 window.bench = {
   payloadBytes: () => new TextEncoder().encode(JSON.stringify(makePayload(0))).length,
 
@@ -221,52 +231,45 @@ window.bench = {
    * records of up to 100 events (one put each); each event's latency from its call to the
    * oncomplete of the transaction that carried it.
    */
-  rawGroupLatency(ticks, perTick, name) {
-    return new Promise((resolve, reject) => {
-      const open = indexedDB.open(name, 1);
-      open.onupgradeneeded = () => open.result.createObjectStore('events');
-      open.onerror = () => reject(open.error);
-      open.onsuccess = async () => {
-        const db = open.result;
-        const latencies = new Float64Array(ticks * perTick);
-        let pending = [];
-        let running = null;
-        let failed = null;
-        const write = () => {
-          const batch = pending;
-          pending = [];
-          running = new Promise((ok) => {
-            const tx = db.transaction('events', 'readwrite');
-            const store = tx.objectStore('events');
-            for (let k = 0; k < batch.length; k += 100) {
-              const record = batch.slice(k, k + 100);
-              store.put(record.map((e) => e.line).join('\n'), record[0].i);
-            }
-            tx.oncomplete = () => {
-              const end = performance.now();
-              for (const e of batch) latencies[e.i] = end - e.at;
-              running = null;
-              if (pending.length) write();
-              ok();
-            };
-            tx.onabort = () => { failed = tx.error; running = null; ok(); };
-          });
-        };
-        for (let tick = 0; tick < ticks; tick++) {
-          for (let j = 0; j < perTick; j++) {
-            const i = tick * perTick + j;
-            const at = performance.now();
-            pending.push({ i, at, line: JSON.stringify(makePayload(i)) });
-          }
-          if (!running) write();
-          await new Promise((r) => setTimeout(r, 0));
+  async rawGroupLatency(ticks, perTick, name) {
+    const db = await openEventStore(name);
+    const latencies = new Float64Array(ticks * perTick);
+    let pending = [];
+    let running = null;
+    let failed = null;
+    const write = () => {
+      const batch = pending;
+      pending = [];
+      running = new Promise((ok) => {
+        const tx = db.transaction('events', 'readwrite');
+        const store = tx.objectStore('events');
+        for (let k = 0; k < batch.length; k += 100) {
+          const record = batch.slice(k, k + 100);
+          store.put(record.map((e) => e.line).join('\n'), record[0].i);
         }
-        while (running) await running;
-        db.close();
-        if (failed) reject(failed);
-        else resolve({ latencies: Array.from(latencies) });
-      };
-    });
+        tx.oncomplete = () => {
+          const end = performance.now();
+          for (const e of batch) latencies[e.i] = end - e.at;
+          running = null;
+          if (pending.length) write();
+          ok();
+        };
+        tx.onabort = () => { failed = tx.error; running = null; ok(); };
+      });
+    };
+    for (let tick = 0; tick < ticks; tick++) {
+      for (let j = 0; j < perTick; j++) {
+        const i = tick * perTick + j;
+        const at = performance.now();
+        pending.push({ i, at, line: JSON.stringify(makePayload(i)) });
+      }
+      if (!running) write();
+      await new Promise((r) => setTimeout(r, 0));
+    }
+    while (running) await running;
+    db.close();
+    if (failed) throw failed;
+    return { latencies: Array.from(latencies) };
   },
 
   /** `rate` events per second for `ms`, paced against the clock (no drift), then resolves. */

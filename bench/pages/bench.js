@@ -142,25 +142,20 @@ window.bench = {
    * The raw IndexedDB limit in plain JS: one put per event in one transaction of n, from
    * the first put until oncomplete (the payload objects are built in the loop, as above).
    */
-  rawIdb(n, name) {
+  async rawIdb(n, name) {
+    const db = await openEventStore(name);
     return new Promise((resolve, reject) => {
-      const open = indexedDB.open(name, 1);
-      open.onupgradeneeded = () => open.result.createObjectStore('events');
-      open.onerror = () => reject(open.error);
-      open.onsuccess = () => {
-        const db = open.result;
-        const t0 = performance.now();
-        const tx = db.transaction('events', 'readwrite');
-        const store = tx.objectStore('events');
-        for (let i = 0; i < n; i++) store.put(makePayload(i), i);
-        const loopMs = performance.now() - t0;
-        tx.oncomplete = () => {
-          const durableMs = performance.now() - t0;
-          db.close();
-          resolve({ loopMs, durableMs });
-        };
-        tx.onerror = () => reject(tx.error);
+      const t0 = performance.now();
+      const tx = db.transaction('events', 'readwrite');
+      const store = tx.objectStore('events');
+      for (let i = 0; i < n; i++) store.put(makePayload(i), i);
+      const loopMs = performance.now() - t0;
+      tx.oncomplete = () => {
+        const durableMs = performance.now() - t0;
+        db.close();
+        resolve({ loopMs, durableMs });
       };
+      tx.onerror = () => reject(tx.error);
     });
   },
 
@@ -191,38 +186,34 @@ window.bench = {
    * `perTick` puts per tick, each event's latency from its put to the transaction's
    * oncomplete.
    */
-  rawLatency(ticks, perTick, name) {
-    return new Promise((resolve, reject) => {
-      const open = indexedDB.open(name, 1);
-      open.onupgradeneeded = () => open.result.createObjectStore('events');
-      open.onerror = () => reject(open.error);
-      open.onsuccess = async () => {
-        const db = open.result;
-        const latencies = new Float64Array(ticks * perTick);
-        const done = [];
-        for (let tick = 0; tick < ticks; tick++) {
-          const tx = db.transaction('events', 'readwrite');
-          const store = tx.objectStore('events');
-          const at = new Float64Array(perTick);
-          for (let j = 0; j < perTick; j++) {
-            at[j] = performance.now();
-            store.put(makePayload(tick * perTick + j), tick * perTick + j);
-          }
-          done.push(new Promise((ok, fail) => {
-            tx.oncomplete = () => {
-              const end = performance.now();
-              for (let j = 0; j < perTick; j++) latencies[tick * perTick + j] = end - at[j];
-              ok();
-            };
-            tx.onerror = () => fail(tx.error);
-          }));
-          await new Promise((r) => setTimeout(r, 0));
-        }
-        await Promise.all(done).catch(reject);
-        db.close();
-        resolve({ latencies: Array.from(latencies) });
-      };
-    });
+  async rawLatency(ticks, perTick, name) {
+    const db = await openEventStore(name);
+    const latencies = new Float64Array(ticks * perTick);
+    const done = [];
+    for (let tick = 0; tick < ticks; tick++) {
+      const tx = db.transaction('events', 'readwrite');
+      const store = tx.objectStore('events');
+      const at = new Float64Array(perTick);
+      for (let j = 0; j < perTick; j++) {
+        at[j] = performance.now();
+        store.put(makePayload(tick * perTick + j), tick * perTick + j);
+      }
+      done.push(new Promise((ok, fail) => {
+        tx.oncomplete = () => {
+          const end = performance.now();
+          for (let j = 0; j < perTick; j++) latencies[tick * perTick + j] = end - at[j];
+          ok();
+        };
+        tx.onerror = () => fail(tx.error);
+      }));
+      await new Promise((r) => setTimeout(r, 0));
+    }
+    try {
+      await Promise.all(done);
+    } finally {
+      db.close();
+    }
+    return { latencies: Array.from(latencies) };
   },
 
   /**

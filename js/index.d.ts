@@ -180,8 +180,9 @@ export function init(options: Options): Promise<void>;
  *  'waitingLimit', counted in stats()). The rejection is handled, so a call site that does not await sees no
  *  unhandled rejection; onError hears it. */
 export function logEvent(payload: unknown): Promise<void>;
-/** Sends now; resolves once everything logged before is acknowledged, rejects with the
- *  reason otherwise. While an init() runs, waits for it; with none running (before the
+/** Sends now; resolves once everything logged before is acknowledged and deleted from
+ *  storage (a page that opens next does not send it again), rejects with the reason
+ *  otherwise. While an init() runs, waits for it; with none running (before the
  *  first, after a failed one) it rejects at once (code 'not-started'). After shutdown():
  *  "failed to flush: evbuf was shut down; …". */
 export function flush(): Promise<void>;

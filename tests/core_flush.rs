@@ -84,6 +84,26 @@ fn a_flush_after_a_reload_waits_for_the_events_loaded_from_storage() {
 }
 
 #[test]
+fn a_flush_settles_once_storage_deleted_what_was_acknowledged_so_a_page_that_follows_sends_none_of_it() {
+    let mut sim = Sim::with_defaults();
+    sim.log_many(3);
+    let waiter = sim.flush();
+    sim.persist_at_once = false;
+    sim.log(); // its write is out when the answer comes: the deletes wait for it
+    sim.ok();
+    assert_eq!(sim.pending_deletes.len(), 3, "precondition: the deletes wait");
+    assert_eq!(
+        sim.settled(waiter),
+        None,
+        "acknowledged, but a page opened now would send them again"
+    );
+    sim.complete_persist();
+    assert_eq!(sim.settled(waiter), Some(&Ok(())));
+    sim.crash_and_reload(false);
+    assert_eq!(sim.collector.answer_lost.len(), 0, "nothing of the flush is sent again");
+}
+
+#[test]
 fn a_flush_does_not_wait_for_events_logged_after_it() {
     let mut sim = Sim::with_defaults();
     sim.log_many(3);

@@ -456,19 +456,23 @@ impl Core {
     }
 
     /// Settles the `flush()` callers whose events are all gone, or whose patience ran out.
+    /// Gone means deleted from storage too: a page that opens after a settled `flush()`
+    /// (the app's next navigation) must not find those events and send them again.
     fn settle_waiters(&mut self, now: u64) {
         if self.waiters.is_empty() {
             return;
         }
-        let oldest_pending = self
-            .unpersisted
-            .iter()
-            .chain(self.persisting.iter())
-            .map(|e| e.ticket)
-            .chain(self.queue.all().map(|(_, q)| q.ticket))
-            .min();
         let actions = &mut self.actions;
-        self.waiters.settle_done(oldest_pending, actions);
+        if self.awaiting_delete == 0 {
+            let oldest_pending = self
+                .unpersisted
+                .iter()
+                .chain(self.persisting.iter())
+                .map(|e| e.ticket)
+                .chain(self.queue.all().map(|(_, q)| q.ticket))
+                .min();
+            self.waiters.settle_done(oldest_pending, actions);
+        }
         self.waiters.expire(now, actions);
     }
 }

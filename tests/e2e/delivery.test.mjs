@@ -686,6 +686,46 @@ test('a lone sender whose IndexedDB writes fail deletes there what it delivered:
   assert.equal(d.duplicates, 0);
 }));
 
+test('a flush answered while storage is busy resolves after the delete: a reload right after it sends nothing again', { timeout: 60_000 }, scenario(async ({ t, launch, run }) => {
+  const N = 10;
+  const BUSY_MS = 1_500;
+  const context = await launch();
+  const page = await openPage(context);
+  await init(page, { flushIntervalMs: 60_000 });
+  const since = await collector().summary();
+  await page.evaluate(({ run, N }) => Promise.all(Array.from({ length: N }, (_, i) =>
+    window.evbuf.logEvent({ run, i, kind: 'flush-then-reload' }))), { run, N });
+  await collector().control({ delay_ms: 300 });
+  const waited = await page.evaluate(async (busyMs) => {
+    const started = performance.now();
+    const flushing = window.evbuf.flush();
+    // The page's own read-write transaction on evbuf's store, opened while the send is
+    // out and kept busy past its answer: IndexedDB queues the delete behind it.
+    const db = await new Promise((resolve, reject) => {
+      const open = indexedDB.open('evbuf');
+      open.onsuccess = () => resolve(open.result);
+      open.onerror = () => reject(open.error);
+    });
+    const store = db.transaction(['events'], 'readwrite').objectStore('events');
+    const spin = () => { if (performance.now() - started < busyMs) store.count().onsuccess = spin; };
+    spin();
+    await flushing;
+    return performance.now() - started;
+  }, BUSY_MS);
+  await page.reload();
+  await page.waitForFunction(() => window.evbufReady === true, null, { timeout: 10_000 });
+  await collector().control({});
+  await init(page, { flushIntervalMs: 60_000 });
+  await page.evaluate(() => window.evbuf.flush());
+  const d = await deltas(since);
+  const next = await stats(page);
+  report(t, 'flush then reload', d, { flush_ms: Math.round(waited), next_loaded: next.loaded });
+  await assertExactly(run, [N]);
+  assert.equal(next.loaded, 0, 'the next page found nothing left');
+  assert.ok(waited >= BUSY_MS, `flush() resolved after ${Math.round(waited)} ms, while its delete waited for storage`);
+  assert.equal(d.duplicates, 0);
+}));
+
 test('a follower in memory does not become the sender while a tab that can store lives', { timeout: 60_000 }, scenario(async ({ t, launch, run }) => {
   const N = 10;
   const context = await launch();

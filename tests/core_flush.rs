@@ -84,14 +84,18 @@ fn a_flush_after_a_reload_waits_for_the_events_loaded_from_storage() {
 }
 
 #[test]
-fn a_flush_settles_once_storage_deleted_what_was_acknowledged_so_a_page_that_follows_sends_none_of_it() {
+fn a_flush_settles_once_the_acknowledged_are_deleted_so_the_next_page_sends_none_again() {
     let mut sim = Sim::with_defaults();
     sim.log_many(3);
     let waiter = sim.flush();
     sim.persist_at_once = false;
     sim.log(); // its write is out when the answer comes: the deletes wait for it
     sim.ok();
-    assert_eq!(sim.pending_deletes.len(), 3, "precondition: the deletes wait");
+    assert_eq!(
+        sim.pending_deletes.len(),
+        3,
+        "precondition: the deletes wait"
+    );
     assert_eq!(
         sim.settled(waiter),
         None,
@@ -100,7 +104,11 @@ fn a_flush_settles_once_storage_deleted_what_was_acknowledged_so_a_page_that_fol
     sim.complete_persist();
     assert_eq!(sim.settled(waiter), Some(&Ok(())));
     sim.crash_and_reload(false);
-    assert_eq!(sim.collector.answer_lost.len(), 0, "nothing of the flush is sent again");
+    assert_eq!(
+        sim.collector.answer_lost.len(),
+        0,
+        "nothing of the flush is sent again"
+    );
 }
 
 #[test]

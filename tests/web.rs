@@ -176,6 +176,47 @@ async fn indexeddb_round_trip_keeps_what_was_not_deleted() {
 }
 
 #[wasm_bindgen_test]
+async fn a_write_that_assumed_next_seq_after_another_tab_wrote_goes_again_and_overwrites_nothing() {
+    let name = unique("two-writers");
+    let (first_tab, _) = IdbStorage::open(&name, "device".into()).await.unwrap();
+    let (second_tab, _) = IdbStorage::open(&name, "device".into()).await.unwrap();
+    async fn write(tab: &IdbStorage, i: u64) -> Vec<u64> {
+        tab.put_all(&[new_event(i)], &[]).await.unwrap()
+    }
+    assert_eq!(write(&first_tab, 0).await, vec![1]);
+    assert_eq!(
+        write(&second_tab, 1).await,
+        vec![2],
+        "a tab that never wrote reads next_seq"
+    );
+    // The first tab's own last write says 2: another tab took it, so it goes again.
+    assert_eq!(write(&first_tab, 2).await, vec![3]);
+    assert_eq!(write(&second_tab, 3).await, vec![4]);
+    assert_eq!(
+        write(&second_tab, 4).await,
+        vec![5],
+        "alone again, it goes on from its own"
+    );
+    let loaded = first_tab.load().await.unwrap();
+    let stored: Vec<(u64, &str)> = loaded
+        .events
+        .iter()
+        .map(|e| (e.key, e.id.as_str()))
+        .collect();
+    assert_eq!(
+        stored,
+        [
+            (1, "id-0"),
+            (2, "id-1"),
+            (3, "id-2"),
+            (4, "id-3"),
+            (5, "id-4")
+        ]
+    );
+    assert_eq!(loaded.below, 6);
+}
+
+#[wasm_bindgen_test]
 async fn events_flush_to_the_collector_in_the_wire_format() {
     let run = unique("flush");
     let client = start(options(&run, &[])).await.unwrap();

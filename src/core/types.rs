@@ -31,7 +31,7 @@ pub struct NewEvent {
 impl NewEvent {
     /// The event as it goes on the wire.
     pub fn wire_line(&self) -> String {
-        let mut line = String::new();
+        let mut line = String::with_capacity(self.wire_len());
         super::wire::push_event(
             &mut line,
             &self.id,
@@ -41,6 +41,11 @@ impl NewEvent {
             &self.payload,
         );
         line
+    }
+
+    /// The length of [`NewEvent::wire_line`].
+    pub fn wire_len(&self) -> usize {
+        super::wire::event_len(&self.id, &self.session, self.seq, self.ts, &self.payload)
     }
 }
 

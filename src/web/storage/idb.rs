@@ -1,7 +1,7 @@
 //! The IndexedDB side of storage: the schema's two stores, the record index, and every
 //! transaction evbuf runs (writes, deletes, loads).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::task::Poll;
@@ -18,10 +18,14 @@ use super::Snapshot;
 
 const EVENTS: &str = "events";
 const META: &str = "meta";
+/// The meta key of the first key not yet assigned, shared by every tab.
+const NEXT_SEQ: &str = "next_seq";
 const SCHEMA_VERSION: u32 = 1;
 /// Events per record: small enough that acknowledging a batch rewrites little, large
 /// enough that a burst costs few requests.
 const EVENTS_PER_RECORD: usize = 100;
+/// The key and the space before each event's line in a record, and the newline after it.
+const MAX_KEY_PREFIX: usize = 22;
 
 fn storage_error(action: &str, err: rexie::Error) -> Error {
     let mut message = String::from("failed to ");
@@ -104,6 +108,8 @@ pub struct IdbStorage {
     db: Rexie,
     /// Every record this tab knows of: a delete must find the records its keys live in.
     records: RefCell<Records>,
+    /// `next_seq` as this tab's last load or write left it, which the next write assumes.
+    next_seq: Cell<Option<Key>>,
 }
 
 impl IdbStorage {
@@ -119,6 +125,7 @@ impl IdbStorage {
         let storage = IdbStorage {
             db,
             records: RefCell::new(Records::default()),
+            next_seq: Cell::new(None),
         };
         let device = storage.device_id(new_device_id).await?;
         Ok((storage, device))
@@ -171,7 +178,31 @@ impl IdbStorage {
 
     /// Writes the events and deletes `deletes` in one transaction; returns the events'
     /// keys once it has committed.
+    ///
+    /// A tab knows `next_seq` from its own last write, unless another tab wrote since: the
+    /// write goes out at once and checks it in the same transaction, rather than read it
+    /// first (a round trip before any event goes out, long while the page is busy). A
+    /// write that finds another tab's keys undoes itself and goes again, reading first.
     pub async fn put_all(&self, events: &[NewEvent], deletes: &[Key]) -> Result<Vec<Key>, Error> {
+        let stale = Cell::new(false);
+        let written = self
+            .write(events, deletes, self.next_seq.take(), &stale)
+            .await;
+        if !stale.get() {
+            return written;
+        }
+        self.write(events, deletes, None, &stale).await
+    }
+
+    /// [`IdbStorage::put_all`] from the key `assumed` (checked against `next_seq`, and
+    /// `stale` set if it was not), or from `next_seq` read first.
+    async fn write(
+        &self,
+        events: &[NewEvent],
+        deletes: &[Key],
+        assumed: Option<Key>,
+        stale: &Cell<bool>,
+    ) -> Result<Vec<Key>, Error> {
         let fail = |e| storage_error("store events", e);
         let touched = self.records_touched(deletes);
         let tx = self
@@ -180,22 +211,24 @@ impl IdbStorage {
             .map_err(fail)?;
         let meta = tx.store(META).map_err(fail)?;
         let store = tx.store(EVENTS).map_err(fail)?;
-        let next_key = JsValue::from_str("next_seq");
-        let first = meta
-            .get(next_key.clone())
-            .await
-            .map_err(fail)?
-            .and_then(|v| v.as_f64())
-            .map_or(1, |n| n as u64);
+        let next_key = JsValue::from_str(NEXT_SEQ);
+        let first = match assumed {
+            Some(first) => first,
+            None => next_seq_in(&meta).await.map_err(fail)?,
+        };
         let keys: Vec<Key> = (first..first + events.len() as u64).collect();
-        let next_seq = JsValue::from_f64((first + keys.len() as u64) as f64);
-        let mut records: Vec<(JsValue, JsValue)> = vec![(next_seq, next_key)];
+        let next_seq = first + keys.len() as u64;
+        let mut records: Vec<(JsValue, JsValue)> =
+            vec![(JsValue::from_f64(next_seq as f64), next_key.clone())];
         let mut new_records = Vec::new();
         for (chunk, chunk_keys) in events
             .chunks(EVENTS_PER_RECORD)
             .zip(keys.chunks(EVENTS_PER_RECORD))
         {
-            let mut record = String::new();
+            // Sized up front: a record is ~64 KB, grown by doubling it would be copied
+            // a dozen times on the way to durability.
+            let bound: usize = chunk.iter().map(|e| e.wire_len() + MAX_KEY_PREFIX).sum();
+            let mut record = String::with_capacity(bound);
             for (event, &key) in chunk.iter().zip(chunk_keys) {
                 if !record.is_empty() {
                     record.push('\n');
@@ -208,19 +241,33 @@ impl IdbStorage {
             ));
             new_records.push((chunk_keys[0], chunk_keys.to_vec()));
         }
-        let mut requests: Vec<Request<'_>> = records
-            .iter()
-            .enumerate()
-            .map(|(i, (value, key))| {
-                let target = if i == 0 { &meta } else { &store };
-                Box::pin(async move { target.put(value, Some(key)).await.map(drop) }) as Request
-            })
-            .collect();
+        let mut requests: Vec<Request<'_>> = Vec::with_capacity(records.len() + 2);
+        if let Some(assumed) = assumed {
+            // First, so that it reads what the transactions before this one committed.
+            let (meta, next_key) = (&meta, &next_key);
+            requests.push(Box::pin(async move {
+                if next_seq_in(meta).await? != assumed {
+                    stale.set(true);
+                    // rexie's abort takes the transaction, held below; a failed request
+                    // aborts it as surely, and `next_seq` was put in it, so adding it fails.
+                    meta.add(&JsValue::TRUE, Some(next_key)).await?;
+                }
+                Ok(())
+            }));
+        }
+        requests.extend(records.iter().enumerate().map(|(i, (value, key))| {
+            let target = if i == 0 { &meta } else { &store };
+            Box::pin(async move { target.put(value, Some(key)).await.map(drop) }) as Request
+        }));
         requests.push(Box::pin(delete_in(&store, &touched)));
         for result in all_at_once(requests).await {
             result.map_err(fail)?;
         }
         committed(tx, "store events").await?;
+        // After a write that met another tab's, the next reads first.
+        if !stale.get() {
+            self.next_seq.set(Some(next_seq));
+        }
         self.forget_records(touched);
         let mut records = self.records.borrow_mut();
         for (first, record_keys) in new_records {
@@ -292,15 +339,11 @@ impl IdbStorage {
                 let pair = v.dyn_into::<Array>().ok()?;
                 Some((pair.get(0).as_f64()? as u64, pair.get(1).as_f64()? as u32))
             });
-        let next_seq = meta
-            .get(JsValue::from_str("next_seq"))
-            .await
-            .map_err(fail)?
-            .and_then(|v| v.as_f64())
-            .map_or(1, |n| n as Key);
+        let next_seq = next_seq_in(&meta).await.map_err(fail)?;
         let store = tx.store(EVENTS).map_err(fail)?;
         let pairs = store.scan(None, None, None, None).await.map_err(fail)?;
         committed(tx, "load stored events").await?;
+        self.next_seq.set(Some(next_seq));
         Ok(Snapshot {
             events: self.index(pairs),
             below: next_seq,
@@ -359,6 +402,12 @@ impl IdbStorage {
         }
         events
     }
+}
+
+/// The first key not yet assigned, as `meta` holds it in the caller's transaction.
+async fn next_seq_in(meta: &rexie::Store) -> Result<Key, rexie::Error> {
+    let stored = meta.get(JsValue::from_str(NEXT_SEQ)).await?;
+    Ok(stored.and_then(|v| v.as_f64()).map_or(1, |n| n as Key))
 }
 
 /// One IndexedDB step of a write, inside its transaction.

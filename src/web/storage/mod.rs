@@ -10,9 +10,9 @@
 //! - `meta`: `"device"` (the stable id of this browser profile) and `"next_seq"` (the
 //!   next storage key).
 //!
-//! Keys come from `next_seq`, read and advanced inside the write's own read-write
-//! transaction; IndexedDB runs overlapping read-write transactions one after another, so
-//! several tabs never hand out the same key.
+//! Keys come from `next_seq`, checked (or read) and advanced inside the write's own
+//! read-write transaction; IndexedDB runs overlapping read-write transactions one after
+//! another, so several tabs never hand out the same key.
 
 use std::cell::RefCell;
 use std::rc::Rc;

@@ -53,6 +53,19 @@ fn a_follower_announces_what_it_stored() {
 }
 
 #[test]
+fn the_sender_announces_nothing_it_stores_as_only_a_sender_loads_what_is_announced() {
+    let mut sender = Sim::with_defaults();
+    sender.log_many(3);
+    assert!(sender.announced.is_empty());
+    sender.hide(false, true); // its keepalive post failed: stored, free again
+    assert!(sender.announced.is_empty());
+    sender.core.handle_page_visible();
+    sender.core.handle_leadership(sender.now, false);
+    sender.log();
+    assert_eq!(sender.announced, [4], "stepped down, it announces again");
+}
+
+#[test]
 fn a_follower_hidden_while_its_write_is_out_keeps_what_it_posted_from_the_sender() {
     let mut sender = Sim::with_defaults();
     let mut follower = follower();

@@ -67,8 +67,13 @@ impl Core {
     /// Tells the other tabs which of `keys`, just stored or freed, the sender may load:
     /// not those a keepalive post of this tab carries (the sender would send them again
     /// before its answer; a 2xx deletes them here, a failure announces them then), nor
-    /// those in this tab's memory, which no other tab can read.
+    /// those in this tab's memory, which no other tab can read. The sender announces
+    /// nothing: only a sender loads what is announced, and a tab that takes over from it
+    /// starts from a full read of storage.
     pub(super) fn announce(&mut self, keys: &[Key]) {
+        if self.leader {
+            return;
+        }
         let memory_from = self.memory_from;
         let free = self
             .queue
